@@ -1,0 +1,48 @@
+// Packs the package as npm would publish it, installs the tarball into a fresh project and imports
+// it from ESM and CommonJS — the check that `exports`, the CJS build and the types really work for
+// a user, not only inside this repository.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const work = mkdtempSync(join(tmpdir(), "session-guard-pack-"));
+const run = (command, args, cwd) =>
+  execFileSync(command, args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+
+try {
+  const [{ filename }] = JSON.parse(
+    run("npm", ["pack", "--json", "--pack-destination", work], root),
+  );
+  writeFileSync(join(work, "package.json"), JSON.stringify({ name: "consumer", private: true }));
+  run(
+    "npm",
+    ["install", "--no-audit", "--no-fund", "--ignore-scripts", join(work, filename)],
+    work,
+  );
+
+  const check = `
+    const { createGuard, memoryStore, ContendedError } = SG;
+    if (typeof createGuard !== "function" || typeof memoryStore !== "function") throw new Error("missing exports");
+    if (!(new ContendedError("k", 0) instanceof Error)) throw new Error("ContendedError is not an Error");
+    const guard = createGuard({ concurrency: 2 });
+    const seen = [];
+    Promise.all([1, 2, 3].map((n) => guard.submit("k", n, (turn) => { seen.push(turn.inputs); })))
+      .then(() => guard.onIdle())
+      .then(() => { if (JSON.stringify(seen) !== "[[1],[2,3]]") throw new Error("unexpected turns " + JSON.stringify(seen)); console.log(FORMAT + " ok"); })
+      .catch((error) => { console.error(error); process.exit(1); });
+  `;
+  writeFileSync(
+    join(work, "esm.mjs"),
+    `import * as SG from "session-guard"; const FORMAT = "esm";${check}`,
+  );
+  writeFileSync(
+    join(work, "cjs.cjs"),
+    `const SG = require("session-guard"); const FORMAT = "cjs";${check}`,
+  );
+  process.stdout.write(run("node", ["esm.mjs"], work));
+  process.stdout.write(run("node", ["cjs.cjs"], work));
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,152 @@
+// === Typed errors
+//
+// Every runtime failure the guard reports is one of these classes, carrying the key (and the
+// fence where a turn is involved) so a log line or an `onError` handler has the context it needs.
+// Misuse (wrong options, wrong arguments) is a plain `TypeError` with a sentence saying how to
+// fix it; those are thrown from `options.ts`.
+
+/** Why a turn's `signal` was aborted. */
+export type AbortCode = "stopped" | "superseded" | "timeout" | "shutdown" | "lease-lost";
+
+/**
+ * The reason a turn's `AbortSignal` carries (`turn.signal.reason`).
+ *
+ * Its `name` is `"AbortError"`, like the `DOMException` that `fetch` and most SDKs throw on
+ * abort, so code that checks `error.name === "AbortError"` keeps working; `code` says why the
+ * turn was aborted.
+ *
+ * @example
+ * ```ts
+ * turn.signal.addEventListener("abort", () => {
+ *   const reason = turn.signal.reason as TurnAbortedError;
+ *   if (reason.code === "stopped") console.log("the user pressed stop");
+ * });
+ * ```
+ */
+export class TurnAbortedError extends Error {
+  override name = "AbortError";
+  /** Why the turn was aborted. */
+  readonly code: AbortCode;
+  /** The key whose turn was aborted. */
+  readonly key: string;
+  /** The fence of the aborted turn. */
+  readonly fence: number;
+
+  constructor(code: AbortCode, key: string, fence: number, message?: string) {
+    super(message ?? `The turn for key "${key}" (fence ${fence}) was aborted: ${code}.`);
+    this.code = code;
+    this.key = key;
+    this.fence = fence;
+  }
+}
+
+/**
+ * A turn ran longer than `turnTimeout`. It is the abort reason of the turn's signal and is also
+ * reported once to `onError`. `abandoned` tells whether the guard released the key without
+ * waiting for the turn (`onStuck: "abandon"`); its fence is stale from then on.
+ */
+export class TurnTimeoutError extends TurnAbortedError {
+  /** The `turnTimeout` that elapsed, in milliseconds. */
+  readonly timeout: number;
+  /** True when the key was released without waiting (`onStuck: "abandon"`). */
+  readonly abandoned: boolean;
+
+  constructor(key: string, fence: number, timeout: number, abandoned: boolean) {
+    super(
+      "timeout",
+      key,
+      fence,
+      `The turn for key "${key}" (fence ${fence}) ran longer than turnTimeout (${timeout} ms)` +
+        (abandoned
+          ? "; it was abandoned: the key is free and this turn's fence is stale."
+          : "; its signal was aborted and the key stays held until the turn settles."),
+    );
+    this.timeout = timeout;
+    this.abandoned = abandoned;
+  }
+}
+
+/**
+ * The turn no longer holds its key in the store (its lease expired or was taken over). The turn
+ * must stop: another turn of the same key may be running already, with a higher fence.
+ */
+export class LeaseLostError extends TurnAbortedError {
+  constructor(key: string, fence: number) {
+    super(
+      "lease-lost",
+      key,
+      fence,
+      `The turn for key "${key}" (fence ${fence}) lost its lease; another turn may hold the key now.`,
+    );
+  }
+}
+
+/**
+ * A lane (`guard.run`) could not get the key: it was busy and `onBusy` was `"throw"`, or it stayed
+ * busy for longer than `waitTimeout`.
+ */
+export class ContendedError extends Error {
+  override name = "ContendedError";
+  /** The contended key. */
+  readonly key: string;
+  /** How long the lane waited, in milliseconds (0 for `onBusy: "throw"`). */
+  readonly waited: number;
+
+  constructor(key: string, waited: number) {
+    super(
+      waited > 0
+        ? `The key "${key}" stayed busy for ${waited} ms (waitTimeout); the lane did not run.`
+        : `The key "${key}" is busy; the lane did not run (onBusy: "throw").`,
+    );
+    this.key = key;
+    this.waited = waited;
+  }
+}
+
+/** Why an admitted input ended without being handled. */
+export type DropReason =
+  | "overflow"
+  | "stopped"
+  | "duplicate"
+  | "busy"
+  | "superseded"
+  | "shutdown"
+  | "expired";
+
+/**
+ * A lane (`guard.run`) that waited for its key was dropped before it ran: the key was stopped,
+ * the guard closed, or the lane was evicted by `maxPending`.
+ */
+export class DroppedError extends Error {
+  override name = "DroppedError";
+  readonly key: string;
+  readonly reason: DropReason;
+
+  constructor(key: string, reason: DropReason) {
+    super(`The lane for key "${key}" was dropped before it ran: ${reason}.`);
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The store could not be reached or answered with an error (for example Redis is down).
+ * Admission rejects with it so that the adapter can make the platform redeliver.
+ */
+export class StoreError extends Error {
+  override name = "StoreError";
+  readonly key: string | undefined;
+  /** The store operation that failed, e.g. `"acquireOrEnqueue"`. */
+  readonly operation: string;
+
+  constructor(operation: string, key: string | undefined, cause: unknown) {
+    super(
+      `The store failed during ${operation}${key === undefined ? "" : ` for key "${key}"`}: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+    this.operation = operation;
+    this.key = key;
+  }
+}

@@ -1,0 +1,65 @@
+// === Events
+//
+// A tiny typed emitter in the p-queue manner: `guard.on("started", listener)` returns the function
+// that unsubscribes. The guard asks `has(name)` before building a payload, so events nobody listens
+// to cost nothing on the hot path.
+
+import type { TurnTimeoutError } from "./errors.js";
+import type { Drop } from "./options.js";
+
+/** The guard's lifecycle events and their payloads. */
+export interface GuardEvents<I> {
+  /** An input was admitted: it started a turn or is pending. */
+  admitted: { key: string; id: string | undefined; input: I; outcome: "started" | "queued" };
+  /** An input is pending behind a running turn. */
+  queued: { key: string; id: string | undefined; input: I; pending: number };
+  /** A turn's handler is about to run. */
+  started: { key: string; fence: number; inputs: readonly I[] };
+  /** A turn settled (its handler returned, threw or was abandoned). */
+  finished: { key: string; fence: number; inputs: readonly I[]; failed: boolean };
+  /** An input ended without being handled. */
+  dropped: Drop<I>;
+  /** A turn failed; the same error went to `onError`. */
+  error: { error: unknown; key: string; fence: number | undefined; inputs: readonly I[] };
+  /** A turn outlived `turnTimeout`. */
+  stuck: { key: string; fence: number; error: TurnTimeoutError; abandoned: boolean };
+}
+
+export type Listener<T> = (payload: T) => void;
+
+export class Emitter<M> {
+  #listeners: { [K in keyof M]?: Set<Listener<M[K]>> } = {};
+  readonly #onListenerError: (error: unknown) => void;
+
+  constructor(onListenerError: (error: unknown) => void) {
+    this.#onListenerError = onListenerError;
+  }
+
+  on<K extends keyof M>(name: K, listener: Listener<M[K]>): () => void {
+    if (typeof listener !== "function") {
+      throw new TypeError(`on("${String(name)}", listener): listener must be a function.`);
+    }
+    const set = (this.#listeners[name] ??= new Set());
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+    };
+  }
+
+  has(name: keyof M): boolean {
+    const set = this.#listeners[name];
+    return set !== undefined && set.size > 0;
+  }
+
+  emit<K extends keyof M>(name: K, payload: M[K]): void {
+    const set = this.#listeners[name];
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        listener(payload);
+      } catch (error) {
+        this.#onListenerError(error);
+      }
+    }
+  }
+}

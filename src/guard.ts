@@ -1,0 +1,954 @@
+// === The guard: admission, modes, turns, lanes, stop, close
+//
+// One turn per key at a time. `submit` claims the key or queues the input in one synchronous store
+// call (for the memory store), so nothing can slip between "is a turn running?" and "register the
+// turn" — the await gap that makes other guards start duplicate runs. The turn then runs detached;
+// when it settles, `finish` atomically hands back the next batch (keeping the claim) or releases
+// the key, so input is never stranded between "queue empty" and "released".
+//
+// The guard keeps a record only for keys it holds (`#keys`): an idle key costs nothing. Stores may
+// answer synchronously or with a promise; the guard handles both without awaiting on the
+// synchronous path, which keeps the uncontended in-memory path free of promises and timers.
+
+import pLimit from "p-limit";
+import { Deadlines } from "./deadlines.js";
+import type { GuardEntry, Waiter } from "./entry.js";
+import {
+  ContendedError,
+  DroppedError,
+  type DropReason,
+  StoreError,
+  TurnAbortedError,
+  TurnTimeoutError,
+} from "./errors.js";
+import { Emitter, type GuardEvents, type Listener } from "./events.js";
+import { MODES, type ModeBehaviour } from "./modes.js";
+import {
+  type Drop,
+  type GuardOptions,
+  type Handler,
+  invalid,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./options.js";
+import type { Admission, AdmitPolicy, Finish, Store, StoreDrop, Take } from "./store.js";
+import { type Turn, type TurnHost, TurnState } from "./turn.js";
+
+// === Public types
+
+/** How `submit` admitted an input. */
+export type SubmitOutcome = "started" | "queued" | "duplicate" | "dropped";
+
+/** Per-input options of `submit`. */
+export interface SubmitOptions {
+  /** De-duplication id (platform message or update id). Without one the input is never a duplicate. */
+  id?: string;
+  /**
+   * Never coalesce this input with others: it becomes a turn of its own, in FIFO order. For inputs
+   * that carry their own reply channel (a slash command, an interaction).
+   */
+  alone?: boolean;
+  /** Epoch ms after which this input, if still pending, is dropped as `expired` (e.g. a dying token). */
+  expiresAt?: number;
+  /** Overrides the guard's `awaitTurn` for this input. */
+  awaitTurn?: boolean;
+}
+
+/** Options of a lane (`guard.run`). */
+export interface RunOptions {
+  /**
+   * When the key is busy: `"wait"` for it (default), `"skip"` (resolve `undefined`) or `"throw"` a
+   * `ContendedError`.
+   */
+  onBusy?: "wait" | "skip" | "throw";
+  /** With `"wait"`: give up after this many ms with a `ContendedError`. Default `Infinity`. */
+  waitTimeout?: number;
+}
+
+/** Options of `close`. */
+export interface CloseOptions {
+  /**
+   * Ms to wait for running turns (and, with the memory store, their pending input) before their
+   * signals are aborted and their keys released. Default 10,000.
+   */
+  timeout?: number;
+}
+
+/** What `close` had to cut short. */
+export interface CloseReport<I> {
+  /** Turns that were still running at the deadline: aborted (reason `shutdown`) and released. */
+  readonly aborted: number;
+  /** Inputs dropped because the guard shut down, oldest first. */
+  readonly dropped: readonly Drop<I>[];
+}
+
+/**
+ * A per-key serializer for agent turns. Create one with `createGuard()`.
+ *
+ * @typeParam I - the input type (a message, an update, a framework context).
+ */
+export interface Guard<I> {
+  /**
+   * Admit one input for `key`. The key is claimed, or the input queued, before this call returns
+   * (nothing is awaited in between); the turn then runs detached and the promise resolves with how
+   * the input was admitted. With `awaitTurn`, it resolves once the input's turn has settled and
+   * rejects with that turn's error. Never throws synchronously; after `close()` it resolves
+   * `"dropped"` (reason `shutdown`).
+   *
+   * In `collect` mode a turn runs the `run` of its latest input, with every coalesced input in
+   * `turn.inputs`, oldest first.
+   *
+   * @example
+   * ```ts
+   * const outcome = await guard.submit(chatId, message, (turn) => agent(turn), { id: messageId });
+   * if (outcome === "queued") await notify(chatId, "Got it, I'll read that next.");
+   * ```
+   */
+  submit(key: string, input: I, run?: Handler<I>, options?: SubmitOptions): Promise<SubmitOutcome>;
+
+  /**
+   * Run `fn` as a turn of `key` that never overlaps a chat turn (a lane: cron, heartbeat,
+   * recovery). Resolves with what `fn` returns. When the key is busy it waits (`onBusy: "wait"`,
+   * bounded by `waitTimeout`), resolves `undefined` (`"skip"`) or rejects with `ContendedError`
+   * (`"throw"`, or a wait that timed out). A lane always runs alone and is never coalesced.
+   *
+   * @example
+   * ```ts
+   * await guard.run(chatId, (turn) => summarize(chatId, turn.signal), { onBusy: "wait", waitTimeout: 30_000 });
+   * ```
+   */
+  run<T>(
+    key: string,
+    fn: (turn: Turn<I>) => T | Promise<T>,
+    options?: RunOptions & { onBusy?: "wait" | "throw" },
+  ): Promise<T>;
+  run<T>(
+    key: string,
+    fn: (turn: Turn<I>) => T | Promise<T>,
+    options: RunOptions,
+  ): Promise<T | undefined>;
+
+  /**
+   * Stop the key: abort its running turn (`signal.reason.code === "stopped"`) and drop its pending
+   * input (reason `stopped`). The local effects happen before this returns; the promise resolves
+   * `true` if there was anything to stop. Input admitted afterwards runs as usual, after the
+   * stopped turn has settled.
+   */
+  stop(key: string): Promise<boolean>;
+
+  /** True while this guard holds `key` (a turn is claimed or running). */
+  isBusy(key: string): boolean;
+
+  /** Inputs of `key` waiting behind its turn. */
+  pendingCount(key: string): number;
+
+  /** Keys this guard holds right now (turns claimed or running). */
+  readonly activeCount: number;
+
+  /** True once `close()` was called. */
+  readonly closed: boolean;
+
+  /** Resolves when this guard holds no key (no turn running, nothing pending). */
+  onIdle(): Promise<void>;
+
+  /**
+   * Stop admitting (later `submit`s resolve `"dropped"`, reason `shutdown`), let running turns
+   * finish — with the memory store their pending input still runs — and at `timeout` abort what
+   * remains and release every key. Called from inside a turn's handler, it does not wait for that
+   * turn (which could never finish while its handler awaits `close`). Idempotent.
+   *
+   * @example
+   * ```ts
+   * process.once("SIGTERM", async () => {
+   *   const report = await guard.close({ timeout: 10_000 });
+   *   console.log(`aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`);
+   * });
+   * ```
+   */
+  close(options?: CloseOptions): Promise<CloseReport<I>>;
+
+  /**
+   * Listen to a lifecycle event: `admitted`, `queued`, `started`, `finished`, `dropped`, `error`,
+   * `stuck`. Returns the function that unsubscribes.
+   */
+  on<K extends keyof GuardEvents<I>>(event: K, listener: Listener<GuardEvents<I>[K]>): () => void;
+}
+
+// === Internals
+
+type Entry<I> = GuardEntry<I>;
+
+const OUTCOMES: Readonly<Record<SubmitOutcome, Promise<SubmitOutcome>>> = {
+  started: Promise.resolve("started"),
+  queued: Promise.resolve("queued"),
+  duplicate: Promise.resolve("duplicate"),
+  dropped: Promise.resolve("dropped"),
+};
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * The turn whose handler is executing synchronously right now. `close()` reads it to recognise a
+ * call from inside a handler, which it must not wait for.
+ */
+let activeTurn: TurnState<unknown> | undefined;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
+}
+
+/** Call `then` on a store answer, synchronously when it is not a promise. */
+function settleWith<T>(
+  value: T | Promise<T>,
+  onValue: (value: T) => void,
+  onError: (error: unknown) => void,
+): void {
+  if (value instanceof Promise) value.then(onValue, onError);
+  else onValue(value);
+}
+
+/** Abort reasons after which a turn's inputs count as handled, not failed. */
+function isGracefulAbort(reason: unknown): boolean {
+  return (
+    reason instanceof TurnAbortedError &&
+    (reason.code === "stopped" || reason.code === "superseded")
+  );
+}
+
+class SessionGuard<I> implements Guard<I>, TurnHost<I> {
+  readonly #options: ResolvedOptions<I>;
+  readonly #store: Store<Entry<I>>;
+  readonly #mode: ModeBehaviour;
+  readonly #admitPolicy: AdmitPolicy;
+  readonly #waitLanePolicy: AdmitPolicy;
+  readonly #tryLanePolicy: AdmitPolicy;
+  readonly #events: Emitter<GuardEvents<I>>;
+  readonly #deadlines: Deadlines<TurnState<I>> | undefined;
+  readonly #limit: ReturnType<typeof pLimit> | undefined;
+  /** The current turn of every key this guard holds. */
+  readonly #keys = new Map<string, TurnState<I>>();
+  #idleWaiters: (() => void)[] = [];
+  #closing: Promise<CloseReport<I>> | undefined;
+  #closeDrops: Drop<I>[] | undefined;
+  #laneSeq = 0;
+
+  constructor(options: ResolvedOptions<I>) {
+    this.#options = options;
+    this.#store = options.store as Store<Entry<I>>;
+    this.#mode = MODES[options.mode];
+    const base = {
+      maxPending: options.maxPending,
+      overflow: options.overflow,
+      maxPendingTotal: options.maxPendingTotal,
+    };
+    this.#admitPolicy = { ...base, whenHeld: this.#mode.whenHeld, dedupe: options.dedupe };
+    // A lane never evicts chat input and is never de-duplicated.
+    this.#waitLanePolicy = { ...base, overflow: "drop-newest", whenHeld: "enqueue", dedupe: 0 };
+    this.#tryLanePolicy = { ...base, whenHeld: "reject", dedupe: 0 };
+    this.#events = new Emitter((error) => this.#reportError(error, undefined, "", undefined));
+    this.#deadlines = Number.isFinite(options.turnTimeout)
+      ? new Deadlines((turn) => this.#timedOut(turn))
+      : undefined;
+    this.#limit = Number.isFinite(options.concurrency) ? pLimit(options.concurrency) : undefined;
+  }
+
+  // --- observable state
+
+  get activeCount(): number {
+    return this.#keys.size;
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  isBusy(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  pendingCount(key: string): number {
+    return this.#store.pendingCount(key);
+  }
+
+  onIdle(): Promise<void> {
+    if (this.#keys.size === 0) return DONE;
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  on<K extends keyof GuardEvents<I>>(event: K, listener: Listener<GuardEvents<I>[K]>): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  // --- admission
+
+  submit(key: string, input: I, run?: Handler<I>, options?: SubmitOptions): Promise<SubmitOutcome> {
+    if (typeof key !== "string" || key === "") {
+      return Promise.reject(
+        new TypeError(`submit: "key" must be a non-empty string, got ${String(key)}.`),
+      );
+    }
+    const handler = run ?? this.#options.handler;
+    if (typeof handler !== "function") {
+      return Promise.reject(
+        new TypeError(
+          "submit: pass the turn handler as the third argument, or register one with createGuard({ handler }).",
+        ),
+      );
+    }
+    let id: string | undefined;
+    let alone = false;
+    let expiresAt = this.#options.pendingTtl;
+    let awaitTurn = this.#options.awaitTurn;
+    if (options !== undefined) {
+      const problem = checkSubmitOptions(options);
+      if (problem !== undefined) return Promise.reject(problem);
+      id = options.id;
+      alone = options.alone === true;
+      awaitTurn = options.awaitTurn ?? awaitTurn;
+      if (options.expiresAt !== undefined) {
+        expiresAt = Math.min(options.expiresAt, Date.now() + expiresAt);
+      } else if (expiresAt !== Number.POSITIVE_INFINITY) expiresAt += Date.now();
+    } else if (expiresAt !== Number.POSITIVE_INFINITY) expiresAt += Date.now();
+
+    const entry: Entry<I> = {
+      id,
+      alone,
+      expiresAt,
+      input,
+      run: handler,
+      lane: false,
+      outcome: "started",
+      waiter: undefined,
+    };
+    if (this.#closing !== undefined) {
+      this.#drop(key, entry, "shutdown");
+      return OUTCOMES.dropped;
+    }
+    let settled: Promise<SubmitOutcome> | undefined;
+    if (awaitTurn) {
+      settled = new Promise<SubmitOutcome>((resolve, reject) => {
+        entry.waiter = { resolve: resolve as Waiter["resolve"], reject };
+      });
+    }
+    const outcome = this.#admit(key, entry, this.#admitPolicy);
+    if (typeof outcome === "string") return settled ?? OUTCOMES[outcome];
+    return settled === undefined ? outcome : outcome.then(() => settled);
+  }
+
+  run<T>(key: string, fn: (turn: Turn<I>) => T | Promise<T>, options?: RunOptions): Promise<T> {
+    if (typeof key !== "string" || key === "") {
+      return Promise.reject(
+        new TypeError(`run: "key" must be a non-empty string, got ${String(key)}.`),
+      );
+    }
+    if (typeof fn !== "function") {
+      return Promise.reject(new TypeError("run: pass the lane's work as a function (turn) => …."));
+    }
+    const onBusy = options?.onBusy ?? "wait";
+    const waitTimeout = options?.waitTimeout ?? Number.POSITIVE_INFINITY;
+    try {
+      if (!["wait", "skip", "throw"].includes(onBusy)) {
+        invalid("run", "onBusy", '"wait", "skip" or "throw"', onBusy);
+      }
+      if (!(typeof waitTimeout === "number" && waitTimeout >= 0)) {
+        invalid("run", "waitTimeout", "a number of ms (0 or more) or Infinity", waitTimeout);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#closing !== undefined) return Promise.reject(new DroppedError(key, "shutdown"));
+
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const entry: Entry<I> = {
+      id: `\u0000lane:${++this.#laneSeq}`,
+      alone: true,
+      expiresAt: Number.POSITIVE_INFINITY,
+      input: undefined as I,
+      run: fn as Handler<I>,
+      lane: true,
+      outcome: "started",
+      waiter: undefined,
+    };
+    const result = new Promise<T>((resolve, reject) => {
+      entry.waiter = {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value as T);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+    });
+    const wait = onBusy === "wait";
+    const admitted = this.#admit(key, entry, wait ? this.#waitLanePolicy : this.#tryLanePolicy);
+    if (wait && waitTimeout !== Number.POSITIVE_INFINITY) {
+      const giveUp = (outcome: SubmitOutcome) => {
+        if (outcome !== "queued") return;
+        timer = setTimeout(() => this.#withdrawLane(key, entry, waitTimeout), waitTimeout);
+      };
+      if (typeof admitted === "string") giveUp(admitted);
+      else admitted.then(giveUp, () => {});
+    }
+    if (typeof admitted !== "string") admitted.catch((error) => entry.waiter?.reject(error));
+    if (wait) return result;
+    return result.catch((error: unknown) => {
+      if (!(error instanceof DroppedError && error.reason === "busy")) throw error;
+      if (onBusy === "throw") throw new ContendedError(key, 0);
+      return undefined as T;
+    });
+  }
+
+  /** A waiting lane's `waitTimeout` elapsed: withdraw it if it is still pending. */
+  #withdrawLane(key: string, entry: Entry<I>, waited: number): void {
+    const giveUp = (removed: Entry<I> | undefined) => {
+      if (removed === undefined) return; // it started meanwhile: let it run
+      const waiter = entry.waiter;
+      entry.waiter = undefined;
+      waiter?.reject(new ContendedError(key, waited));
+    };
+    const fail = (error: unknown) =>
+      this.#reportError(new StoreError("withdraw", key, error), undefined, key, undefined);
+    try {
+      settleWith(this.#store.withdraw(key, entry.id as string), giveUp, fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  /** Admit an entry: claim or queue it in the store, then act on the answer. */
+  #admit(
+    key: string,
+    entry: Entry<I>,
+    policy: AdmitPolicy,
+  ): SubmitOutcome | Promise<SubmitOutcome> {
+    let admission: Admission<Entry<I>> | Promise<Admission<Entry<I>>>;
+    try {
+      admission = this.#store.acquireOrEnqueue(key, entry, policy);
+    } catch (error) {
+      return Promise.reject(new StoreError("acquireOrEnqueue", key, error));
+    }
+    if (admission instanceof Promise) {
+      return admission.then(
+        (answer) => this.#admitted(key, entry, answer),
+        (error: unknown) => {
+          throw new StoreError("acquireOrEnqueue", key, error);
+        },
+      );
+    }
+    return this.#admitted(key, entry, admission);
+  }
+
+  #admitted(key: string, entry: Entry<I>, admission: Admission<Entry<I>>): SubmitOutcome {
+    switch (admission.status) {
+      case "acquired": {
+        const turn = new TurnState(this, key, admission.claim, admission.batch);
+        this.#keys.set(key, turn);
+        this.#reportDrops(key, admission.dropped);
+        if (!entry.lane && this.#events.has("admitted")) {
+          this.#events.emit("admitted", {
+            key,
+            id: entry.id,
+            input: entry.input,
+            outcome: "started",
+          });
+        }
+        this.#begin(turn, true);
+        return "started";
+      }
+      case "queued": {
+        entry.outcome = "queued";
+        this.#reportDrops(key, admission.dropped);
+        if (!entry.lane) {
+          const { id, input } = entry;
+          this.#events.emit("admitted", { key, id, input, outcome: "queued" });
+          this.#events.emit("queued", { key, id, input, pending: admission.pending });
+        }
+        const turn = this.#keys.get(key);
+        if (turn !== undefined && !entry.lane) {
+          if (this.#mode.interrupts && turn.phase === "running") {
+            turn.abort(new TurnAbortedError("superseded", key, turn.fence));
+          }
+          turn.notifyPending(admission.pending, (error) =>
+            this.#reportError(error, turn, key, turn.fence),
+          );
+        }
+        return "queued";
+      }
+      case "rejected":
+        this.#drop(key, entry, admission.reason);
+        return "dropped";
+      default:
+        this.#drop(key, entry, "duplicate");
+        return "duplicate";
+    }
+  }
+
+  // --- turns
+
+  /** A turn holds its key: wait out the settle window (fresh admissions only), then launch it. */
+  #begin(turn: TurnState<I>, admitted: boolean): void {
+    const settle = this.#options.settle;
+    if (admitted && settle > 0 && !(turn.entries[0] as Entry<I>).alone) {
+      turn.timer = setTimeout(() => this.#settled(turn), settle);
+      return;
+    }
+    this.#launch(turn);
+  }
+
+  /** The settle window is over: inputs that arrived during it join the turn (unless queue mode). */
+  #settled(turn: TurnState<I>): void {
+    turn.timer = undefined;
+    if (turn.phase !== "claimed") return;
+    if (this.#mode.batch !== "all" || turn.abortReason !== undefined) {
+      this.#launch(turn);
+      return;
+    }
+    this.#storeCall(
+      turn,
+      "take",
+      () => this.#store.take(turn.key, turn.claim, "all"),
+      (taken: Take<Entry<I>>) => {
+        if (taken.status === "lost") return this.#lost(turn);
+        this.#reportDrops(turn.key, taken.dropped);
+        turn.append(taken.entries);
+        this.#launch(turn);
+      },
+      // The window's late arrivals stay pending for the next turn; this one runs as it is.
+      () => this.#launch(turn),
+    );
+  }
+
+  #launch(turn: TurnState<I>): void {
+    const limit = this.#limit;
+    if (limit === undefined) {
+      this.#invoke(turn);
+      return;
+    }
+    limit(() => {
+      if (turn.phase !== "claimed") return undefined;
+      return new Promise<void>((resolve) => {
+        turn.release = resolve;
+        this.#invoke(turn);
+      });
+    });
+  }
+
+  /** Run the turn's handler. A turn aborted before it started drops its inputs instead. */
+  #invoke(turn: TurnState<I>): void {
+    if (turn.phase !== "claimed" || turn.released) return;
+    if (turn.abortReason !== undefined) {
+      this.#discard(turn);
+      return;
+    }
+    turn.phase = "running";
+    if (this.#deadlines !== undefined) {
+      turn.deadline = Date.now() + this.#options.turnTimeout;
+      this.#deadlines.add(turn);
+    }
+    if (this.#events.has("started")) {
+      this.#events.emit("started", { key: turn.key, fence: turn.fence, inputs: turn.inputs });
+    }
+    const entries = turn.entries;
+    const run = (entries[entries.length - 1] as Entry<I>).run ?? this.#options.handler;
+    const outer = activeTurn;
+    activeTurn = turn as TurnState<unknown>;
+    let result: unknown;
+    try {
+      if (run === undefined) {
+        throw new TypeError(
+          `No handler for key "${turn.key}": its inputs were admitted without a run function. Register one with createGuard({ handler }).`,
+        );
+      }
+      result = run(turn);
+    } catch (error) {
+      activeTurn = outer;
+      // Settle on a later tick, never inside `submit`: a queue of synchronous handlers must not
+      // recurse through finish → next turn → handler.
+      queueMicrotask(() => this.#settleTurn(turn, error, true));
+      return;
+    }
+    activeTurn = outer;
+    if (isThenable(result)) {
+      result.then(
+        (value) => this.#settleTurn(turn, value, false),
+        (error) => this.#settleTurn(turn, error, true),
+      );
+    } else {
+      queueMicrotask(() => this.#settleTurn(turn, result, false));
+    }
+  }
+
+  /** The handler returned or threw. Report, settle the waiters, and finish the turn. */
+  #settleTurn(turn: TurnState<I>, value: unknown, failed: boolean): void {
+    if (turn.phase === "settled") return;
+    turn.phase = "settled";
+    this.#deadlines?.delete(turn);
+    const ownAbort = failed && value === turn.abortReason;
+    // An error that is the turn's own abort reason was expected (stop, interrupt) or was already
+    // reported when it happened (timeout, lease loss).
+    if (failed && !ownAbort) this.#reportError(value, turn, turn.key, turn.fence);
+    this.#settleWaiters(turn, value, failed);
+    if (this.#events.has("finished")) {
+      const { key, fence, inputs } = turn;
+      this.#events.emit("finished", { key, fence, inputs, failed });
+    }
+    const release = turn.release;
+    turn.release = undefined;
+    release?.();
+    if (!turn.released) this.#finish(turn);
+  }
+
+  /**
+   * Resolve or reject the callers waiting on the turn's entries. Under `awaitTurn` a failed turn
+   * forgets its inputs' ids so that the platform's redelivery runs instead of being a duplicate.
+   */
+  #settleWaiters(turn: TurnState<I>, value: unknown, failed: boolean): void {
+    // A stopped or superseded turn handled its inputs: the platform must not redeliver them.
+    const inputsFailed = failed && !isGracefulAbort(value);
+    let forget: string[] | undefined;
+    for (const entry of turn.entries) {
+      const waiter = entry.waiter;
+      if (waiter === undefined) continue;
+      entry.waiter = undefined;
+      if (entry.lane) {
+        if (failed) waiter.reject(value);
+        else waiter.resolve(value);
+      } else if (inputsFailed) {
+        waiter.reject(value);
+        if (entry.id !== undefined) (forget ??= []).push(entry.id);
+      } else waiter.resolve(entry.outcome);
+    }
+    if (forget !== undefined) {
+      const ids = forget;
+      this.#storeCall(
+        turn,
+        "forget",
+        () => this.#store.forget(ids),
+        () => {},
+      );
+    }
+  }
+
+  /** A turn that was stopped or shut down before its handler ran: drop its inputs, free the key. */
+  #discard(turn: TurnState<I>): void {
+    turn.phase = "settled";
+    if (turn.timer !== undefined) clearTimeout(turn.timer);
+    turn.timer = undefined;
+    const reason: DropReason =
+      turn.abortReason instanceof TurnAbortedError && turn.abortReason.code === "shutdown"
+        ? "shutdown"
+        : "stopped";
+    for (const entry of turn.entries) this.#drop(turn.key, entry, reason);
+    const release = turn.release;
+    turn.release = undefined;
+    release?.();
+    if (!turn.released) this.#finish(turn);
+  }
+
+  /** Hand the key to its next batch, or release it. */
+  #finish(turn: TurnState<I>): void {
+    if (this.#closing !== undefined && this.#store.shared) {
+      // Across replicas a closing guard hands its keys over instead of draining them.
+      this.#giveUp(turn);
+      return;
+    }
+    this.#storeCall(
+      turn,
+      "finish",
+      () => this.#store.finish(turn.key, turn.claim, this.#mode.batch),
+      (finish: Finish<Entry<I>>) => {
+        if (finish.status === "lost") return this.#lost(turn);
+        this.#reportDrops(turn.key, finish.dropped);
+        if (finish.status === "released") return this.#unhold(turn);
+        const next = new TurnState(this, turn.key, finish.claim, finish.batch);
+        this.#keys.set(turn.key, next);
+        this.#begin(next, false);
+      },
+    );
+  }
+
+  /** Release the key without running its pending input here; drop what no one else will run. */
+  #giveUp(turn: TurnState<I>): void {
+    turn.released = true;
+    this.#unhold(turn);
+    this.#storeCall(
+      turn,
+      "abandon",
+      () => this.#store.abandon(turn.key, turn.claim),
+      (orphans: readonly Entry<I>[]) => {
+        for (const entry of orphans) this.#drop(turn.key, entry, "shutdown");
+      },
+    );
+  }
+
+  /** The store no longer knows this turn's claim. */
+  #lost(turn: TurnState<I>): void {
+    turn.released = true;
+    this.#unhold(turn);
+  }
+
+  #unhold(turn: TurnState<I>): void {
+    if (this.#keys.get(turn.key) !== turn) return;
+    this.#keys.delete(turn.key);
+    if (this.#keys.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** `turnTimeout` elapsed for a running turn. */
+  #timedOut(turn: TurnState<I>): void {
+    if (turn.phase !== "running" || turn.released) return;
+    const abandon = this.#options.onStuck === "abandon";
+    const error = new TurnTimeoutError(turn.key, turn.fence, this.#options.turnTimeout, abandon);
+    turn.abort(error);
+    this.#reportError(error, turn, turn.key, turn.fence);
+    this.#events.emit("stuck", { key: turn.key, fence: turn.fence, error, abandoned: abandon });
+    if (!abandon) return;
+    // The handler ignores its signal: free the key for the next turn; this one's fence is stale.
+    turn.released = true;
+    this.#rejectWaiters(turn, error);
+    this.#finish(turn);
+  }
+
+  #rejectWaiters(turn: TurnState<I>, error: unknown): void {
+    let forget: string[] | undefined;
+    for (const entry of turn.entries) {
+      const waiter = entry.waiter;
+      if (waiter === undefined) continue;
+      entry.waiter = undefined;
+      waiter.reject(error);
+      if (!entry.lane && entry.id !== undefined) (forget ??= []).push(entry.id);
+    }
+    if (forget !== undefined) {
+      const ids = forget;
+      this.#storeCall(
+        turn,
+        "forget",
+        () => this.#store.forget(ids),
+        () => {},
+      );
+    }
+  }
+
+  // --- steer: TurnHost
+
+  take(turn: TurnState<I>): Promise<I[]> {
+    if (turn.phase !== "running" || turn.released) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      this.#storeCall(
+        turn,
+        "take",
+        () => this.#store.take(turn.key, turn.claim, "all"),
+        (taken: Take<Entry<I>>) => {
+          if (taken.status === "lost") {
+            this.#lost(turn);
+            resolve([]);
+            return;
+          }
+          this.#reportDrops(turn.key, taken.dropped);
+          resolve(turn.append(taken.entries));
+        },
+        () => resolve([]),
+      );
+    });
+  }
+
+  // --- control
+
+  stop(key: string): Promise<boolean> {
+    if (typeof key !== "string" || key === "") {
+      return Promise.reject(
+        new TypeError(`stop: "key" must be a non-empty string, got ${String(key)}.`),
+      );
+    }
+    // Pending input first, so a handler reacting to the abort finds nothing left to take.
+    let cleared: readonly Entry<I>[] | Promise<readonly Entry<I>[]>;
+    try {
+      cleared = this.#store.clear(key);
+    } catch (error) {
+      return Promise.reject(new StoreError("clear", key, error));
+    }
+    const turn = this.#keys.get(key);
+    let stopped = false;
+    if (turn !== undefined) {
+      stopped = turn.abort(new TurnAbortedError("stopped", key, turn.fence));
+      if (turn.phase === "claimed") this.#discard(turn);
+    }
+    const dropAll = (entries: readonly Entry<I>[]): boolean => {
+      for (const entry of entries) this.#drop(key, entry, "stopped");
+      return stopped || entries.length > 0;
+    };
+    if (cleared instanceof Promise) {
+      return cleared.then(dropAll, (error: unknown) => {
+        throw new StoreError("clear", key, error);
+      });
+    }
+    return Promise.resolve(dropAll(cleared));
+  }
+
+  close(options?: CloseOptions): Promise<CloseReport<I>> {
+    if (this.#closing !== undefined) return this.#closing;
+    const timeout = options?.timeout ?? 10_000;
+    if (!(typeof timeout === "number" && timeout >= 0)) {
+      return Promise.reject(
+        new TypeError(
+          `close: "timeout" must be a number of ms (0 or more) or Infinity, got ${String(timeout)}.`,
+        ),
+      );
+    }
+    const dropped: Drop<I>[] = [];
+    this.#closeDrops = dropped;
+    let aborted = 0;
+    this.#closing = new Promise<CloseReport<I>>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        resolve({ aborted, dropped });
+      };
+      // Called from inside a handler: that turn cannot finish while its handler awaits close().
+      const caller = activeTurn as TurnState<I> | undefined;
+      if (caller !== undefined && this.#keys.get(caller.key) === caller) this.#giveUp(caller);
+      if (this.#keys.size === 0) return done();
+      this.#idleWaiters.push(done);
+      if (timeout === Number.POSITIVE_INFINITY) return;
+      timer = setTimeout(() => {
+        for (const turn of [...this.#keys.values()]) {
+          const reason = new TurnAbortedError("shutdown", turn.key, turn.fence);
+          turn.abort(reason);
+          if (turn.phase === "running") {
+            aborted++;
+            this.#rejectWaiters(turn, reason);
+          }
+          if (turn.phase === "claimed") {
+            turn.released = true;
+            this.#discard(turn);
+          }
+          this.#giveUp(turn);
+        }
+      }, timeout);
+    });
+    return this.#closing;
+  }
+
+  // --- reporting
+
+  /** An input ends without being handled: tell its waiter, `onDrop` and the `dropped` listeners. */
+  #drop(key: string, entry: Entry<I>, reason: DropReason): void {
+    const waiter = entry.waiter;
+    entry.waiter = undefined;
+    if (entry.lane) {
+      waiter?.reject(new DroppedError(key, reason));
+      return;
+    }
+    waiter?.resolve("dropped");
+    const onDrop = this.#options.onDrop;
+    const closeDrops = reason === "shutdown" ? this.#closeDrops : undefined;
+    if (onDrop === undefined && closeDrops === undefined && !this.#events.has("dropped")) return;
+    const drop: Drop<I> = { key, input: entry.input, id: entry.id, reason };
+    closeDrops?.push(drop);
+    if (onDrop !== undefined) {
+      try {
+        onDrop(drop);
+      } catch (error) {
+        this.#reportError(error, undefined, key, undefined);
+      }
+    }
+    this.#events.emit("dropped", drop);
+  }
+
+  #reportDrops(key: string, drops: readonly StoreDrop<Entry<I>>[]): void {
+    for (const { entry, reason } of drops) this.#drop(key, entry, reason);
+  }
+
+  #reportError(
+    error: unknown,
+    turn: TurnState<I> | undefined,
+    key: string,
+    fence: number | undefined,
+  ): void {
+    const inputs = turn?.inputs ?? [];
+    try {
+      this.#options.onError(error, { key, inputs, fence });
+    } catch (thrown) {
+      console.error("session-guard: onError threw while reporting an error:", thrown, error);
+    }
+    this.#events.emit("error", { error, key, fence, inputs });
+  }
+
+  /** Run a store operation for a turn; a failure is reported and the turn's claim let go. */
+  #storeCall<T>(
+    turn: TurnState<I>,
+    operation: string,
+    call: () => T | Promise<T>,
+    onValue: (value: T) => void,
+    onFailure?: () => void,
+  ): void {
+    const fail = (error: unknown) => {
+      this.#reportError(new StoreError(operation, turn.key, error), turn, turn.key, turn.fence);
+      // Without an answer to finish or abandon the claim is gone for this process; a shared
+      // store's lease then expires and another replica takes the key over.
+      if (operation === "finish" || operation === "abandon") this.#lost(turn);
+      onFailure?.();
+    };
+    let value: T | Promise<T>;
+    try {
+      value = call();
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    settleWith(value, onValue, fail);
+  }
+}
+
+function checkSubmitOptions(options: SubmitOptions): TypeError | undefined {
+  if (typeof options !== "object" || options === null) {
+    return new TypeError("submit: options must be an object such as { id: update.update_id }.");
+  }
+  const { id, alone, expiresAt, awaitTurn } = options;
+  if (id !== undefined && typeof id !== "string") {
+    return new TypeError(
+      `submit: "id" must be a string (convert numeric ids with String(id)), got ${typeof id}.`,
+    );
+  }
+  if (alone !== undefined && typeof alone !== "boolean") {
+    return new TypeError(`submit: "alone" must be true or false, got ${typeof alone}.`);
+  }
+  if (expiresAt !== undefined && typeof expiresAt !== "number") {
+    return new TypeError(
+      `submit: "expiresAt" must be epoch milliseconds, got ${typeof expiresAt}.`,
+    );
+  }
+  if (awaitTurn !== undefined && typeof awaitTurn !== "boolean") {
+    return new TypeError(`submit: "awaitTurn" must be true or false, got ${typeof awaitTurn}.`);
+  }
+  return undefined;
+}
+
+/**
+ * Create a guard: one agent turn per key at a time, with pending input handled by `mode`.
+ * Options are validated at once; a wrong value throws a `TypeError` saying what is expected.
+ *
+ * @example
+ * ```ts
+ * import { createGuard } from "session-guard";
+ *
+ * const guard = createGuard<string>({ mode: "collect" });
+ * bus.on("message", (chatId: string, text: string, id: string) =>
+ *   guard.submit(chatId, text, async (turn) => {
+ *     const reply = await agent(turn.inputs.join("\n"), { signal: turn.signal });
+ *     await send(chatId, reply);
+ *   }, { id }),
+ * );
+ * ```
+ */
+export function createGuard<I = unknown>(options?: GuardOptions<I>): Guard<I> {
+  return new SessionGuard<I>(resolveOptions(options));
+}

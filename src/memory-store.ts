@@ -1,0 +1,245 @@
+// === The in-memory store
+//
+// The default store, for one process. A held key is one small record (its fence and, only once
+// input waits, a queue); the record is deleted the moment the key is released, so idle keys cost
+// nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
+// key without remembering anything per key. De-duplication ids live in a Map in insertion order; as
+// every id has the same window, the oldest expire first and are pruned from the front.
+
+import { takeBatch } from "./modes.js";
+import type {
+  Admission,
+  AdmitPolicy,
+  BatchPolicy,
+  Claim,
+  Finish,
+  Renewal,
+  Store,
+  StoreDrop,
+  StoreEntry,
+  Take,
+} from "./store.js";
+
+/** Options of `memoryStore()`. */
+export interface MemoryStoreOptions {
+  /**
+   * Most de-duplication ids remembered at once; past it the oldest is forgotten early.
+   * Default 100,000.
+   */
+  maxIds?: number;
+}
+
+/** The in-memory store, with a few counters for observability. */
+export interface MemoryStore extends Store {
+  /** Keys held right now. */
+  readonly keyCount: number;
+  /** Pending entries across all keys. */
+  readonly pendingTotal: number;
+  /** De-duplication ids remembered right now. */
+  readonly idCount: number;
+}
+
+interface KeyRecord<E> {
+  claim: Claim;
+  queue: E[] | undefined;
+}
+
+const NO_DROPS: readonly never[] = Object.freeze([]);
+const DUPLICATE = Object.freeze({ status: "duplicate" as const });
+const BUSY = Object.freeze({ status: "rejected" as const, reason: "busy" as const });
+const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow" as const });
+const LOST = Object.freeze({ status: "lost" as const });
+const RELEASED = Object.freeze({ status: "released" as const, dropped: NO_DROPS });
+
+/** Pending entries that a newer input may supersede (everything not `alone`). */
+function countCoalescable(queue: readonly StoreEntry[]): number {
+  let count = 0;
+  for (const entry of queue) if (!entry.alone) count++;
+  return count;
+}
+
+class InMemoryStore<E extends StoreEntry> implements Store<E> {
+  readonly shared = false;
+  readonly #keys = new Map<string, KeyRecord<E>>();
+  /** De-duplication id → epoch ms at which it is forgotten. */
+  readonly #ids = new Map<string, number>();
+  readonly #maxIds: number;
+  #fence = 0;
+  #pendingTotal = 0;
+
+  constructor(maxIds: number) {
+    this.#maxIds = maxIds;
+  }
+
+  get keyCount(): number {
+    return this.#keys.size;
+  }
+
+  get pendingTotal(): number {
+    return this.#pendingTotal;
+  }
+
+  get idCount(): number {
+    return this.#ids.size;
+  }
+
+  acquireOrEnqueue(key: string, entry: E, policy: AdmitPolicy): Admission<E> {
+    if (entry.id !== undefined && policy.dedupe > 0 && this.#seen(entry.id, policy.dedupe)) {
+      return DUPLICATE;
+    }
+    const record = this.#keys.get(key);
+    if (record === undefined) {
+      const claim = this.#claim();
+      this.#keys.set(key, { claim, queue: undefined });
+      return { status: "acquired", claim, batch: [entry], dropped: NO_DROPS };
+    }
+    if (policy.whenHeld === "reject") return BUSY;
+    const queue = (record.queue ??= []);
+    // Decide first, then change anything: a refused newcomer leaves the queue as it was.
+    const supersede = policy.whenHeld === "latest" && !entry.alone;
+    const superseded = supersede ? countCoalescable(queue) : 0;
+    const evict = queue.length - superseded >= policy.maxPending;
+    if (evict && (policy.overflow === "drop-newest" || queue.length === superseded))
+      return OVERFLOW;
+    // The process-wide cap protects memory, not a conversation: past it the newcomer is refused.
+    if (this.#pendingTotal - superseded - (evict ? 1 : 0) >= policy.maxPendingTotal)
+      return OVERFLOW;
+    const dropped: StoreDrop<E>[] = [];
+    if (superseded > 0) {
+      // Rapid corrections: the newest input replaces every earlier one it could have joined.
+      let kept = 0;
+      for (const pending of queue) {
+        if (pending.alone) queue[kept++] = pending;
+        else dropped.push({ entry: pending, reason: "superseded" });
+      }
+      queue.length = kept;
+    }
+    if (evict) dropped.push({ entry: queue.shift() as E, reason: "overflow" });
+    queue.push(entry);
+    this.#pendingTotal += 1 - dropped.length;
+    return { status: "queued", pending: queue.length, dropped };
+  }
+
+  renew(key: string, claim: Claim): Renewal {
+    const record = this.#held(key, claim);
+    if (record === undefined) return LOST;
+    return { status: "held", pending: record.queue?.length ?? 0 };
+  }
+
+  take(key: string, claim: Claim, batch: BatchPolicy): Take<E> {
+    const record = this.#held(key, claim);
+    if (record === undefined) return LOST;
+    const queue = record.queue;
+    if (queue === undefined || queue.length === 0) {
+      return { status: "taken", entries: [], dropped: NO_DROPS };
+    }
+    const dropped: StoreDrop<E>[] = [];
+    const before = queue.length;
+    const entries = takeBatch(queue, batch, Date.now(), dropped, false);
+    this.#pendingTotal -= before - queue.length;
+    return { status: "taken", entries, dropped };
+  }
+
+  finish(key: string, claim: Claim, batch: BatchPolicy): Finish<E> {
+    const record = this.#held(key, claim);
+    if (record === undefined) return LOST;
+    const queue = record.queue;
+    if (queue === undefined || queue.length === 0) {
+      this.#keys.delete(key);
+      return RELEASED;
+    }
+    const dropped: StoreDrop<E>[] = [];
+    const before = queue.length;
+    const next = takeBatch(queue, batch, Date.now(), dropped);
+    this.#pendingTotal -= before - queue.length;
+    if (next.length === 0) {
+      this.#keys.delete(key);
+      return { status: "released", dropped };
+    }
+    record.claim = this.#claim();
+    return { status: "next", claim: record.claim, batch: next, dropped };
+  }
+
+  abandon(key: string, claim: Claim): readonly E[] {
+    const record = this.#held(key, claim);
+    if (record === undefined) return NO_DROPS;
+    this.#keys.delete(key);
+    // No other process reads this store: pending input would be stranded, so it is handed back.
+    const orphans = record.queue ?? NO_DROPS;
+    this.#pendingTotal -= orphans.length;
+    return orphans;
+  }
+
+  clear(key: string): readonly E[] {
+    const record = this.#keys.get(key);
+    const queue = record?.queue;
+    if (record === undefined || queue === undefined || queue.length === 0) return NO_DROPS;
+    record.queue = undefined;
+    this.#pendingTotal -= queue.length;
+    return queue;
+  }
+
+  withdraw(key: string, id: string): E | undefined {
+    const queue = this.#keys.get(key)?.queue;
+    if (queue === undefined) return undefined;
+    const index = queue.findIndex((entry) => entry.id === id);
+    if (index < 0) return undefined;
+    this.#pendingTotal--;
+    return queue.splice(index, 1)[0];
+  }
+
+  forget(ids: readonly string[]): void {
+    for (const id of ids) this.#ids.delete(id);
+  }
+
+  pendingCount(key: string): number {
+    return this.#keys.get(key)?.queue?.length ?? 0;
+  }
+
+  #claim(): Claim {
+    const fence = ++this.#fence;
+    return { token: "", fence };
+  }
+
+  #held(key: string, claim: Claim): KeyRecord<E> | undefined {
+    const record = this.#keys.get(key);
+    return record !== undefined && record.claim === claim ? record : undefined;
+  }
+
+  /** True if `id` was seen within the window; otherwise remembers it. */
+  #seen(id: string, window: number): boolean {
+    const now = Date.now();
+    const ids = this.#ids;
+    const until = ids.get(id);
+    if (until !== undefined && until > now) return true;
+    if (until !== undefined) ids.delete(id); // re-inserted below, at the back of the order
+    // Prune from the front: the oldest ids expire first.
+    for (const [oldest, expiry] of ids) {
+      if (expiry > now && ids.size < this.#maxIds) break;
+      ids.delete(oldest);
+    }
+    ids.set(id, now + window);
+    return false;
+  }
+}
+
+/**
+ * The default store: everything in this process's memory. Use it for a single bot process; use
+ * `redisStore()` from `session-guard/redis` when several replicas share the traffic.
+ *
+ * @example
+ * ```ts
+ * const store = memoryStore();
+ * const guard = createGuard({ store });
+ * // later: store.keyCount, store.pendingTotal
+ * ```
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
+  const { maxIds = 100_000 } = options;
+  if (typeof maxIds !== "number" || !(maxIds >= 1)) {
+    throw new TypeError(
+      `memoryStore: "maxIds" must be a number of at least 1 (the most de-duplication ids kept), got ${String(maxIds)}.`,
+    );
+  }
+  return new InMemoryStore(maxIds);
+}

@@ -1,0 +1,238 @@
+// === Options: defaults and validation
+//
+// Options are checked once, when the guard is created. A wrong value throws a TypeError naming the
+// option, what it expects and what it got, so the fix is in the message.
+
+import type { DropReason } from "./errors.js";
+import { memoryStore } from "./memory-store.js";
+import { MODES, type Mode } from "./modes.js";
+import type { Store, StoreEntry } from "./store.js";
+import type { Turn } from "./turn.js";
+
+/** Runs one turn. Its return value (or rejection) settles the turn. */
+export type Handler<I> = (turn: Turn<I>) => unknown;
+
+/** Context given to `onError`. */
+export interface ErrorInfo<I> {
+  /** The key of the failed turn (or of the input, for an error outside a turn). */
+  readonly key: string;
+  /** The inputs of the failed turn, oldest first. */
+  readonly inputs: readonly I[];
+  /** The fence of the failed turn; undefined for an error outside a turn. */
+  readonly fence: number | undefined;
+}
+
+/** An input that ended without being handled, as given to `onDrop`. */
+export interface Drop<I> {
+  readonly key: string;
+  readonly input: I;
+  /** The input's de-duplication id, if it had one. */
+  readonly id: string | undefined;
+  readonly reason: DropReason;
+}
+
+/** Options of `createGuard()`. Every one is optional; the values shown are the defaults. */
+export interface GuardOptions<I> {
+  /** What happens to input that arrives while its key's turn runs. Default `"collect"`. */
+  mode?: Mode;
+  /** Pending inputs kept per key. Default 100. */
+  maxPending?: number;
+  /** At `maxPending`: drop the oldest pending input or the new one. Default `"drop-oldest"`. */
+  overflow?: "drop-oldest" | "drop-newest";
+  /** Pending inputs kept across all keys; past it new input is dropped. Default 10,000. */
+  maxPendingTotal?: number;
+  /** Ms after which pending input is dropped (`expired`) instead of run. Default `Infinity`. */
+  pendingTtl?: number;
+  /** Ms to wait after an idle key's first input before its turn starts (bursts, albums). Default 0. */
+  settle?: number;
+  /** Ms during which an input id seen before is dropped (`duplicate`); `false` = off. Default 10 min. */
+  dedupe?: number | false;
+  /** Ms after which a turn's signal is aborted and the turn reported. Default 15 min. */
+  turnTimeout?: number;
+  /** After `turnTimeout`: keep the key until the turn settles, or release it. Default `"wait"`. */
+  onStuck?: "wait" | "abandon";
+  /** Turns running at once across all keys. Default `Infinity`. */
+  concurrency?: number;
+  /** Where claims and pending input live. Default `memoryStore()`. */
+  store?: Store;
+  /**
+   * Make `submit` resolve only once the input's turn has settled, and reject with the turn's
+   * error. For serverless hosts and tests. Default `false`: turns run detached.
+   */
+  awaitTurn?: boolean;
+  /**
+   * Runs turns whose inputs came with no `run` function of their own — for example inputs admitted
+   * by another replica. Adapters register theirs here.
+   */
+  handler?: Handler<I>;
+  /** Receives every error of a turn (the thrown value, unwrapped). Default: a log line. */
+  onError?: (error: unknown, info: ErrorInfo<I>) => void;
+  /** Receives every input that ended without being handled. Default: nothing (see the events). */
+  onDrop?: (drop: Drop<I>) => void;
+}
+
+/** Options after defaults, as the guard uses them. */
+export interface ResolvedOptions<I> {
+  readonly mode: Mode;
+  readonly maxPending: number;
+  readonly overflow: "drop-oldest" | "drop-newest";
+  readonly maxPendingTotal: number;
+  readonly pendingTtl: number;
+  readonly settle: number;
+  readonly dedupe: number;
+  readonly turnTimeout: number;
+  readonly onStuck: "wait" | "abandon";
+  readonly concurrency: number;
+  readonly store: Store<StoreEntry>;
+  readonly awaitTurn: boolean;
+  readonly handler: Handler<I> | undefined;
+  readonly onError: (error: unknown, info: ErrorInfo<I>) => void;
+  readonly onDrop: ((drop: Drop<I>) => void) | undefined;
+}
+
+const KNOWN = new Set([
+  "mode",
+  "maxPending",
+  "overflow",
+  "maxPendingTotal",
+  "pendingTtl",
+  "settle",
+  "dedupe",
+  "turnTimeout",
+  "onStuck",
+  "concurrency",
+  "store",
+  "awaitTurn",
+  "handler",
+  "onError",
+  "onDrop",
+]);
+
+/** The default `onError`: one clear line per failed turn, never an unhandled rejection. */
+export function logError(error: unknown, info: ErrorInfo<unknown>): void {
+  const fence = info.fence === undefined ? "" : ` (fence ${info.fence})`;
+  console.error(
+    `session-guard: the turn for key "${info.key}"${fence} with ${info.inputs.length} input(s) failed:`,
+    error,
+  );
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (value === null) return "null";
+  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
+  return String(value);
+}
+
+/** Throws the TypeError of one option. */
+export function invalid(where: string, name: string, expected: string, got: unknown): never {
+  throw new TypeError(`${where}: "${name}" must be ${expected}, got ${describe(got)}.`);
+}
+
+/** Checks a duration or count option: a number ≥ min, `Infinity` allowed when `infinite`. */
+export function checkNumber(
+  where: string,
+  name: string,
+  value: unknown,
+  min: number,
+  infinite: boolean,
+): number {
+  const ok =
+    typeof value === "number" &&
+    value >= min &&
+    (Number.isInteger(value) || (infinite && value === Number.POSITIVE_INFINITY));
+  if (!ok) {
+    invalid(where, name, `an integer of at least ${min}${infinite ? " or Infinity" : ""}`, value);
+  }
+  return value as number;
+}
+
+function checkChoice<T extends string>(
+  where: string,
+  name: string,
+  value: unknown,
+  choices: readonly T[],
+): T {
+  if (!choices.includes(value as T)) {
+    invalid(where, name, `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`, value);
+  }
+  return value as T;
+}
+
+function checkFunction<F>(where: string, name: string, value: unknown): F | undefined {
+  if (value !== undefined && typeof value !== "function") invalid(where, name, "a function", value);
+  return value as F | undefined;
+}
+
+function isStore(value: unknown): value is Store {
+  const store = value as Partial<Record<keyof Store, unknown>> | null;
+  return (
+    typeof store === "object" &&
+    store !== null &&
+    typeof store.acquireOrEnqueue === "function" &&
+    typeof store.finish === "function" &&
+    typeof store.take === "function" &&
+    typeof store.renew === "function" &&
+    typeof store.abandon === "function" &&
+    typeof store.clear === "function" &&
+    typeof store.withdraw === "function" &&
+    typeof store.forget === "function" &&
+    typeof store.pendingCount === "function"
+  );
+}
+
+/** Validates `createGuard` options and fills in the defaults. */
+export function resolveOptions<I>(options: GuardOptions<I> | undefined): ResolvedOptions<I> {
+  const where = "createGuard";
+  if (options === undefined) options = {};
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${where}: options must be an object, got ${describe(options)}.`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) {
+      throw new TypeError(
+        `${where}: unknown option "${name}". Known options: ${[...KNOWN].join(", ")}.`,
+      );
+    }
+  }
+  const {
+    mode = "collect",
+    maxPending = 100,
+    overflow = "drop-oldest",
+    maxPendingTotal = 10_000,
+    pendingTtl = Number.POSITIVE_INFINITY,
+    settle = 0,
+    dedupe = 10 * 60_000,
+    turnTimeout = 15 * 60_000,
+    onStuck = "wait",
+    concurrency = Number.POSITIVE_INFINITY,
+    store,
+    awaitTurn = false,
+    handler,
+    onError,
+    onDrop,
+  } = options;
+  if (store !== undefined && !isStore(store)) {
+    invalid(where, "store", "a store such as memoryStore() or redisStore({ client })", store);
+  }
+  if (typeof awaitTurn !== "boolean") invalid(where, "awaitTurn", "true or false", awaitTurn);
+  if (dedupe !== false) checkNumber(where, "dedupe", dedupe, 1, true);
+  return {
+    mode: checkChoice(where, "mode", mode, Object.keys(MODES) as Mode[]),
+    maxPending: checkNumber(where, "maxPending", maxPending, 0, true),
+    overflow: checkChoice(where, "overflow", overflow, ["drop-oldest", "drop-newest"] as const),
+    maxPendingTotal: checkNumber(where, "maxPendingTotal", maxPendingTotal, 0, true),
+    pendingTtl: checkNumber(where, "pendingTtl", pendingTtl, 1, true),
+    settle: checkNumber(where, "settle", settle, 0, false),
+    dedupe: dedupe === false ? 0 : dedupe,
+    turnTimeout: checkNumber(where, "turnTimeout", turnTimeout, 1, true),
+    onStuck: checkChoice(where, "onStuck", onStuck, ["wait", "abandon"] as const),
+    concurrency: checkNumber(where, "concurrency", concurrency, 1, true),
+    store: (store ?? memoryStore()) as Store<StoreEntry>,
+    awaitTurn,
+    handler: checkFunction<Handler<I>>(where, "handler", handler),
+    onError: checkFunction<ResolvedOptions<I>["onError"]>(where, "onError", onError) ?? logError,
+    onDrop: checkFunction<ResolvedOptions<I>["onDrop"]>(where, "onDrop", onDrop),
+  };
+}

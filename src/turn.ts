@@ -1,0 +1,183 @@
+// === The turn handed to handlers
+//
+// A turn is one run of the handler over one or more inputs of one key. It is created when the key
+// is claimed (synchronously, at admission), so input that arrives while the handler is still
+// preparing finds the turn there and waits as pending input. Its AbortController is created only
+// when someone reads `signal`: the uncontended path never pays for one.
+
+import type { GuardEntry } from "./entry.js";
+import type { Claim } from "./store.js";
+
+/**
+ * One run of the handler over the inputs of one key.
+ *
+ * @example
+ * ```ts
+ * guard.submit(chatId, message, async (turn) => {
+ *   const prompt = turn.inputs.map((m) => m.text).join("\n");
+ *   const unsubscribe = turn.onPending(() => console.log("more input is waiting"));
+ *   try {
+ *     return await agent(prompt, { signal: turn.signal });
+ *   } finally {
+ *     unsubscribe();
+ *   }
+ * });
+ * ```
+ */
+export interface Turn<I> {
+  /** The key this turn holds. */
+  readonly key: string;
+  /** Every input of the turn, oldest first (coalesced inputs, then those `take()` moved in). */
+  readonly inputs: readonly I[];
+  /** The de-duplication ids of `inputs`, in the same order. */
+  readonly ids: readonly (string | undefined)[];
+  /**
+   * Aborted when the turn is stopped, interrupted (superseded), times out, loses its lease or the
+   * guard shuts down; `signal.reason` is a `TurnAbortedError` saying which. A standard AbortSignal:
+   * pass it to `fetch`, AI SDKs and bot API calls.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Grows with every claim of the key. Store it with what the turn writes and refuse writes that
+   * carry a lower fence than one already stored: a turn that was abandoned or lost its lease can
+   * then never overwrite the work of the turn that replaced it.
+   */
+  readonly fence: number;
+  /** Inputs of this key waiting right now (as far as this process knows). */
+  readonly pendingCount: number;
+  /** True once this turn no longer holds its key (it settled, was abandoned or lost its lease). */
+  readonly stale: boolean;
+  /**
+   * Move the pending inputs into this turn (steer): resolves with the inputs moved, oldest first,
+   * which are also appended to `inputs`. Inputs that must run alone (interactions, lanes) stay
+   * pending. Resolves with `[]` when nothing is pending or the turn no longer holds its key.
+   */
+  take(): Promise<I[]>;
+  /**
+   * Call `listener` with the pending count whenever input for this key arrives during the turn.
+   * Returns the function that unsubscribes.
+   */
+  onPending(listener: (pending: number) => void): () => void;
+}
+
+/** What a turn needs from the guard that runs it. */
+export interface TurnHost<I> {
+  take(turn: TurnState<I>): Promise<I[]>;
+  pendingCount(key: string): number;
+}
+
+/**
+ * Where a turn is in its life: `claimed` (waiting for the settle window or a concurrency slot),
+ * `running` (the handler runs), `settled` (the handler returned or threw).
+ */
+export type Phase = "claimed" | "running" | "settled";
+
+/** The guard's side of a turn; handlers see it through the `Turn` interface. */
+export class TurnState<I> implements Turn<I> {
+  readonly key: string;
+  claim: Claim;
+  readonly entries: GuardEntry<I>[];
+  phase: Phase = "claimed";
+  /** The guard no longer counts this turn as the key's holder (abandoned, lease lost). */
+  released = false;
+  /** Why the signal was aborted; set even before anyone read `signal`. */
+  abortReason: unknown = undefined;
+  /** Epoch ms at which `turnTimeout` elapses (set when the handler starts). */
+  deadline = 0;
+  /** The settle-window timer, while the turn waits for a burst to complete. */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Resolves the concurrency slot (p-limit) once the turn settles. */
+  release: (() => void) | undefined = undefined;
+  readonly #host: TurnHost<I>;
+  #controller: AbortController | undefined = undefined;
+  #inputs: I[] | undefined = undefined;
+  #listeners: Set<(pending: number) => void> | undefined = undefined;
+
+  constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
+    this.#host = host;
+    this.key = key;
+    this.claim = claim;
+    this.entries = entries;
+  }
+
+  get fence(): number {
+    return this.claim.fence;
+  }
+
+  get inputs(): readonly I[] {
+    if (this.#inputs === undefined) {
+      const inputs: I[] = [];
+      for (const entry of this.entries) if (!entry.lane) inputs.push(entry.input);
+      this.#inputs = inputs;
+    }
+    return this.#inputs;
+  }
+
+  get ids(): readonly (string | undefined)[] {
+    const ids: (string | undefined)[] = [];
+    for (const entry of this.entries) if (!entry.lane) ids.push(entry.id);
+    return ids;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.abortReason !== undefined) this.#controller.abort(this.abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  get pendingCount(): number {
+    return this.released ? 0 : this.#host.pendingCount(this.key);
+  }
+
+  get stale(): boolean {
+    return this.released || this.phase === "settled";
+  }
+
+  take(): Promise<I[]> {
+    return this.#host.take(this);
+  }
+
+  onPending(listener: (pending: number) => void): () => void {
+    if (typeof listener !== "function") {
+      throw new TypeError("turn.onPending(listener): listener must be a function.");
+    }
+    const listeners = (this.#listeners ??= new Set());
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+    };
+  }
+
+  /** Add entries moved in by `take()`; answers their inputs. */
+  append(entries: readonly GuardEntry<I>[]): I[] {
+    const moved: I[] = [];
+    for (const entry of entries) {
+      this.entries.push(entry);
+      if (!entry.lane) moved.push(entry.input);
+    }
+    this.#inputs?.push(...moved);
+    return moved;
+  }
+
+  /** Abort the signal once; later reasons are ignored. Answers whether this call aborted it. */
+  abort(reason: unknown): boolean {
+    if (this.abortReason !== undefined) return false;
+    this.abortReason = reason;
+    this.#controller?.abort(reason);
+    return true;
+  }
+
+  /** Tell `onPending` listeners that input arrived; a throwing listener goes to `onError`. */
+  notifyPending(pending: number, onListenerError: (error: unknown) => void): void {
+    if (this.#listeners === undefined) return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(pending);
+      } catch (error) {
+        onListenerError(error);
+      }
+    }
+  }
+}

@@ -1,7 +1,14 @@
 import { defineConfig } from "tsup";
 
-// Entry points of the package; adapters are added here as they land.
-const entry = { index: "src/index.ts" };
+// Entry points of the package; one per adapter.
+const entry = {
+  index: "src/index.ts",
+  grammy: "adapters/grammy.ts",
+};
+
+// Adapters import the core by the package's own name, so each build holds one copy of the core
+// (one `instanceof` for errors, one guard state) and frameworks stay peer dependencies.
+const external = ["session-guard", "grammy"];
 
 export default defineConfig([
   {
@@ -11,6 +18,7 @@ export default defineConfig([
     clean: true,
     target: "node20",
     sourcemap: true,
+    external,
   },
   {
     entry,
@@ -18,6 +26,7 @@ export default defineConfig([
     dts: true,
     target: "node20",
     sourcemap: true,
+    external,
     // p-limit is ESM-only; the CommonJS build inlines it so `require("session-guard")`
     // works on every Node 20 release, not only those with require(esm).
     noExternal: ["p-limit"],

@@ -6,7 +6,10 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 export default defineConfig({
   resolve: {
     // Tests import the package by its name, as users do; resolve it to the sources.
-    alias: [{ find: /^session-guard$/, replacement: source("./src/index.ts") }],
+    alias: [
+      { find: /^session-guard$/, replacement: source("./src/index.ts") },
+      { find: /^session-guard\/grammy$/, replacement: source("./adapters/grammy.ts") },
+    ],
   },
   test: {
     include: ["test/**/*.test.ts"],

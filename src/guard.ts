@@ -136,6 +136,12 @@ export interface Guard<I> {
    */
   stop(key: string): Promise<boolean>;
 
+  /**
+   * Report an input that an adapter dropped before admitting it (an album stopped while its
+   * photos were still arriving), so that `onDrop` and the `dropped` event see every input.
+   */
+  reportDrop(drop: Drop<I>): void;
+
   /** True while this guard holds `key` (a turn is claimed or running). */
   isBusy(key: string): boolean;
 
@@ -741,6 +747,8 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   take(turn: TurnState<I>): Promise<I[]> {
     if (turn.phase !== "running" || turn.released) return Promise.resolve([]);
+    // A turn that runs alone (an interaction, a lane) is never coalesced with other input.
+    if ((turn.entries[0] as Entry<I>).alone) return Promise.resolve([]);
     return new Promise((resolve) => {
       this.#storeCall(
         turn,
@@ -838,6 +846,24 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   // --- reporting
+
+  reportDrop(drop: Drop<I>): void {
+    const { key, input, id, reason } = drop;
+    this.#drop(
+      key,
+      {
+        id,
+        alone: false,
+        expiresAt: 0,
+        input,
+        run: undefined,
+        lane: false,
+        outcome: "queued",
+        waiter: undefined,
+      },
+      reason,
+    );
+  }
 
   /** An input ends without being handled: tell its waiter, `onDrop` and the `dropped` listeners. */
   #drop(key: string, entry: Entry<I>, reason: DropReason): void {

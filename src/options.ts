@@ -217,7 +217,15 @@ export function resolveOptions<I>(options: GuardOptions<I> | undefined): Resolve
     invalid(where, "store", "a store such as memoryStore() or redisStore({ client })", store);
   }
   if (typeof awaitTurn !== "boolean") invalid(where, "awaitTurn", "true or false", awaitTurn);
-  if (dedupe !== false) checkNumber(where, "dedupe", dedupe, 1, true);
+  if (dedupe !== false) {
+    const ok =
+      typeof dedupe === "number" &&
+      dedupe >= 1 &&
+      (Number.isInteger(dedupe) || dedupe === Number.POSITIVE_INFINITY);
+    // Name `false` too: it is how the window is turned off (0 is not).
+    if (!ok)
+      invalid(where, "dedupe", "an integer of at least 1 or Infinity, or false (off)", dedupe);
+  }
   return {
     mode: checkChoice(where, "mode", mode, Object.keys(MODES) as Mode[]),
     maxPending: checkNumber(where, "maxPending", maxPending, 0, true),

@@ -1,0 +1,428 @@
+// === session-guard/grammy: `bot.use(sessionGuard())`
+//
+// Thin adapter over the core. It does three things: derive the key and the de-duplication id of an
+// update, decide what bypasses the guard (callback queries, stop), and map "run the rest of the
+// middleware chain" onto a turn. grammY's `next` runs the update it was called with, so a turn runs
+// the `next` of its latest update, with every coalesced context in `ctx.turn.inputs`.
+//
+// Only types are imported from grammy: at run time this file needs nothing but the core.
+
+import type { Context, MiddlewareFn, NextFunction } from "grammy";
+import {
+  createGuard,
+  type Drop,
+  type ErrorInfo,
+  type Guard,
+  type GuardEvents,
+  type GuardOptions,
+  type Turn,
+} from "session-guard";
+
+// === Types users see
+
+/**
+ * The turn's `AbortSignal`, typed so that grammY accepts it without a cast.
+ *
+ * On Node, grammY types the signal parameter of its API calls with the `abort-controller` shim,
+ * which a standard `AbortSignal` does not satisfy under strict TypeScript. This intersection is
+ * both: pass it to `ctx.reply(text, {}, signal)` and every other API call, and to `fetch` or an AI
+ * SDK. At run time it is a standard `AbortSignal`.
+ */
+export type TurnSignal = AbortSignal & NonNullable<Parameters<Context["reply"]>[2]>;
+
+/** The turn a guarded update runs in, as `ctx.turn`. */
+export interface GrammyTurn<C> {
+  /** The key this turn holds (bot, chat and forum topic by default). */
+  readonly key: string;
+  /**
+   * Every context of the turn, oldest first: coalesced messages, each photo of an album, then the
+   * contexts `take()` moved in. The context the handler runs with is the last one admitted.
+   */
+  readonly inputs: readonly C[];
+  /** Aborted on stop, interrupt, timeout or shutdown; `signal.reason` says which. */
+  readonly signal: TurnSignal;
+  /** Grows with every claim of the key: store it with what the turn writes. */
+  readonly fence: number;
+  /** Updates of this key waiting right now. */
+  readonly pendingCount: number;
+  /** True once the turn no longer holds its key. */
+  readonly stale: boolean;
+  /** Move pending updates into this turn (steer mode); resolves with the contexts moved. */
+  take(): Promise<C[]>;
+  /** Learn that updates arrived during the turn; returns the function that unsubscribes. */
+  onPending(listener: (pending: number) => void): () => void;
+}
+
+/** The context flavor that adds `ctx.turn` (grammY's flavor pattern). */
+export interface TurnContextFlavor {
+  /**
+   * The running turn. Present on updates the guard ran as a turn; reading it on a bypassed update
+   * (a callback query, a stop command, an update with no chat) throws an error that says so.
+   */
+  readonly turn: GrammyTurn<this>;
+}
+
+/** `Context` with `ctx.turn`: `type MyContext = TurnFlavor<Context>`. */
+export type TurnFlavor<C extends Context = Context> = C & TurnContextFlavor;
+
+/** Options of `sessionGuard()`: every core option, plus the Telegram-specific ones. */
+export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> {
+  /**
+   * Share an existing core guard (several bots or platforms on one guard). Core options then
+   * belong to `createGuard`, not here.
+   */
+  guard?: Guard<unknown>;
+  /**
+   * The key of an update: `undefined` lets the update pass unguarded. Default: bot id + chat id
+   * (+ forum topic) — see the README for matching grammY's session key.
+   */
+  key?: (ctx: C) => string | undefined;
+  /** More updates that pass straight through (callback queries always do). */
+  bypass?: (ctx: C) => boolean;
+  /** Commands that stop the chat's turn and then reach your handlers. Default `["stop"]`. */
+  stopCommands?: readonly string[];
+  /** Ms to wait after the last photo of an album before it enters a turn. Default 800. */
+  mediaGroupSettle?: number;
+}
+
+/** The middleware, carrying the guard's methods. */
+export interface SessionGuardMiddleware<C extends Context> extends MiddlewareFn<C> {
+  /** The core guard behind this middleware (shared with other adapters when given). */
+  readonly guard: Guard<unknown>;
+  /** The key this middleware gives an update, or `undefined` when it passes unguarded. */
+  keyOf(ctx: C): string | undefined;
+  /** Stop a key: abort its turn, drop its pending updates (and an album still gathering). */
+  stop(key: string): Promise<boolean>;
+  /** Flush gathering albums, then close the guard (see `Guard.close`). */
+  close: Guard<C>["close"];
+  isBusy(key: string): boolean;
+  pendingCount(key: string): number;
+  readonly activeCount: number;
+  onIdle(): Promise<void>;
+  on<K extends keyof GuardEvents<C>>(
+    event: K,
+    listener: (payload: GuardEvents<C>[K]) => void,
+  ): () => void;
+}
+
+// === Internals
+
+/** Options that belong to the adapter, not to the core guard. */
+const ADAPTER_OPTIONS = new Set(["guard", "key", "bypass", "stopCommands", "mediaGroupSettle"]);
+
+/** The updates that carry new user input. Everything else with a chat passes through. */
+function incomingMessage(ctx: Context) {
+  const update = ctx.update;
+  return update.message ?? update.business_message ?? update.channel_post;
+}
+
+/** The bot command an update starts with (`/stop@this_bot` → "stop"), if it is addressed to us. */
+function commandOf(ctx: Context): string | undefined {
+  const message = incomingMessage(ctx);
+  const text = message?.text;
+  if (text === undefined || text.charCodeAt(0) !== 47 /* "/" */) return undefined;
+  const entity = message?.entities?.[0];
+  if (entity === undefined || entity.type !== "bot_command" || entity.offset !== 0)
+    return undefined;
+  const command = text.slice(1, entity.length);
+  const at = command.indexOf("@");
+  if (at < 0) return command;
+  const target = command.slice(at + 1);
+  return target.toLowerCase() === ctx.me.username.toLowerCase() ? command.slice(0, at) : undefined;
+}
+
+/** Default key: bot id + chat id, plus the forum topic. Scoped by bot so bots can share a guard. */
+function defaultKey(ctx: Context): string | undefined {
+  const chatId = ctx.chatId;
+  if (chatId === undefined) return undefined;
+  const message = incomingMessage(ctx);
+  const topic = message?.is_topic_message
+    ? message.message_thread_id
+    : ctx.update.stopped_message_generation?.message_thread_id;
+  return topic === undefined ? `tg:${ctx.me.id}:${chatId}` : `tg:${ctx.me.id}:${chatId}:${topic}`;
+}
+
+const NO_TURN: PropertyDescriptor = {
+  configurable: true,
+  get() {
+    throw new Error(
+      "ctx.turn is not available: this update was not run as a turn (a callback query, a stop command, an update without a chat, or one your `bypass` let through).",
+    );
+  },
+};
+
+/** Albums: the contexts of one media group, gathered until `mediaGroupSettle` passes quietly. */
+interface Album<C> {
+  readonly key: string;
+  readonly contexts: C[];
+  next: NextFunction;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Callers under `awaitTurn` wait for the album's turn. */
+  waiters: { resolve(): void; reject(error: unknown): void }[];
+}
+
+/** The album a context came in with, for `ctx.turn.inputs`. */
+const albumOf = new WeakMap<object, readonly unknown[]>();
+
+function expand<C>(inputs: readonly C[]): C[] {
+  const out: C[] = [];
+  for (const input of inputs) {
+    const album = albumOf.get(input as object) as readonly C[] | undefined;
+    if (album === undefined) out.push(input);
+    else out.push(...album);
+  }
+  return out;
+}
+
+class TurnView<C> implements GrammyTurn<C> {
+  readonly #turn: Turn<C>;
+  #inputs: C[] | undefined;
+  #seen = 0;
+
+  constructor(turn: Turn<C>) {
+    this.#turn = turn;
+  }
+  get key() {
+    return this.#turn.key;
+  }
+  get inputs(): readonly C[] {
+    const inputs = this.#turn.inputs;
+    if (this.#inputs === undefined || this.#seen !== inputs.length) {
+      this.#inputs = expand(inputs);
+      this.#seen = inputs.length;
+    }
+    return this.#inputs;
+  }
+  get signal() {
+    return this.#turn.signal as TurnSignal;
+  }
+  get fence() {
+    return this.#turn.fence;
+  }
+  get pendingCount() {
+    return this.#turn.pendingCount;
+  }
+  get stale() {
+    return this.#turn.stale;
+  }
+  async take(): Promise<C[]> {
+    return expand(await this.#turn.take());
+  }
+  onPending(listener: (pending: number) => void) {
+    return this.#turn.onPending(listener);
+  }
+}
+
+function logTurnError(error: unknown, info: ErrorInfo<unknown>): void {
+  const updates = (info.inputs as Context[])
+    .map((ctx) => ctx?.update?.update_id)
+    .filter((id) => id !== undefined);
+  console.error(
+    `session-guard/grammy: the turn for key "${info.key}" (updates ${updates.join(", ") || "none"}) failed:`,
+    error,
+  );
+}
+
+function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
+  const where = "sessionGuard";
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`${where}: options must be an object, got ${String(options)}.`);
+  }
+  const { guard, key, bypass, stopCommands = ["stop"], mediaGroupSettle = 800 } = options;
+  if (guard !== undefined) {
+    if (typeof guard !== "object" || guard === null || typeof guard.submit !== "function") {
+      throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
+    }
+    const core = Object.keys(options).filter((name) => !ADAPTER_OPTIONS.has(name));
+    if (core.length > 0) {
+      throw new TypeError(
+        `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
+      );
+    }
+  }
+  if (key !== undefined && typeof key !== "function") {
+    throw new TypeError(`${where}: "key" must be a function (ctx) => string | undefined.`);
+  }
+  if (bypass !== undefined && typeof bypass !== "function") {
+    throw new TypeError(`${where}: "bypass" must be a function (ctx) => boolean.`);
+  }
+  if (!Array.isArray(stopCommands) || stopCommands.some((c) => typeof c !== "string")) {
+    throw new TypeError(
+      `${where}: "stopCommands" must be an array of command names without the slash, e.g. ["stop", "cancel"].`,
+    );
+  }
+  if (
+    typeof mediaGroupSettle !== "number" ||
+    !Number.isInteger(mediaGroupSettle) ||
+    mediaGroupSettle < 0
+  ) {
+    throw new TypeError(
+      `${where}: "mediaGroupSettle" must be an integer number of ms (0 or more), got ${String(mediaGroupSettle)}.`,
+    );
+  }
+  return { guard, key, bypass, stopCommands, mediaGroupSettle };
+}
+
+/**
+ * grammY middleware that runs one agent turn per chat at a time. Install it first, with
+ * `bot.use`, before any middleware that awaits.
+ *
+ * - The middleware returns as soon as the update is admitted; the turn runs detached, so
+ *   `bot.start()` keeps serving every other chat and `webhookCallback` answers Telegram at once.
+ *   `awaitTurn: true` waits instead (serverless hosts).
+ * - Messages that arrive during a turn are pending input, handled by `mode` (default: coalesced
+ *   into one next turn, all of them in `ctx.turn.inputs`).
+ * - Callback queries pass straight through, so a turn waiting for an approval button never
+ *   deadlocks. `/stop` (and Bot API 10.3's `stopped_message_generation`) stops the chat's turn and
+ *   then reaches your handlers. Bot commands run as turns of their own, never coalesced.
+ * - The photos of an album enter one turn together.
+ *
+ * @example
+ * ```ts
+ * type MyContext = TurnFlavor<Context>;
+ * const bot = new Bot<MyContext>(token);
+ * const guard = sessionGuard<MyContext>({ mode: "collect" });
+ * bot.use(guard);
+ * bot.command("stop", (ctx) => ctx.reply("Stopped."));
+ * bot.on("message", async (ctx) => {
+ *   const prompt = ctx.turn.inputs.map((c) => c.msg?.text ?? c.msg?.caption ?? "").join("\n");
+ *   await ctx.reply(await agent(prompt, { signal: ctx.turn.signal }), {}, ctx.turn.signal);
+ * });
+ * bot.start();
+ * ```
+ */
+export function sessionGuard<C extends Context = Context>(
+  options: SessionGuardOptions<C> = {},
+): SessionGuardMiddleware<C> {
+  const settings = checkOptions(options);
+  const stopCommands = new Set(settings.stopCommands);
+  const bypass = settings.bypass;
+  const keyOf = settings.key ?? defaultKey;
+  const settleAlbum = settings.mediaGroupSettle;
+  let guard: Guard<C>;
+  let awaitTurn = false;
+  if (settings.guard !== undefined) {
+    guard = settings.guard as Guard<C>;
+  } else {
+    const core: GuardOptions<C> = { onError: logTurnError };
+    for (const [name, value] of Object.entries(options)) {
+      if (!ADAPTER_OPTIONS.has(name) && value !== undefined) {
+        (core as Record<string, unknown>)[name] = value;
+      }
+    }
+    awaitTurn = core.awaitTurn === true;
+    guard = createGuard<C>(core);
+  }
+  const albums = new Map<string, Album<C>>();
+
+  const flush = (albumKey: string, album: Album<C>): Promise<unknown> => {
+    albums.delete(albumKey);
+    clearTimeout(album.timer);
+    const last = album.contexts[album.contexts.length - 1] as C;
+    albumOf.set(last, album.contexts);
+    const next = album.next;
+    const admitted = guard.submit(album.key, last, (turn) => runTurn(last, next, turn), {
+      id: albumKey,
+      awaitTurn: album.waiters.length > 0,
+    });
+    const waiters = album.waiters;
+    admitted.then(
+      () => {
+        for (const waiter of waiters) waiter.resolve();
+      },
+      (error: unknown) => {
+        for (const waiter of waiters) waiter.reject(error);
+      },
+    );
+    return admitted;
+  };
+
+  const gather = (ctx: C, next: NextFunction, key: string, group: string): Promise<void> => {
+    const albumKey = `${key}:album:${group}`;
+    let album = albums.get(albumKey);
+    if (album === undefined) {
+      album = { key, contexts: [], next, timer: undefined, waiters: [] };
+      albums.set(albumKey, album);
+    }
+    const updateId = ctx.update.update_id;
+    if (!album.contexts.some((c) => c.update.update_id === updateId)) {
+      album.contexts.push(ctx);
+      album.next = next;
+    }
+    clearTimeout(album.timer);
+    const current = album;
+    album.timer = setTimeout(() => {
+      flush(albumKey, current).catch(() => {});
+    }, settleAlbum);
+    if (!awaitTurn) return Promise.resolve();
+    return new Promise((resolve, reject) => current.waiters.push({ resolve, reject }));
+  };
+
+  const middleware = (ctx: C, next: NextFunction): Promise<void> | unknown => {
+    const key = keyOf(ctx);
+    const message = key === undefined ? undefined : incomingMessage(ctx);
+    if (message === undefined || (bypass !== undefined && bypass(ctx))) {
+      if (key !== undefined && ctx.update.stopped_message_generation !== undefined) {
+        void stop(key);
+      }
+      Object.defineProperty(ctx, "turn", NO_TURN);
+      return next();
+    }
+    const command = commandOf(ctx);
+    if (command !== undefined && stopCommands.has(command)) {
+      // Control bypasses the queue: abort the turn now, then let the stop handler answer.
+      void stop(key as string);
+      Object.defineProperty(ctx, "turn", NO_TURN);
+      return next();
+    }
+    const group = message.media_group_id;
+    if (group !== undefined) return gather(ctx, next, key as string, group);
+    const admitted = guard.submit(key as string, ctx, (turn) => runTurn(ctx, next, turn), {
+      id: `tg:${ctx.me.id}:${ctx.update.update_id}`,
+      // A command answers on its own: never coalesced with the messages around it.
+      alone: command !== undefined,
+      awaitTurn,
+    });
+    return awaitTurn ? admitted : undefined;
+  };
+
+  function runTurn(ctx: C, next: NextFunction, turn: Turn<C>): Promise<void> {
+    (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(turn);
+    return next();
+  }
+
+  function stop(key: string): Promise<boolean> {
+    let dropped = false;
+    for (const [albumKey, album] of albums) {
+      if (album.key !== key) continue;
+      // An album still gathering is one input that never reached the guard: drop it here.
+      albums.delete(albumKey);
+      clearTimeout(album.timer);
+      const input = album.contexts[album.contexts.length - 1] as C;
+      guard.reportDrop({ key, input, id: albumKey, reason: "stopped" });
+      for (const waiter of album.waiters) waiter.resolve();
+      dropped = true;
+    }
+    const stopped = guard.stop(key);
+    return dropped ? stopped.then(() => true) : stopped;
+  }
+
+  const controls = {
+    guard: guard as Guard<unknown>,
+    keyOf,
+    stop,
+    close(closeOptions?: Parameters<Guard<C>["close"]>[0]) {
+      for (const [albumKey, album] of albums) flush(albumKey, album).catch(() => {});
+      return guard.close(closeOptions);
+    },
+    isBusy: (key: string) => guard.isBusy(key),
+    pendingCount: (key: string) => guard.pendingCount(key),
+    onIdle: () => guard.onIdle(),
+    on: guard.on.bind(guard) as SessionGuardMiddleware<C>["on"],
+  };
+  const result = Object.assign(middleware, controls);
+  Object.defineProperty(result, "activeCount", { get: () => guard.activeCount, enumerable: true });
+  return result as unknown as SessionGuardMiddleware<C>;
+}
+
+export type { Drop, ErrorInfo, Guard, GuardOptions, Turn };

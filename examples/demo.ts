@@ -1,0 +1,264 @@
+// The offline demo: one realistic scene played twice through a real grammY Bot — once without a
+// guard, once with `bot.use(sessionGuard())` — and a timeline per chat that shows the difference.
+//
+//   npm run demo
+//
+// No token, no network: the bot's API calls are answered locally by a grammY transformer, and
+// updates are delivered concurrently, as grammY runner or a webhook host delivers them.
+
+import { Bot, type Context, InlineKeyboard } from "grammy";
+import type { Update, UserFromGetMe } from "grammy/types";
+import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
+
+type MyContext = TurnFlavor<Context>;
+
+const botInfo: UserFromGetMe = {
+  id: 1000,
+  is_bot: true,
+  first_name: "Agent",
+  username: "agent_bot",
+  can_join_groups: true,
+  can_read_all_group_messages: false,
+  supports_inline_queries: false,
+  can_connect_to_business: false,
+  has_main_web_app: false,
+  has_topics_enabled: false,
+  allows_users_to_create_topics: false,
+  can_manage_bots: false,
+  supports_join_request_queries: false,
+};
+
+const CHATS = { 1: "Alice", 2: "Bob", 3: "Carol", 4: "Dave" } as const;
+type ChatId = keyof typeof CHATS;
+
+// === The scene: who sends what, and when (ms after the start)
+
+type Step = {
+  at: number;
+  chat: ChatId;
+  text?: string;
+  album?: string;
+  photo?: string;
+  press?: true;
+};
+const SCENE: Step[] = [
+  // Alice asks, then adds three more thoughts while the agent is still thinking.
+  { at: 0, chat: 1, text: "Summarize my inbox" },
+  { at: 150, chat: 1, text: "also check my calendar" },
+  { at: 250, chat: 1, text: "and tomorrow's weather" },
+  { at: 350, chat: 1, text: "thanks!" },
+  // Bob sends an album: Telegram delivers it as three updates with one media_group_id.
+  { at: 50, chat: 2, album: "g-1", photo: "receipt-1.jpg", text: "Add these to my expenses" },
+  { at: 70, chat: 2, album: "g-1", photo: "receipt-2.jpg" },
+  { at: 90, chat: 2, album: "g-1", photo: "receipt-3.jpg" },
+  // Carol changes her mind.
+  { at: 20, chat: 3, text: "Write a 5,000-word essay on Rome" },
+  { at: 300, chat: 3, text: "/stop" },
+  // Dave's agent asks for approval; he nudges it, then presses the button.
+  { at: 30, chat: 4, text: "Delete my old files" },
+  { at: 200, chat: 4, text: "hurry up please" },
+  { at: 450, chat: 4, press: true },
+];
+
+// === A stand-in agent: thinks for a while, honours its AbortSignal
+
+const THINK_MS = 500;
+
+function think(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+async function agent(prompt: string, signal?: AbortSignal): Promise<string> {
+  await think(THINK_MS, signal);
+  return `Done: ${prompt.replaceAll("\n", " + ")}`;
+}
+
+// === The run: the same bot code, with or without the guard
+
+interface Line {
+  at: number;
+  chat: number;
+  text: string;
+}
+
+interface RunResult {
+  lines: Line[];
+  turns: number;
+  replies: number;
+  overlaps: number;
+}
+
+async function play(guarded: boolean): Promise<RunResult> {
+  const start = performance.now();
+  const lines: Line[] = [];
+  const log = (chat: number, text: string) =>
+    lines.push({ at: Math.round(performance.now() - start), chat, text });
+  let turns = 0;
+  let replies = 0;
+  let overlaps = 0;
+  const running = new Map<number, number>();
+  const approvals = new Map<number, () => void>();
+
+  const bot = new Bot<MyContext>("demo-token", { botInfo });
+  let messageId = 1;
+  bot.api.config.use(async (_prev, method, payload) => {
+    const p = payload as { chat_id?: number; text?: string; callback_query_id?: string };
+    if (method === "sendMessage" && typeof p.chat_id === "number") {
+      replies++;
+      log(p.chat_id, `  bot> ${p.text}`);
+    }
+    const result =
+      method === "sendMessage"
+        ? {
+            message_id: ++messageId,
+            date: 0,
+            chat: { id: p.chat_id, type: "private" },
+            text: p.text,
+          }
+        : true;
+    // biome-ignore lint/suspicious/noExplicitAny: the local answer stands in for every method.
+    return { ok: true, result } as any;
+  });
+
+  const guard = guarded ? sessionGuard<MyContext>({ mediaGroupSettle: 120 }) : undefined;
+  if (guard !== undefined) bot.use(guard);
+
+  bot.command("stop", (ctx) => ctx.reply("Stopped."));
+  bot.callbackQuery("approve", async (ctx) => {
+    log(ctx.chat?.id ?? 0, "  (approval button pressed)");
+    approvals.get(ctx.chat?.id ?? 0)?.();
+    await ctx.answerCallbackQuery("Approved");
+  });
+  bot.on("message", async (ctx) => {
+    const chat = ctx.chat.id;
+    const inputs = guard !== undefined ? ctx.turn.inputs : [ctx];
+    const signal = guard !== undefined ? ctx.turn.signal : undefined;
+    const prompt = inputs.map((c) => c.msg?.text ?? c.msg?.caption ?? "[photo]").join("\n");
+    const turn = ++turns;
+    const already = running.get(chat) ?? 0;
+    running.set(chat, already + 1);
+    if (already > 0) overlaps++;
+    log(
+      chat,
+      `  agent turn ${turn} starts with ${inputs.length} message(s)${already > 0 ? `  !! ${already} other turn(s) of this chat still running` : ""}`,
+    );
+    try {
+      if (prompt.startsWith("Delete")) {
+        await ctx.reply("Delete 120 files?", {
+          reply_markup: new InlineKeyboard().text("Approve", "approve"),
+        });
+        await new Promise<void>((resolve) => approvals.set(chat, resolve));
+      }
+      const answer = await agent(prompt, signal);
+      await ctx.reply(answer, {}, signal);
+    } catch (error) {
+      if (signal?.aborted) log(chat, `  agent turn ${turn} aborted (${signal.reason.code})`);
+      else throw error;
+    } finally {
+      running.set(chat, (running.get(chat) ?? 1) - 1);
+    }
+  });
+
+  // Deliver the scene concurrently, as grammY runner or a webhook host would.
+  let updateId = 0;
+  const deliveries: Promise<void>[] = [];
+  await Promise.all(
+    SCENE.map(
+      (step) =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            const update = toUpdate(step, ++updateId);
+            const who = CHATS[step.chat];
+            log(
+              step.chat,
+              step.press
+                ? `${who} presses "Approve"`
+                : `${who}> ${step.photo ? `[${step.photo}] ` : ""}${step.text ?? ""}`,
+            );
+            deliveries.push(bot.handleUpdate(update));
+            resolve();
+          }, step.at),
+        ),
+    ),
+  );
+  await Promise.all(deliveries);
+  if (guard !== undefined) {
+    await guard.onIdle();
+    await guard.close();
+  } else {
+    // Without a guard, the handlers still running are only visible through their replies.
+    await think(THINK_MS * 3);
+  }
+  return { lines, turns, replies, overlaps };
+}
+
+function toUpdate(step: Step, update_id: number): Update {
+  const chat = { id: step.chat, type: "private" as const, first_name: CHATS[step.chat] };
+  const from = { id: step.chat, is_bot: false, first_name: CHATS[step.chat] };
+  const base = { message_id: update_id, date: Math.floor(Date.now() / 1000), chat, from };
+  if (step.press) {
+    return {
+      update_id,
+      callback_query: {
+        id: `cb-${update_id}`,
+        from,
+        chat_instance: "demo",
+        data: "approve",
+        message: { ...base, text: "Delete 120 files?" },
+      },
+    };
+  }
+  if (step.photo !== undefined) {
+    const photo = [{ file_id: step.photo, file_unique_id: step.photo, width: 1, height: 1 }];
+    return {
+      update_id,
+      message: { ...base, photo, media_group_id: step.album, caption: step.text },
+    } as Update;
+  }
+  const text = step.text ?? "";
+  const entities = text.startsWith("/")
+    ? [{ type: "bot_command" as const, offset: 0, length: text.split(" ")[0]?.length ?? 0 }]
+    : undefined;
+  return { update_id, message: { ...base, text, entities } };
+}
+
+function print(title: string, result: RunResult): void {
+  console.log(`\n=== ${title} ===`);
+  for (const [id, name] of Object.entries(CHATS)) {
+    console.log(`\n  chat with ${name}`);
+    for (const line of result.lines.filter((l) => l.chat === Number(id))) {
+      console.log(`  ${String(line.at).padStart(5)} ms  ${line.text}`);
+    }
+  }
+  console.log(
+    `\n  ${result.turns} agent turns, ${result.replies} replies, ${result.overlaps} turn(s) started while another turn of the same chat was running`,
+  );
+}
+
+const without = await play(false);
+print("Without a guard: every update runs the agent at once", without);
+const withGuard = await play(true);
+print("With bot.use(sessionGuard()): one turn per chat, pending input coalesced", withGuard);
+
+console.log(`
+Summary
+  without guard: ${without.turns} agent turns, ${without.overlaps} overlapping, ${without.replies} replies
+  with guard:    ${withGuard.turns} agent turns, ${withGuard.overlaps} overlapping, ${withGuard.replies} replies
+  Alice's follow-ups were coalesced into one turn, Bob's album became one turn, Carol's /stop
+  aborted the running turn, and Dave's approval button reached the bot while his turn waited.
+`);
+if (withGuard.overlaps !== 0) {
+  console.error("The guarded run overlapped turns of one chat: this is a bug.");
+  process.exit(1);
+}

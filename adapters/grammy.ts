@@ -135,7 +135,8 @@ function commandOf(ctx: Context): string | undefined {
 function defaultKey(ctx: Context): string | undefined {
   const chatId = ctx.chatId;
   if (chatId === undefined) return undefined;
-  const message = incomingMessage(ctx);
+  // ctx.msg includes a callback query's message, so a button gets its topic's key too.
+  const message = ctx.msg;
   const topic = message?.is_topic_message
     ? message.message_thread_id
     : ctx.update.stopped_message_generation?.message_thread_id;

@@ -5,6 +5,7 @@
 // preparing finds the turn there and waits as pending input. Its AbortController is created only
 // when someone reads `signal`: the uncontended path never pays for one.
 
+import { setMaxListeners } from "node:events";
 import type { GuardEntry } from "./entry.js";
 import type { Claim } from "./store.js";
 
@@ -122,6 +123,10 @@ export class TurnState<I> implements Turn<I> {
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
+      // A turn passes its signal to every API call it makes, and some clients (grammY's among
+      // them) never remove their abort listener: a long turn would trip Node's leak warning at
+      // 11 listeners. The signal lives only as long as the turn, so its listeners are not a leak.
+      setMaxListeners(0, this.#controller.signal);
       if (this.abortReason !== undefined) this.#controller.abort(this.abortReason);
     }
     return this.#controller.signal;

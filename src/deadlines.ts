@@ -38,6 +38,10 @@ export class Deadlines<T extends Timed> {
   }
 
   #arm(deadline: number): void {
+    // One timer at a time: an item added while `#fire` runs (a turn started by an expiry) arms
+    // one before the loop re-arms; a second, orphaned timer would later fire with `#armedFor` of
+    // the newer one and expire items early.
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = deadline;
     this.#timer = setTimeout(this.#fire, Math.max(0, deadline - Date.now()));
     // A deadline must not keep the process alive on its own.

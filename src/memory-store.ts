@@ -3,8 +3,8 @@
 // The default store, for one process. A held key is one small record (its fence and, only once
 // input waits, a queue); the record is deleted the moment the key is released, so idle keys cost
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
-// key without remembering anything per key. De-duplication ids live in a Map in insertion order; as
-// every id has the same window, the oldest expire first and are pruned from the front.
+// key without remembering anything per key. De-duplication ids are remembered in two
+// generations, freed a generation at a time (see `#seen`).
 
 import { takeBatch } from "./modes.js";
 import type {
@@ -23,7 +23,7 @@ import type {
 /** Options of `memoryStore()`. */
 export interface MemoryStoreOptions {
   /**
-   * Most de-duplication ids remembered at once; past it the oldest is forgotten early.
+   * Most de-duplication ids remembered at once; past it the oldest half is forgotten early.
    * Default 100,000.
    */
   maxIds?: number;
@@ -35,7 +35,7 @@ export interface MemoryStore extends Store {
   readonly keyCount: number;
   /** Pending entries across all keys. */
   readonly pendingTotal: number;
-  /** De-duplication ids remembered right now. */
+  /** De-duplication ids held right now (expired ones included until their generation goes). */
   readonly idCount: number;
 }
 
@@ -62,7 +62,11 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   readonly shared = false;
   readonly #keys = new Map<string, KeyRecord<E>>();
   /** De-duplication id → epoch ms at which it is forgotten. */
-  readonly #ids = new Map<string, number>();
+  /** De-duplication ids → expiry: the generation taking new ids, and the one before it. */
+  #current = new Map<string, number>();
+  #previous = new Map<string, number>();
+  /** Epoch ms at which the current generation is a window old. */
+  #rotateAt = 0;
   readonly #maxIds: number;
   #fence = 0;
   #pendingTotal = 0;
@@ -80,7 +84,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   get idCount(): number {
-    return this.#ids.size;
+    return this.#current.size + this.#previous.size;
   }
 
   acquireOrEnqueue(key: string, entry: E, policy: AdmitPolicy): Admission<E> {
@@ -189,7 +193,10 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   forget(ids: readonly string[]): void {
-    for (const id of ids) this.#ids.delete(id);
+    for (const id of ids) {
+      this.#current.delete(id);
+      this.#previous.delete(id);
+    }
   }
 
   pendingCount(key: string): number {
@@ -206,19 +213,25 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return record !== undefined && record.claim === claim ? record : undefined;
   }
 
-  /** True if `id` was seen within the window; otherwise remembers it. */
+  /**
+   * True if `id` was seen within the window; otherwise remembers it.
+   *
+   * Ids live in two generations of Maps (id → expiry). The current one takes new ids; once it is a
+   * window old (or holds half of `maxIds`) it becomes the previous one and the old previous is
+   * dropped whole: every id in it has expired by then. Expiry is exact; memory is freed a
+   * generation at a time, with no per-id pruning walk on the admission path.
+   */
   #seen(id: string, window: number): boolean {
     const now = Date.now();
-    const ids = this.#ids;
-    const until = ids.get(id);
+    const until = this.#current.get(id) ?? this.#previous.get(id);
     if (until !== undefined && until > now) return true;
-    if (until !== undefined) ids.delete(id); // re-inserted below, at the back of the order
-    // Prune from the front: the oldest ids expire first.
-    for (const [oldest, expiry] of ids) {
-      if (expiry > now && ids.size < this.#maxIds) break;
-      ids.delete(oldest);
+    if (now >= this.#rotateAt || (this.#current.size + 1) * 2 > this.#maxIds) {
+      // Only a generation younger than a window can still hold live ids.
+      this.#previous = now >= this.#rotateAt + window ? new Map() : this.#current;
+      this.#current = new Map();
+      this.#rotateAt = now + window;
     }
-    ids.set(id, now + window);
+    this.#current.set(id, now + window);
     return false;
   }
 }

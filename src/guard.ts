@@ -142,6 +142,12 @@ export interface Guard<I> {
    */
   reportDrop(drop: Drop<I>): void;
 
+  /**
+   * Report an error an adapter met outside a turn (a throwing `key` function, a failed stop) to
+   * `onError` and the `error` event, with the key and the inputs involved.
+   */
+  reportError(error: unknown, info: { key: string; inputs?: readonly I[] }): void;
+
   /** True while this guard holds `key` (a turn is claimed or running). */
   isBusy(key: string): boolean;
 
@@ -160,8 +166,12 @@ export interface Guard<I> {
   /**
    * Stop admitting (later `submit`s resolve `"dropped"`, reason `shutdown`), let running turns
    * finish — with the memory store their pending input still runs — and at `timeout` abort what
-   * remains and release every key. Called from inside a turn's handler, it does not wait for that
-   * turn (which could never finish while its handler awaits `close`). Idempotent.
+   * remains and release every key. Idempotent.
+   *
+   * From inside a handler: called before the handler's first `await`, it does not wait for that
+   * handler's own turn. After an `await` the guard cannot tell who calls it, so there call it
+   * without awaiting it (`void guard.close()`): awaited, it would wait for its own turn until
+   * `timeout`.
    *
    * @example
    * ```ts
@@ -614,8 +624,9 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
    * forgets its inputs' ids so that the platform's redelivery runs instead of being a duplicate.
    */
   #settleWaiters(turn: TurnState<I>, value: unknown, failed: boolean): void {
-    // A stopped or superseded turn handled its inputs: the platform must not redeliver them.
-    const inputsFailed = failed && !isGracefulAbort(value);
+    // A stopped or superseded turn handled its inputs: the platform must not redeliver them,
+    // whatever the handler threw on abort (signal.reason, or an SDK's own abort error).
+    const inputsFailed = failed && !isGracefulAbort(value) && !isGracefulAbort(turn.abortReason);
     let forget: string[] | undefined;
     for (const entry of turn.entries) {
       const waiter = entry.waiter;
@@ -847,6 +858,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   // --- reporting
 
+  reportError(error: unknown, info: { key: string; inputs?: readonly I[] }): void {
+    this.#reportError(error, undefined, info.key, undefined, info.inputs);
+  }
+
   reportDrop(drop: Drop<I>): void {
     const { key, input, id, reason } = drop;
     this.#drop(
@@ -873,7 +888,8 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       waiter?.reject(new DroppedError(key, reason));
       return;
     }
-    waiter?.resolve("dropped");
+    // An awaiting submit resolves as a detached one would: a redelivery is "duplicate".
+    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
     const onDrop = this.#options.onDrop;
     const closeDrops = reason === "shutdown" ? this.#closeDrops : undefined;
     if (onDrop === undefined && closeDrops === undefined && !this.#events.has("dropped")) return;
@@ -898,8 +914,9 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     turn: TurnState<I> | undefined,
     key: string,
     fence: number | undefined,
+    given?: readonly I[],
   ): void {
-    const inputs = turn?.inputs ?? [];
+    const inputs = turn?.inputs ?? given ?? [];
     try {
       this.#options.onError(error, { key, inputs, fence });
     } catch (thrown) {

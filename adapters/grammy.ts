@@ -83,6 +83,18 @@ export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> 
   stopCommands?: readonly string[];
   /** Ms to wait after the last photo of an album before it enters a turn. Default 800. */
   mediaGroupSettle?: number;
+  /**
+   * Keep the middleware waiting until the update's turn has settled, and reject with the turn's
+   * error (serverless hosts). Default `false`: the turn runs detached. An adapter setting: with a
+   * shared `guard` it applies to this bot's updates, whatever the guard's own default.
+   */
+  awaitTurn?: boolean;
+  /**
+   * Receives the errors of turns (with an own guard) and errors raised in the adapter outside a
+   * turn: a throwing `key` function, a stop that failed. With a shared `guard`, only the latter;
+   * without it they go to the shared guard's `onError`.
+   */
+  onError?: (error: unknown, info: ErrorInfo<C>) => void;
 }
 
 /** The middleware, carrying the guard's methods. */
@@ -108,12 +120,19 @@ export interface SessionGuardMiddleware<C extends Context> extends MiddlewareFn<
 // === Internals
 
 /** Options that belong to the adapter, not to the core guard. */
-const ADAPTER_OPTIONS = new Set(["guard", "key", "bypass", "stopCommands", "mediaGroupSettle"]);
+const ADAPTER_OPTIONS = new Set([
+  "guard",
+  "key",
+  "bypass",
+  "stopCommands",
+  "mediaGroupSettle",
+  "awaitTurn",
+]);
 
 /** The updates that carry new user input. Everything else with a chat passes through. */
 function incomingMessage(ctx: Context) {
   const update = ctx.update;
-  return update.message ?? update.business_message ?? update.channel_post;
+  return update.message ?? update.business_message ?? update.guest_message ?? update.channel_post;
 }
 
 /** The bot command an update starts with (`/stop@this_bot` → "stop"), if it is addressed to us. */
@@ -156,6 +175,12 @@ const NO_TURN: PropertyDescriptor = {
 interface Album<C> {
   readonly key: string;
   readonly contexts: C[];
+  /**
+   * De-duplication id: the media group, so a photo redelivered after its album ran is a duplicate.
+   * (A photo straggling in later than `mediaGroupSettle` after its album ran is one too: reported
+   * through `onDrop`, never silently lost.)
+   */
+  readonly id: string;
   next: NextFunction;
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Callers under `awaitTurn` wait for the album's turn. */
@@ -229,12 +254,28 @@ function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${where}: options must be an object, got ${String(options)}.`);
   }
-  const { guard, key, bypass, stopCommands = ["stop"], mediaGroupSettle = 800 } = options;
+  const {
+    guard,
+    key,
+    bypass,
+    stopCommands = ["stop"],
+    mediaGroupSettle = 800,
+    awaitTurn = false,
+    onError,
+  } = options;
+  if (typeof awaitTurn !== "boolean") {
+    throw new TypeError(`${where}: "awaitTurn" must be true or false, got ${String(awaitTurn)}.`);
+  }
+  if (onError !== undefined && typeof onError !== "function") {
+    throw new TypeError(`${where}: "onError" must be a function (error, info) => void.`);
+  }
   if (guard !== undefined) {
     if (typeof guard !== "object" || guard === null || typeof guard.submit !== "function") {
       throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
     }
-    const core = Object.keys(options).filter((name) => !ADAPTER_OPTIONS.has(name));
+    const core = Object.keys(options).filter(
+      (name) => !ADAPTER_OPTIONS.has(name) && name !== "onError",
+    );
     if (core.length > 0) {
       throw new TypeError(
         `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
@@ -261,7 +302,7 @@ function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
       `${where}: "mediaGroupSettle" must be an integer number of ms (0 or more), got ${String(mediaGroupSettle)}.`,
     );
   }
-  return { guard, key, bypass, stopCommands, mediaGroupSettle };
+  return { guard, key, bypass, stopCommands, mediaGroupSettle, awaitTurn, onError };
 }
 
 /**
@@ -300,8 +341,8 @@ export function sessionGuard<C extends Context = Context>(
   const bypass = settings.bypass;
   const keyOf = settings.key ?? defaultKey;
   const settleAlbum = settings.mediaGroupSettle;
+  const awaitTurn = settings.awaitTurn;
   let guard: Guard<C>;
-  let awaitTurn = false;
   if (settings.guard !== undefined) {
     guard = settings.guard as Guard<C>;
   } else {
@@ -311,9 +352,19 @@ export function sessionGuard<C extends Context = Context>(
         (core as Record<string, unknown>)[name] = value;
       }
     }
-    awaitTurn = core.awaitTurn === true;
     guard = createGuard<C>(core);
   }
+  /** Errors raised here, outside a turn: the adapter's `onError` when given, else the guard's. */
+  const reportError = (error: unknown, key: string, ctx?: C): void => {
+    const inputs = ctx === undefined ? [] : [ctx];
+    if (settings.guard !== undefined && settings.onError !== undefined) {
+      try {
+        settings.onError(error, { key, inputs, fence: undefined });
+      } catch (thrown) {
+        console.error("session-guard/grammy: onError threw:", thrown, error);
+      }
+    } else guard.reportError(error, { key, inputs });
+  };
   const albums = new Map<string, Album<C>>();
 
   const flush = (albumKey: string, album: Album<C>): Promise<unknown> => {
@@ -323,7 +374,7 @@ export function sessionGuard<C extends Context = Context>(
     albumOf.set(last, album.contexts);
     const next = album.next;
     const admitted = guard.submit(album.key, last, (turn) => runTurn(last, next, turn), {
-      id: albumKey,
+      id: album.id,
       awaitTurn: album.waiters.length > 0,
     });
     const waiters = album.waiters;
@@ -342,18 +393,21 @@ export function sessionGuard<C extends Context = Context>(
     const albumKey = `${key}:album:${group}`;
     let album = albums.get(albumKey);
     if (album === undefined) {
-      album = { key, contexts: [], next, timer: undefined, waiters: [] };
+      album = { key, id: albumKey, contexts: [], next, timer: undefined, waiters: [] };
       albums.set(albumKey, album);
     }
     const updateId = ctx.update.update_id;
-    if (!album.contexts.some((c) => c.update.update_id === updateId)) {
-      album.contexts.push(ctx);
-      album.next = next;
+    if (album.contexts.some((c) => c.update.update_id === updateId)) {
+      // A redelivered photo: the album already holds it. Report it like any duplicate.
+      guard.reportDrop({ key, input: ctx, id: album.id, reason: "duplicate" });
+      return Promise.resolve();
     }
+    album.contexts.push(ctx);
+    album.next = next;
     clearTimeout(album.timer);
     const current = album;
     album.timer = setTimeout(() => {
-      flush(albumKey, current).catch(() => {});
+      flush(albumKey, current).catch((error: unknown) => reportError(error, key, ctx));
     }, settleAlbum);
     if (!awaitTurn) return Promise.resolve();
     return new Promise((resolve, reject) => current.waiters.push({ resolve, reject }));
@@ -362,9 +416,9 @@ export function sessionGuard<C extends Context = Context>(
   const middleware = (ctx: C, next: NextFunction): Promise<void> | unknown => {
     const key = keyOf(ctx);
     const message = key === undefined ? undefined : incomingMessage(ctx);
-    if (message === undefined || (bypass !== undefined && bypass(ctx))) {
+    if (message === undefined || bypass?.(ctx)) {
       if (key !== undefined && ctx.update.stopped_message_generation !== undefined) {
-        void stop(key);
+        stop(key).catch((error: unknown) => reportError(error, key, ctx));
       }
       Object.defineProperty(ctx, "turn", NO_TURN);
       return next();
@@ -372,7 +426,7 @@ export function sessionGuard<C extends Context = Context>(
     const command = commandOf(ctx);
     if (command !== undefined && stopCommands.has(command)) {
       // Control bypasses the queue: abort the turn now, then let the stop handler answer.
-      void stop(key as string);
+      stop(key as string).catch((error: unknown) => reportError(error, key as string, ctx));
       Object.defineProperty(ctx, "turn", NO_TURN);
       return next();
     }
@@ -384,7 +438,9 @@ export function sessionGuard<C extends Context = Context>(
       alone: command !== undefined,
       awaitTurn,
     });
-    return awaitTurn ? admitted : undefined;
+    // Detached, this resolves at admission; returned either way, so a refused admission (an
+    // invalid key, a store that is down) rejects `handleUpdate` instead of going unhandled.
+    return admitted;
   };
 
   function runTurn(ctx: C, next: NextFunction, turn: Turn<C>): Promise<void> {
@@ -400,7 +456,7 @@ export function sessionGuard<C extends Context = Context>(
       albums.delete(albumKey);
       clearTimeout(album.timer);
       const input = album.contexts[album.contexts.length - 1] as C;
-      guard.reportDrop({ key, input, id: albumKey, reason: "stopped" });
+      guard.reportDrop({ key, input, id: album.id, reason: "stopped" });
       for (const waiter of album.waiters) waiter.resolve();
       dropped = true;
     }
@@ -413,7 +469,9 @@ export function sessionGuard<C extends Context = Context>(
     keyOf,
     stop,
     close(closeOptions?: Parameters<Guard<C>["close"]>[0]) {
-      for (const [albumKey, album] of albums) flush(albumKey, album).catch(() => {});
+      for (const [albumKey, album] of albums) {
+        flush(albumKey, album).catch((error: unknown) => reportError(error, album.key));
+      }
       return guard.close(closeOptions);
     },
     isBusy: (key: string) => guard.isBusy(key),

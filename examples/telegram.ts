@@ -72,7 +72,9 @@ async function shutdown(signal: string) {
   console.log(`${signal}: stopping`);
   await bot.stop(); // stop fetching updates
   const report = await guard.close({ timeout: 10_000 }); // let running turns finish
-  console.log(`closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`);
+  console.log(
+    `closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`,
+  );
   process.exit(0);
 }
 process.once("SIGINT", () => void shutdown("SIGINT"));

@@ -1,6 +1,7 @@
 // Packs the package as npm would publish it, installs the tarball into a fresh project and imports
 // it from ESM and CommonJS — the check that `exports`, the CJS build and the types really work for
-// a user, not only inside this repository.
+// a user, not only inside this repository. The adapters need no framework at run time (they
+// import only its types), so they load here without grammy installed.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,8 @@ try {
 
   const check = `
     const { createGuard, memoryStore, ContendedError } = SG;
+    if (typeof GRAMMY.sessionGuard !== "function") throw new Error("session-guard/grammy: missing sessionGuard");
+    if (typeof GRAMMY.sessionGuard({ mode: "queue" }).stop !== "function") throw new Error("sessionGuard() lacks the guard's methods");
     if (typeof createGuard !== "function" || typeof memoryStore !== "function") throw new Error("missing exports");
     if (!(new ContendedError("k", 0) instanceof Error)) throw new Error("ContendedError is not an Error");
     const guard = createGuard({ concurrency: 2 });
@@ -35,11 +38,11 @@ try {
   `;
   writeFileSync(
     join(work, "esm.mjs"),
-    `import * as SG from "session-guard"; const FORMAT = "esm";${check}`,
+    `import * as SG from "session-guard"; import * as GRAMMY from "session-guard/grammy"; const FORMAT = "esm";${check}`,
   );
   writeFileSync(
     join(work, "cjs.cjs"),
-    `const SG = require("session-guard"); const FORMAT = "cjs";${check}`,
+    `const SG = require("session-guard"); const GRAMMY = require("session-guard/grammy"); const FORMAT = "cjs";${check}`,
   );
   process.stdout.write(run("node", ["esm.mjs"], work));
   process.stdout.write(run("node", ["cjs.cjs"], work));

@@ -8,6 +8,7 @@
 // Only types are imported from grammy: at run time this file needs nothing but the core.
 
 import type { Context, MiddlewareFn, NextFunction } from "grammy";
+import type { Message, UserFromGetMe } from "grammy/types";
 import {
   createGuard,
   type Drop,
@@ -136,11 +137,10 @@ function incomingMessage(ctx: Context) {
 }
 
 /** The bot command an update starts with (`/stop@this_bot` → "stop"), if it is addressed to us. */
-function commandOf(ctx: Context): string | undefined {
-  const message = incomingMessage(ctx);
-  const text = message?.text;
+function commandOf(ctx: Context, message: Message): string | undefined {
+  const text = message.text;
   if (text === undefined || text.charCodeAt(0) !== 47 /* "/" */) return undefined;
-  const entity = message?.entities?.[0];
+  const entity = message.entities?.[0];
   if (entity === undefined || entity.type !== "bot_command" || entity.offset !== 0)
     return undefined;
   const command = text.slice(1, entity.length);
@@ -150,8 +150,34 @@ function commandOf(ctx: Context): string | undefined {
   return target.toLowerCase() === ctx.me.username.toLowerCase() ? command.slice(0, at) : undefined;
 }
 
+/** `tg:<bot id>:`, the prefix of a bot's keys and ids; remembered, as it is built per update. */
+let lastBot: UserFromGetMe | undefined;
+let lastPrefix = "";
+function prefixOf(me: UserFromGetMe): string {
+  if (me !== lastBot) {
+    lastBot = me;
+    lastPrefix = `tg:${me.id}:`;
+  }
+  return lastPrefix;
+}
+
+/** The key of a chat (and forum topic). */
+function chatKey(ctx: Context, chatId: number, topic: number | undefined): string {
+  const prefix = prefixOf(ctx.me);
+  return topic === undefined ? prefix + chatId : `${prefix}${chatId}:${topic}`;
+}
+
 /** Default key: bot id + chat id, plus the forum topic. Scoped by bot so bots can share a guard. */
 function defaultKey(ctx: Context): string | undefined {
+  // The common case first: a new message, without grammY's getter chains.
+  const incoming = incomingMessage(ctx);
+  if (incoming !== undefined) {
+    return chatKey(
+      ctx,
+      incoming.chat.id,
+      incoming.is_topic_message ? incoming.message_thread_id : undefined,
+    );
+  }
   const chatId = ctx.chatId;
   if (chatId === undefined) return undefined;
   // ctx.msg includes a callback query's message, so a button gets its topic's key too.
@@ -159,7 +185,7 @@ function defaultKey(ctx: Context): string | undefined {
   const topic = message?.is_topic_message
     ? message.message_thread_id
     : ctx.update.stopped_message_generation?.message_thread_id;
-  return topic === undefined ? `tg:${ctx.me.id}:${chatId}` : `tg:${ctx.me.id}:${chatId}:${topic}`;
+  return chatKey(ctx, chatId, topic);
 }
 
 const NO_TURN: PropertyDescriptor = {
@@ -423,7 +449,7 @@ export function sessionGuard<C extends Context = Context>(
       Object.defineProperty(ctx, "turn", NO_TURN);
       return next();
     }
-    const command = commandOf(ctx);
+    const command = commandOf(ctx, message);
     if (command !== undefined && stopCommands.has(command)) {
       // Control bypasses the queue: abort the turn now, then let the stop handler answer.
       stop(key as string).catch((error: unknown) => reportError(error, key as string, ctx));
@@ -433,7 +459,7 @@ export function sessionGuard<C extends Context = Context>(
     const group = message.media_group_id;
     if (group !== undefined) return gather(ctx, next, key as string, group);
     const admitted = guard.submit(key as string, ctx, (turn) => runTurn(ctx, next, turn), {
-      id: `tg:${ctx.me.id}:${ctx.update.update_id}`,
+      id: prefixOf(ctx.me) + ctx.update.update_id,
       // A command answers on its own: never coalesced with the messages around it.
       alone: command !== undefined,
       awaitTurn,

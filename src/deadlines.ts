@@ -1,17 +1,23 @@
 // === Turn deadlines without a timer per turn
 //
 // Every turn of a guard has the same `turnTimeout`, so deadlines fall in the order turns start. A
-// Set in insertion order is therefore a deadline queue: one timer is armed for the oldest turn,
+// list in insertion order is therefore a deadline queue: one timer is armed for the oldest turn,
 // and when it fires every expired turn at the front is handled and the timer re-armed for the next.
-// Finishing a turn is a Set deletion; the uncontended path creates no timer.
+// The list is intrusive (the items carry their own links), so starting and finishing a turn are a
+// few pointer writes: no hashing, no allocation, no timer on the uncontended path.
 
 export interface Timed {
   /** Epoch ms at which the item expires. */
   deadline: number;
+  /** Links of the deadline list; owned by `Deadlines`. */
+  newer: Timed | undefined;
+  older: Timed | undefined;
+  queued: boolean;
 }
 
 export class Deadlines<T extends Timed> {
-  readonly #items = new Set<T>();
+  #oldest: T | undefined;
+  #newest: T | undefined;
   readonly #onExpire: (item: T) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedFor = 0;
@@ -22,17 +28,30 @@ export class Deadlines<T extends Timed> {
 
   /** Track an item; its deadline must not be earlier than those already tracked. */
   add(item: T): void {
-    this.#items.add(item);
+    item.queued = true;
+    item.older = this.#newest;
+    item.newer = undefined;
+    if (this.#newest === undefined) this.#oldest = item;
+    else this.#newest.newer = item;
+    this.#newest = item;
     if (this.#timer === undefined) this.#arm(item.deadline);
   }
 
   delete(item: T): void {
-    this.#items.delete(item);
+    if (!item.queued) return;
+    item.queued = false;
+    const { older, newer } = item;
+    if (older === undefined) this.#oldest = newer as T | undefined;
+    else older.newer = newer;
+    if (newer === undefined) this.#newest = older as T | undefined;
+    else newer.older = older;
+    item.older = undefined;
+    item.newer = undefined;
   }
 
   /** Stop the timer (the guard closed). */
   clear(): void {
-    this.#items.clear();
+    while (this.#oldest !== undefined) this.delete(this.#oldest);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -51,12 +70,12 @@ export class Deadlines<T extends Timed> {
   readonly #fire = (): void => {
     this.#timer = undefined;
     const now = Math.max(Date.now(), this.#armedFor);
-    for (const item of this.#items) {
+    for (let item = this.#oldest; item !== undefined; item = this.#oldest) {
       if (item.deadline > now) {
         this.#arm(item.deadline);
         return;
       }
-      this.#items.delete(item);
+      this.delete(item);
       this.#onExpire(item);
     }
   };

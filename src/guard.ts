@@ -906,7 +906,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   #reportDrops(key: string, drops: readonly StoreDrop<Entry<I>>[]): void {
-    for (const { entry, reason } of drops) this.#drop(key, entry, reason);
+    for (let i = 0; i < drops.length; i++) {
+      const { entry, reason } = drops[i] as StoreDrop<Entry<I>>;
+      this.#drop(key, entry, reason);
+    }
   }
 
   #reportError(

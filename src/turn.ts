@@ -6,6 +6,7 @@
 // when someone reads `signal`: the uncontended path never pays for one.
 
 import { setMaxListeners } from "node:events";
+import type { Timed } from "./deadlines.js";
 import type { GuardEntry } from "./entry.js";
 import type { Claim } from "./store.js";
 
@@ -74,7 +75,7 @@ export interface TurnHost<I> {
 export type Phase = "claimed" | "running" | "settled";
 
 /** The guard's side of a turn; handlers see it through the `Turn` interface. */
-export class TurnState<I> implements Turn<I> {
+export class TurnState<I> implements Turn<I>, Timed {
   readonly key: string;
   claim: Claim;
   readonly entries: GuardEntry<I>[];
@@ -85,6 +86,10 @@ export class TurnState<I> implements Turn<I> {
   abortReason: unknown = undefined;
   /** Epoch ms at which `turnTimeout` elapses (set when the handler starts). */
   deadline = 0;
+  /** Links of the guard's deadline list (see `Deadlines`). */
+  newer: TurnState<I> | undefined = undefined;
+  older: TurnState<I> | undefined = undefined;
+  queued = false;
   /** The settle-window timer, while the turn waits for a burst to complete. */
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Resolves the concurrency slot (p-limit) once the turn settles. */

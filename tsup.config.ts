@@ -1,14 +1,20 @@
+import { existsSync } from "node:fs";
 import { defineConfig } from "tsup";
 
-// Entry points of the package; one per adapter.
-const entry = {
+// Entry points of the package; one per adapter. (An adapter whose file is missing is skipped
+// here and caught by publint, which checks every path of the exports map.)
+const entries = {
   index: "src/index.ts",
   grammy: "adapters/grammy.ts",
+  slack: "adapters/slack.ts",
+  discord: "adapters/discord.ts",
+  redis: "src/redis-store.ts",
 };
+const entry = Object.fromEntries(Object.entries(entries).filter(([, path]) => existsSync(path)));
 
 // Adapters import the core by the package's own name, so each build holds one copy of the core
 // (one `instanceof` for errors, one guard state) and frameworks stay peer dependencies.
-const external = ["session-guard", "grammy"];
+const external = ["session-guard", "grammy", "@slack/bolt", "discord.js", "redis", "ioredis"];
 
 export default defineConfig([
   {

@@ -1,0 +1,157 @@
+// A complete Slack app guarded by session-guard: one agent turn per thread, replies sent while the
+// agent thinks are collected into the next turn, "stop" in a thread stops that thread's turn, /stop
+// stops every turn of a channel, and shutdown waits for running turns.
+//
+//   SLACK_BOT_TOKEN=xoxb-… SLACK_APP_TOKEN=xapp-… npx tsx examples/slack.ts       (Socket Mode)
+//   SLACK_BOT_TOKEN=xoxb-… SLACK_SIGNING_SECRET=… npx tsx examples/slack.ts       (HTTP on $PORT, 3000)
+//
+// The app needs the `message.channels`, `message.im` and `app_mention` events, the `chat:write`
+// and `reactions:write` scopes, and the slash commands /ask and /stop.
+
+import { App, type webApi } from "@slack/bolt";
+import {
+  type SlackInput,
+  type SlackTurn,
+  type SlackTurnContext,
+  slackGuard,
+} from "session-guard/slack";
+
+const token = process.env.SLACK_BOT_TOKEN;
+const appToken = process.env.SLACK_APP_TOKEN;
+const signingSecret = process.env.SLACK_SIGNING_SECRET;
+const port = Number(process.env.PORT ?? 3000);
+if (!token || !(appToken || signingSecret)) {
+  console.error(
+    "Set SLACK_BOT_TOKEN, and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP.",
+  );
+  process.exit(1);
+}
+
+const app = new App<SlackTurnContext>(
+  appToken ? { token, appToken, socketMode: true } : { token, signingSecret },
+);
+
+const guard = slackGuard({
+  mode: "collect",
+  // Tell people their message was read and waits for the running answer.
+  onQueued: async ({ input, client, respond }) => {
+    if ("command" in input) await respond?.("You're next — I'll answer once I'm done here.");
+    else await client.reactions.add({ channel: input.channel, timestamp: input.ts, name: "eyes" });
+  },
+  onDrop: (drop) => {
+    console.log(`dropped ${drop.id ?? drop.key} (${drop.reason})`);
+    // A waiting /ask was stopped or dropped: tell whoever asked (its response_url lasts 30 min).
+    if ("response_url" in drop.input && drop.reason !== "duplicate") {
+      const text = `Your ${drop.input.command} "${drop.input.text}" was not answered (${drop.reason}).`;
+      fetch(drop.input.response_url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ text }),
+      }).catch((error: unknown) => console.error("could not tell the user:", error));
+    }
+  },
+});
+app.use(guard); // first, before app.assistant(…) and middleware that awaits
+
+/** A stand-in agent that streams its answer word by word and honours the signal. */
+async function* agent(prompt: string, signal: AbortSignal): AsyncGenerator<string> {
+  const words = `You said: ${prompt}. Here is a thoughtful answer, one word at a time.`.split(" ");
+  for (const word of words) {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, 300);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    yield word;
+  }
+}
+
+/** Every input of the turn as one prompt, without the leading @mention of the app. */
+function promptOf(turn: SlackTurn): string {
+  return turn.inputs
+    .map((input) => (input.text ?? "").replace(/^(\s*<@[^>]+>)+\s*/, ""))
+    .join("\n");
+}
+
+/** Where to answer a message: its thread; a DM outside a thread is answered in the DM. */
+function threadOf(input: SlackInput): string | undefined {
+  if ("command" in input) return undefined;
+  const dm = "channel_type" in input && input.channel_type === "im";
+  return input.thread_ts ?? (dm ? undefined : input.ts);
+}
+
+/** Stream the agent's answer into one message, edited about once a second. */
+async function streamAnswer(turn: SlackTurn, client: webApi.WebClient): Promise<void> {
+  const latest = turn.inputs[turn.inputs.length - 1] as SlackInput;
+  const channel = "command" in latest ? latest.channel_id : latest.channel;
+  const thread_ts = threadOf(latest);
+  const draft = await client.chat.postMessage({ channel, thread_ts, text: "…" });
+  const ts = draft.ts as string;
+  let text = "";
+  let shown = "";
+  let shownAt = Date.now();
+  const show = async (next: string) => {
+    if (next === shown) return;
+    shown = next;
+    shownAt = Date.now();
+    await client.chat.update({ channel, ts, text: next });
+  };
+  try {
+    for await (const word of agent(promptOf(turn), turn.signal)) {
+      text += `${word} `;
+      if (Date.now() - shownAt >= 1000) await show(text); // Slack rate-limits edits: throttle
+    }
+    await show(text);
+  } catch (error) {
+    if (!turn.signal.aborted) throw error;
+    await show(`${text}… (stopped)`);
+  }
+}
+
+// The same message can arrive as `message` and as `app_mention`: whichever comes first runs (the
+// other is a duplicate), so both run the same agent.
+app.message(async ({ context, client }) => {
+  if (context.turn) await streamAnswer(context.turn, client); // no turn: an edit, a bot, "stop"
+});
+app.event("app_mention", async ({ context, client }) => {
+  if (context.turn) await streamAnswer(context.turn, client);
+});
+
+app.command("/ask", async ({ ack, context, client }) => {
+  if (!context.acknowledged) await ack(); // the guard acknowledged it if it had to wait
+  if (context.turn) await streamAnswer(context.turn, client);
+});
+app.command("/stop", async ({ ack, context }) => {
+  // The guard has stopped every turn of this channel; the answer goes to whoever typed /stop.
+  if (!context.acknowledged) await ack("Stopped.");
+});
+
+app.error(async (error) => {
+  console.error("bolt error:", error);
+});
+
+async function shutdown(signal: string) {
+  console.log(`${signal}: stopping`);
+  await app.stop(); // stop receiving events
+  const report = await guard.close({ timeout: 10_000 }); // let running turns finish
+  console.log(
+    `closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`,
+  );
+  process.exit(0);
+}
+process.once("SIGINT", () => void shutdown("SIGINT"));
+process.once("SIGTERM", () => void shutdown("SIGTERM"));
+
+if (appToken) {
+  await app.start();
+  console.log("Slack app is running (Socket Mode)");
+} else {
+  await app.start(port);
+  console.log(`Slack app is listening on http://localhost:${port}/slack/events`);
+}

@@ -5,11 +5,18 @@
 // middleware chain" onto a turn. grammY's `next` runs the update it was called with, so a turn runs
 // the `next` of its latest update, with every coalesced context in `ctx.turn.inputs`.
 //
+// Across replicas (a shared store such as `redisStore`), an update travels as its JSON `Update`.
+// A turn whose latest update was admitted on another replica has no `next` here: the adapter
+// replays that update through `bot.handleUpdate` with a marker its middleware recognises, so the
+// update runs the bot's middleware as usual and attaches the current turn instead of being
+// admitted again. The other updates of the turn become contexts of this bot for `ctx.turn.inputs`.
+//
 // Only types are imported from grammy: at run time this file needs nothing but the core.
 
-import type { Context, MiddlewareFn, NextFunction } from "grammy";
-import type { Message, UserFromGetMe } from "grammy/types";
+import type { Bot, Context, MiddlewareFn, NextFunction } from "grammy";
+import type { Message, Update, UserFromGetMe } from "grammy/types";
 import {
+  type Codec,
   createGuard,
   type Drop,
   type ErrorInfo,
@@ -96,6 +103,12 @@ export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> 
    * without it they go to the shared guard's `onError`.
    */
   onError?: (error: unknown, info: ErrorInfo<C>) => void;
+  /**
+   * The bot this middleware is installed on. Required with a shared store (`redisStore`): updates
+   * admitted on another replica run here through `bot.handleUpdate`, and their contexts are built
+   * with the bot's context class.
+   */
+  bot?: Bot<C>;
 }
 
 /** The middleware, carrying the guard's methods. */
@@ -122,6 +135,7 @@ export interface SessionGuardMiddleware<C extends Context> extends MiddlewareFn<
 
 /** Options that belong to the adapter, not to the core guard. */
 const ADAPTER_OPTIONS = new Set([
+  "bot",
   "guard",
   "key",
   "bypass",
@@ -216,15 +230,33 @@ interface Album<C> {
 /** The album a context came in with, for `ctx.turn.inputs`. */
 const albumOf = new WeakMap<object, readonly unknown[]>();
 
+/** A context rebuilt from another replica's update → the context its replay runs with. */
+const replayedAs = new WeakMap<object, unknown>();
+
+function replayed<C>(input: C): C {
+  return (replayedAs.get(input as object) as C | undefined) ?? input;
+}
+
 function expand<C>(inputs: readonly C[]): C[] {
   const out: C[] = [];
   for (const input of inputs) {
     const album = albumOf.get(input as object) as readonly C[] | undefined;
-    if (album === undefined) out.push(input);
-    else out.push(...album);
+    if (album === undefined) out.push(replayed(input));
+    else for (const photo of album) out.push(replayed(photo));
   }
   return out;
 }
+
+/** A turn being replayed through `bot.handleUpdate`, by the update object it replays. */
+interface Replay {
+  readonly turn: Turn<unknown>;
+  readonly input: object;
+  failed: boolean;
+  error: unknown;
+}
+
+/** What an update (or an album's updates) looks like in a shared store. */
+type Serialized = { u: Update } | { a: Update[] };
 
 class TurnView<C> implements GrammyTurn<C> {
   readonly #turn: Turn<C>;
@@ -280,6 +312,15 @@ function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${where}: options must be an object, got ${String(options)}.`);
   }
+  const { bot, store } = options;
+  if (bot !== undefined && (typeof bot !== "object" || bot === null || !("handleUpdate" in bot))) {
+    throw new TypeError(`${where}: "bot" must be the grammY Bot this middleware is installed on.`);
+  }
+  if (store?.shared === true && bot === undefined) {
+    throw new TypeError(
+      `${where}: a shared store (redisStore) needs "bot": sessionGuard({ store, bot }). Updates admitted on another replica run on this one through bot.handleUpdate.`,
+    );
+  }
   const {
     guard,
     key,
@@ -328,7 +369,7 @@ function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
       `${where}: "mediaGroupSettle" must be an integer number of ms (0 or more), got ${String(mediaGroupSettle)}.`,
     );
   }
-  return { guard, key, bypass, stopCommands, mediaGroupSettle, awaitTurn, onError };
+  return { guard, key, bypass, stopCommands, mediaGroupSettle, awaitTurn, onError, bot };
 }
 
 /**
@@ -368,6 +409,9 @@ export function sessionGuard<C extends Context = Context>(
   const keyOf = settings.key ?? defaultKey;
   const settleAlbum = settings.mediaGroupSettle;
   const awaitTurn = settings.awaitTurn;
+  const bot = settings.bot;
+  /** Updates being replayed for a turn whose latest update came from another replica. */
+  const replays = new WeakMap<object, Replay>();
   let guard: Guard<C>;
   if (settings.guard !== undefined) {
     guard = settings.guard as Guard<C>;
@@ -377,6 +421,10 @@ export function sessionGuard<C extends Context = Context>(
       if (!ADAPTER_OPTIONS.has(name) && value !== undefined) {
         (core as Record<string, unknown>)[name] = value;
       }
+    }
+    if (options.store?.shared === true && bot !== undefined) {
+      core.codec = updateCodec(bot);
+      core.handler = (turn) => replay(bot, replays, turn);
     }
     guard = createGuard<C>(core);
   }
@@ -440,6 +488,18 @@ export function sessionGuard<C extends Context = Context>(
   };
 
   const middleware = (ctx: C, next: NextFunction): Promise<void> | unknown => {
+    const replaying = replays.get(ctx.update);
+    if (replaying !== undefined) {
+      // A turn of this replica running an update admitted elsewhere: attach it, never re-admit.
+      replays.delete(ctx.update);
+      replayedAs.set(replaying.input, ctx);
+      (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(replaying.turn as Turn<C>);
+      return next().catch((error: unknown) => {
+        replaying.failed = true;
+        replaying.error = error;
+        throw error;
+      });
+    }
     const key = keyOf(ctx);
     const message = key === undefined ? undefined : incomingMessage(ctx);
     if (message === undefined || bypass?.(ctx)) {
@@ -508,6 +568,57 @@ export function sessionGuard<C extends Context = Context>(
   const result = Object.assign(middleware, controls);
   Object.defineProperty(result, "activeCount", { get: () => guard.activeCount, enumerable: true });
   return result as unknown as SessionGuardMiddleware<C>;
+}
+
+/**
+ * How updates travel through a shared store: the `Update` (or an album's updates) as JSON, rebuilt
+ * as contexts of `bot` on the replica that runs the turn.
+ */
+function updateCodec<C extends Context>(bot: Bot<C>): Codec<C> {
+  const ContextConstructor = (
+    bot as unknown as {
+      ContextConstructor: new (...args: ConstructorParameters<typeof Context>) => C;
+    }
+  ).ContextConstructor;
+  return {
+    encode(ctx: C): Serialized {
+      const album = albumOf.get(ctx) as readonly C[] | undefined;
+      return album === undefined ? { u: ctx.update } : { a: album.map((c) => c.update) };
+    },
+    decode(data: unknown): C {
+      const serialized = data as Serialized;
+      const updates = "a" in serialized ? serialized.a : [serialized.u];
+      const contexts = updates.map(
+        (update) => new ContextConstructor(update, bot.api, bot.botInfo),
+      );
+      const last = contexts[contexts.length - 1] as C;
+      if (contexts.length > 1 || "a" in serialized) albumOf.set(last, contexts);
+      return last;
+    },
+  };
+}
+
+/**
+ * Run a turn whose latest update was admitted on another replica: replay that update through the
+ * bot, so it runs the middleware like any update, and let the middleware attach the turn.
+ */
+async function replay<C extends Context>(
+  bot: Bot<C>,
+  replays: WeakMap<object, Replay>,
+  turn: Turn<C>,
+): Promise<void> {
+  const input = turn.inputs[turn.inputs.length - 1] as C;
+  const entry: Replay = { turn: turn as Turn<unknown>, input, failed: false, error: undefined };
+  replays.set(input.update, entry);
+  try {
+    await bot.handleUpdate(input.update);
+  } catch (error) {
+    // grammY wraps middleware errors in a BotError: report the turn's own error, as a local turn.
+    throw entry.failed ? entry.error : error;
+  } finally {
+    replays.delete(input.update);
+  }
+  if (entry.failed) throw entry.error;
 }
 
 export type { Drop, ErrorInfo, Guard, GuardOptions, Turn };

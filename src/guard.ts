@@ -17,6 +17,7 @@ import {
   ContendedError,
   DroppedError,
   type DropReason,
+  LeaseLostError,
   StoreError,
   TurnAbortedError,
   TurnTimeoutError,
@@ -24,6 +25,7 @@ import {
 import { Emitter, type GuardEvents, type Listener } from "./events.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
 import {
+  type Codec,
   type Drop,
   type GuardOptions,
   type Handler,
@@ -31,7 +33,18 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from "./options.js";
-import type { Admission, AdmitPolicy, Finish, Store, StoreDrop, Take } from "./store.js";
+import type {
+  Admission,
+  AdmitPolicy,
+  Claim,
+  Finish,
+  Renewal,
+  Store,
+  StoreDrop,
+  StoreEntry,
+  StoreHost,
+  Take,
+} from "./store.js";
 import { type Turn, type TurnHost, TurnState } from "./turn.js";
 
 // === Public types
@@ -226,6 +239,38 @@ function settleWith<T>(
   else onValue(value);
 }
 
+/** True for data `JSON.stringify` keeps as it is: primitives, arrays and plain objects. */
+function isPlainData(value: unknown): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (Array.isArray(value)) return true;
+      const proto = Object.getPrototypeOf(value);
+      return proto === Object.prototype || proto === null;
+    }
+    default:
+      return false;
+  }
+}
+
+/** The codec of a shared store when none is given: plain JSON data, anything else refused. */
+const JSON_CODEC: Codec<unknown> = {
+  encode(input) {
+    if (!isPlainData(input)) {
+      throw new TypeError(
+        `the input is ${input === undefined ? "undefined" : typeof input === "object" ? `an instance of ${(input as object).constructor?.name ?? "a class"}` : `a ${typeof input}`}, not plain JSON data`,
+      );
+    }
+    return input;
+  },
+  decode: (data) => data,
+};
+
 /** Abort reasons after which a turn's inputs count as handled, not failed. */
 function isGracefulAbort(reason: unknown): boolean {
   return (
@@ -237,6 +282,17 @@ function isGracefulAbort(reason: unknown): boolean {
 class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   readonly #options: ResolvedOptions<I>;
   readonly #store: Store<Entry<I>>;
+  /** Other processes share the store: inputs are serialized, keys handed over on close. */
+  readonly #shared: boolean;
+  readonly #codec: Codec<I>;
+  /** The store's lease in ms (claims expire unless renewed), or undefined. */
+  readonly #lease: number | undefined;
+  /** Stops the store's background work once this guard has closed (`Store.attach`). */
+  readonly #detach: (() => void) | undefined;
+  /** Lanes waiting for a key held in a shared store, retried when the key may be free. */
+  readonly #laneWaits = new Map<string, Set<() => void>>();
+  /** Hand-overs (`abandon`) still in flight, which `close` waits for. */
+  readonly #giveUps = new Set<Promise<unknown>>();
   readonly #mode: ModeBehaviour;
   readonly #admitPolicy: AdmitPolicy;
   readonly #waitLanePolicy: AdmitPolicy;
@@ -260,15 +316,25 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       overflow: options.overflow,
       maxPendingTotal: options.maxPendingTotal,
     };
-    this.#admitPolicy = { ...base, whenHeld: this.#mode.whenHeld, dedupe: options.dedupe };
-    // A lane never evicts chat input and is never de-duplicated.
-    this.#waitLanePolicy = { ...base, overflow: "drop-newest", whenHeld: "enqueue", dedupe: 0 };
-    this.#tryLanePolicy = { ...base, whenHeld: "reject", dedupe: 0 };
+    const batch = this.#mode.batch;
+    this.#admitPolicy = { ...base, whenHeld: this.#mode.whenHeld, dedupe: options.dedupe, batch };
+    this.#shared = this.#store.shared === true;
+    this.#codec = (options.codec ?? JSON_CODEC) as Codec<I>;
+    const lease = this.#store.lease;
+    this.#lease = typeof lease === "number" && lease > 0 ? lease : undefined;
+    // A lane never evicts chat input and is never de-duplicated. A lane cannot travel to another
+    // process, so with a shared store a waiting lane is never queued there: it is refused while
+    // the key is held and tries again once the key may be free.
+    this.#waitLanePolicy = this.#shared
+      ? { ...base, whenHeld: "reject", dedupe: 0, batch, notifyFree: true }
+      : { ...base, overflow: "drop-newest", whenHeld: "enqueue", dedupe: 0, batch };
+    this.#tryLanePolicy = { ...base, whenHeld: "reject", dedupe: 0, batch };
     this.#events = new Emitter((error) => this.#reportError(error, undefined, "", undefined));
     this.#deadlines = Number.isFinite(options.turnTimeout)
       ? new Deadlines((turn) => this.#timedOut(turn))
       : undefined;
     this.#limit = Number.isFinite(options.concurrency) ? pLimit(options.concurrency) : undefined;
+    this.#detach = this.#store.attach?.(this.#host());
   }
 
   // --- observable state
@@ -329,10 +395,19 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       } else if (expiresAt !== Number.POSITIVE_INFINITY) expiresAt += Date.now();
     } else if (expiresAt !== Number.POSITIVE_INFINITY) expiresAt += Date.now();
 
+    let data: string | undefined;
+    if (this.#shared) {
+      try {
+        data = this.#encode(input);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const entry: Entry<I> = {
       id,
       alone,
       expiresAt,
+      data,
       input,
       run: handler,
       lane: false,
@@ -382,6 +457,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       id: `\u0000lane:${++this.#laneSeq}`,
       alone: true,
       expiresAt: Number.POSITIVE_INFINITY,
+      data: undefined,
       input: undefined as I,
       run: fn as Handler<I>,
       lane: true,
@@ -401,6 +477,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       };
     });
     const wait = onBusy === "wait";
+    if (wait && this.#shared) {
+      this.#waitShared(key, entry, Date.now(), waitTimeout);
+      return result;
+    }
     const admitted = this.#admit(key, entry, wait ? this.#waitLanePolicy : this.#tryLanePolicy);
     if (wait && waitTimeout !== Number.POSITIVE_INFINITY) {
       const giveUp = (outcome: SubmitOutcome) => {
@@ -417,6 +497,70 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       if (onBusy === "throw") throw new ContendedError(key, 0);
       return undefined as T;
     });
+  }
+
+  /**
+   * A waiting lane on a shared store: try to claim the key; while it is held elsewhere, wait here
+   * (not queued in the store, so not FIFO with chat input across replicas) and try again when the
+   * key may be free — released here, a release hint, or at the latest every lease — until
+   * `waitTimeout`.
+   */
+  #waitShared(key: string, entry: Entry<I>, since: number, waitTimeout: number): void {
+    const fail = (error: unknown): void => {
+      const waiter = entry.waiter;
+      entry.waiter = undefined;
+      waiter?.reject(error);
+    };
+    if (this.#closing !== undefined) {
+      fail(new DroppedError(key, "shutdown"));
+      return;
+    }
+    let answer: Admission<Entry<I>> | Promise<Admission<Entry<I>>>;
+    try {
+      answer = this.#store.acquireOrEnqueue(key, entry, this.#waitLanePolicy);
+    } catch (error) {
+      fail(new StoreError("acquireOrEnqueue", key, error));
+      return;
+    }
+    settleWith(
+      answer,
+      (admission) => {
+        if (admission.status !== "rejected" || admission.reason !== "busy") {
+          this.#admitted(key, entry, admission);
+          return;
+        }
+        const waited = Date.now() - since;
+        if (waited >= waitTimeout) {
+          fail(new ContendedError(key, waited));
+          return;
+        }
+        if (this.#closing !== undefined) {
+          fail(new DroppedError(key, "shutdown"));
+          return;
+        }
+        let waits = this.#laneWaits.get(key);
+        if (waits === undefined) this.#laneWaits.set(key, (waits = new Set()));
+        const set = waits;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const retry = () => {
+          if (!set.delete(retry)) return;
+          if (set.size === 0 && this.#laneWaits.get(key) === set) this.#laneWaits.delete(key);
+          clearTimeout(timer);
+          this.#waitShared(key, entry, since, waitTimeout);
+        };
+        set.add(retry);
+        const poll = this.#lease ?? 1_000;
+        timer = setTimeout(retry, Math.min(poll, waitTimeout - waited));
+      },
+      (error: unknown) => fail(new StoreError("acquireOrEnqueue", key, error)),
+    );
+  }
+
+  /** Let the lanes waiting for `key` try again (it was released, here or elsewhere). */
+  #wakeLanes(key: string): void {
+    const waits = this.#laneWaits.get(key);
+    if (waits === undefined) return;
+    for (const retry of [...waits]) retry();
   }
 
   /** A waiting lane's `waitTimeout` elapsed: withdraw it if it is still pending. */
@@ -463,18 +607,17 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     switch (admission.status) {
       case "acquired": {
         const turn = new TurnState(this, key, admission.claim, admission.batch);
-        this.#keys.set(key, turn);
+        this.#replace(key, turn);
         this.#reportDrops(key, admission.dropped);
+        // A shared store may claim the key for input a dead holder left behind, older than this
+        // entry: the entry then waits for the next batch of this guard's own turns.
+        const outcome = this.#shared && !admission.batch.includes(entry) ? "queued" : "started";
+        entry.outcome = outcome;
         if (!entry.lane && this.#events.has("admitted")) {
-          this.#events.emit("admitted", {
-            key,
-            id: entry.id,
-            input: entry.input,
-            outcome: "started",
-          });
+          this.#events.emit("admitted", { key, id: entry.id, input: entry.input, outcome });
         }
         this.#begin(turn, true);
-        return "started";
+        return outcome;
       }
       case "queued": {
         entry.outcome = "queued";
@@ -485,13 +628,9 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
           this.#events.emit("queued", { key, id, input, pending: admission.pending });
         }
         const turn = this.#keys.get(key);
-        if (turn !== undefined && !entry.lane) {
-          if (this.#mode.interrupts && turn.phase === "running") {
-            turn.abort(new TurnAbortedError("superseded", key, turn.fence));
-          }
-          turn.notifyPending(admission.pending, (error) =>
-            this.#reportError(error, turn, key, turn.fence),
-          );
+        if (turn !== undefined && !entry.lane && !turn.stale) {
+          turn.knownPending = admission.pending;
+          this.#pendingArrived(turn, admission.pending);
         }
         return "queued";
       }
@@ -508,6 +647,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   /** A turn holds its key: wait out the settle window (fresh admissions only), then launch it. */
   #begin(turn: TurnState<I>, admitted: boolean): void {
+    if (this.#lease !== undefined) this.#watchLease(turn);
     const settle = this.#options.settle;
     if (admitted && settle > 0 && !(turn.entries[0] as Entry<I>).alone) {
       turn.timer = setTimeout(() => this.#settled(turn), settle);
@@ -561,6 +701,17 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       this.#discard(turn);
       return;
     }
+    if (turn.entries.length === 0) {
+      // A shared store handed over a batch none of whose inputs could be rebuilt here (each was
+      // reported to onError): nothing to run, the key moves on.
+      turn.phase = "settled";
+      this.#stopLease(turn);
+      const release = turn.release;
+      turn.release = undefined;
+      release?.();
+      this.#finish(turn);
+      return;
+    }
     turn.phase = "running";
     if (this.#deadlines !== undefined) {
       turn.deadline = Date.now() + this.#options.turnTimeout;
@@ -604,6 +755,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     if (turn.phase === "settled") return;
     turn.phase = "settled";
     this.#deadlines?.delete(turn);
+    this.#stopLease(turn);
     const ownAbort = failed && value === turn.abortReason;
     // An error that is the turn's own abort reason was expected (stop, interrupt) or was already
     // reported when it happened (timeout, lease loss).
@@ -627,6 +779,9 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     // A stopped or superseded turn handled its inputs: the platform must not redeliver them,
     // whatever the handler threw on abort (signal.reason, or an SDK's own abort error).
     const inputsFailed = failed && !isGracefulAbort(value) && !isGracefulAbort(turn.abortReason);
+    // A turn that lost its lease on a shared store: the next holder runs its inputs again, so a
+    // redelivery must stay a duplicate.
+    const keepIds = this.#shared && turn.abortReason instanceof LeaseLostError;
     let forget: string[] | undefined;
     for (const entry of turn.entries) {
       const waiter = entry.waiter;
@@ -637,7 +792,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
         else waiter.resolve(value);
       } else if (inputsFailed) {
         waiter.reject(value);
-        if (entry.id !== undefined) (forget ??= []).push(entry.id);
+        if (entry.id !== undefined && !keepIds) (forget ??= []).push(entry.id);
       } else waiter.resolve(entry.outcome);
     }
     if (forget !== undefined) {
@@ -645,7 +800,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       this.#storeCall(
         turn,
         "forget",
-        () => this.#store.forget(ids),
+        () => this.#store.forget(turn.key, ids),
         () => {},
       );
     }
@@ -656,6 +811,23 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     turn.phase = "settled";
     if (turn.timer !== undefined) clearTimeout(turn.timer);
     turn.timer = undefined;
+    this.#stopLease(turn);
+    if (turn.abortReason instanceof LeaseLostError) {
+      // The claim moved to another holder before the handler ran, with these inputs (a shared
+      // store hands a lost claim's batch to the next holder): they are not dropped.
+      for (const entry of turn.entries) {
+        const waiter = entry.waiter;
+        entry.waiter = undefined;
+        if (entry.lane) waiter?.reject(turn.abortReason);
+        else waiter?.resolve("queued");
+      }
+      const release = turn.release;
+      turn.release = undefined;
+      release?.();
+      // Overdue but perhaps not lost: give the batch back, never finish a batch that did not run.
+      if (!turn.released) this.#giveUp(turn, true);
+      return;
+    }
     const reason: DropReason =
       turn.abortReason instanceof TurnAbortedError && turn.abortReason.code === "shutdown"
         ? "shutdown"
@@ -669,7 +841,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   /** Hand the key to its next batch, or release it. */
   #finish(turn: TurnState<I>): void {
-    if (this.#closing !== undefined && this.#store.shared) {
+    if (this.#closing !== undefined && this.#shared) {
       // Across replicas a closing guard hands its keys over instead of draining them.
       this.#giveUp(turn);
       return;
@@ -683,24 +855,47 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
         this.#reportDrops(turn.key, finish.dropped);
         if (finish.status === "released") return this.#unhold(turn);
         const next = new TurnState(this, turn.key, finish.claim, finish.batch);
-        this.#keys.set(turn.key, next);
+        this.#replace(turn.key, next, turn);
         this.#begin(next, false);
       },
     );
   }
 
-  /** Release the key without running its pending input here; drop what no one else will run. */
-  #giveUp(turn: TurnState<I>): void {
+  /**
+   * Release the key without running its pending input here; drop what no one else will run.
+   * `requeue`: the turn never ran; a shared store leaves its batch for another replica.
+   */
+  #giveUp(turn: TurnState<I>, requeue = false): void {
     turn.released = true;
+    this.#stopLease(turn);
+    let done: () => void = () => {};
+    if (this.#shared) {
+      const settled = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      this.#giveUps.add(settled);
+      settled.then(() => this.#giveUps.delete(settled));
+    }
     this.#unhold(turn);
     this.#storeCall(
       turn,
       "abandon",
-      () => this.#store.abandon(turn.key, turn.claim),
+      () => this.#store.abandon(turn.key, turn.claim, requeue),
       (orphans: readonly Entry<I>[]) => {
         for (const entry of orphans) this.#drop(turn.key, entry, "shutdown");
+        done();
       },
+      done,
     );
+  }
+
+  /** `turn` is now the key's holder here; a turn it replaces unexpectedly lost its claim. */
+  #replace(key: string, turn: TurnState<I>, previous?: TurnState<I>): void {
+    if (this.#shared) {
+      const current = this.#keys.get(key);
+      if (current !== undefined && current !== previous) this.#leaseLost(current, true);
+    }
+    this.#keys.set(key, turn);
   }
 
   /** The store no longer knows this turn's claim. */
@@ -712,6 +907,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   #unhold(turn: TurnState<I>): void {
     if (this.#keys.get(turn.key) !== turn) return;
     this.#keys.delete(turn.key);
+    if (this.#laneWaits.size > 0) this.#wakeLanes(turn.key);
     if (this.#keys.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
@@ -748,10 +944,216 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       this.#storeCall(
         turn,
         "forget",
-        () => this.#store.forget(ids),
+        () => this.#store.forget(turn.key, ids),
         () => {},
       );
     }
+  }
+
+  // --- leases (shared stores)
+
+  /** Renew the turn's claim every lease/3; abort the turn once the claim is lost or overdue. */
+  #watchLease(turn: TurnState<I>): void {
+    const lease = this.#lease as number;
+    // The claim was made at most a round trip ago: counting from now errs by that round trip,
+    // which the renewal margin (two thirds of a lease) absorbs.
+    turn.renewedAt = Date.now();
+    // Input already pending when the turn began is not news (interrupt reacts to new input).
+    turn.knownPending = this.#store.pendingCount(turn.key);
+    this.#armLease(turn, Math.max(1, Math.floor(lease / 3)));
+  }
+
+  #armLease(turn: TurnState<I>, delay: number): void {
+    if (turn.leaseTimer !== undefined) clearTimeout(turn.leaseTimer);
+    turn.leaseTimer = setTimeout(() => this.#renew(turn), delay);
+    // The turn's own work keeps the process alive, not its watchdog.
+    turn.leaseTimer.unref?.();
+  }
+
+  #stopLease(turn: TurnState<I>): void {
+    if (turn.leaseTimer !== undefined) clearTimeout(turn.leaseTimer);
+    turn.leaseTimer = undefined;
+  }
+
+  #renew(turn: TurnState<I>): void {
+    turn.leaseTimer = undefined;
+    if (turn.released || turn.lost || turn.phase === "settled") return;
+    const lease = this.#lease as number;
+    const now = Date.now();
+    const expires = turn.renewedAt + lease;
+    if (now >= expires) {
+      // No renewal succeeded for a whole lease: another replica may hold the key by now.
+      this.#leaseLost(turn, false);
+      return;
+    }
+    const interval = Math.max(1, Math.floor(lease / 3));
+    // Next check: the next renewal, or the expiry if renewals keep failing.
+    this.#armLease(turn, Math.max(1, Math.min(interval, expires - now)));
+    if (turn.renewing) return;
+    turn.renewing = true;
+    const sentAt = now;
+    const onAnswer = (renewal: Renewal) => {
+      turn.renewing = false;
+      if (turn.released || turn.lost || turn.phase === "settled") return;
+      if (renewal.status === "lost") {
+        this.#leaseLost(turn, true);
+        return;
+      }
+      turn.renewedAt = sentAt;
+      this.#armLease(turn, interval);
+      // Hints may be lost: the renewal's pending count is the fallback for interrupt and onPending.
+      const pending = renewal.pending;
+      if (pending > turn.knownPending) this.#pendingArrived(turn, pending);
+      turn.knownPending = pending;
+    };
+    const onError = (error: unknown) => {
+      turn.renewing = false;
+      if (turn.released || turn.lost || turn.phase === "settled") return;
+      this.#reportError(new StoreError("renew", turn.key, error), turn, turn.key, turn.fence);
+      // Try again soon; the expiry check above gives up once the lease is over.
+      this.#armLease(turn, Math.max(1, Math.min(Math.floor(interval / 2), expires - Date.now())));
+    };
+    let answer: Renewal | Promise<Renewal>;
+    try {
+      answer = this.#store.renew(turn.key, turn.claim);
+    } catch (error) {
+      onError(error);
+      return;
+    }
+    settleWith(answer, onAnswer, onError);
+  }
+
+  /**
+   * The turn's claim is gone (`confirmed`: the store said so) or overdue: abort its signal with a
+   * `LeaseLostError`, report it once, and treat the turn as stale. A confirmed loss frees the key
+   * here at once; an overdue one still lets the turn's finish ask the store, which refuses it
+   * unless the claim survived.
+   */
+  #leaseLost(turn: TurnState<I>, confirmed: boolean): void {
+    this.#stopLease(turn);
+    if (turn.released) return;
+    const first = !turn.lost;
+    turn.lost = true;
+    const error = new LeaseLostError(turn.key, turn.fence);
+    if (first && turn.phase !== "settled") {
+      turn.abort(error);
+      this.#reportError(error, turn, turn.key, turn.fence);
+    }
+    if (confirmed) {
+      turn.released = true;
+      this.#unhold(turn);
+      if (turn.phase === "claimed") this.#discard(turn);
+    }
+  }
+
+  /** Input is pending for a running turn: interrupt it (interrupt mode) and tell its listeners. */
+  #pendingArrived(turn: TurnState<I>, pending: number): void {
+    if (this.#mode.interrupts && turn.phase === "running") {
+      turn.abort(new TurnAbortedError("superseded", turn.key, turn.fence));
+    }
+    turn.notifyPending(pending, (error) => this.#reportError(error, turn, turn.key, turn.fence));
+  }
+
+  // --- shared stores: serialization and the host the store calls
+
+  /** The input as JSON text for a shared store; a TypeError that says how to fix it otherwise. */
+  #encode(input: I): string {
+    let text: string | undefined;
+    let cause: unknown;
+    try {
+      text = JSON.stringify(this.#codec.encode(input));
+    } catch (error) {
+      cause = error;
+    }
+    if (typeof text !== "string") {
+      const why = cause instanceof Error ? cause.message : "it encodes to nothing";
+      throw new TypeError(
+        `submit: the input cannot be serialized for a shared store (${why}). Inputs travel between replicas: pass a codec ({ encode, decode }) to createGuard, or use an adapter that serializes its inputs.`,
+        { cause },
+      );
+    }
+    return text;
+  }
+
+  #host(): StoreHost<Entry<I>> {
+    const guard = this;
+    return {
+      get closed() {
+        return guard.#closing !== undefined;
+      },
+      revive: (stored) => this.#revive(stored),
+      acquired: (key, claim, batch, dropped) => this.#takenOver(key, claim, batch, dropped),
+      dropped: (key, dropped) => this.#reportDrops(key, dropped),
+      pending: (key, token, pending) => {
+        const turn = this.#keys.get(key);
+        if (turn === undefined || turn.claim.token !== token || turn.stale) return;
+        turn.knownPending = pending;
+        this.#pendingArrived(turn, pending);
+      },
+      stopped: (key, token) => {
+        const turn = this.#keys.get(key);
+        if (turn === undefined || turn.claim.token !== token) return;
+        turn.abort(new TurnAbortedError("stopped", key, turn.fence));
+        if (turn.phase === "claimed") this.#discard(turn);
+      },
+      freed: (key) => this.#wakeLanes(key),
+      departed: (entries) => this.#departed(entries),
+      error: (error, key) => this.#reportError(error, undefined, key ?? "", undefined),
+    };
+  }
+
+  /** Entries that another replica runs: their awaiting callers learn they were queued. */
+  #departed(entries: readonly Entry<I>[], key = ""): void {
+    for (const entry of entries) {
+      const waiter = entry.waiter;
+      entry.waiter = undefined;
+      if (entry.lane) waiter?.reject(new DroppedError(key, "shutdown"));
+      else waiter?.resolve("queued");
+    }
+  }
+
+  /** A claimed turn that never ran, on a closing guard: another replica runs its batch. */
+  #handBack(turn: TurnState<I>): void {
+    turn.phase = "settled";
+    if (turn.timer !== undefined) clearTimeout(turn.timer);
+    turn.timer = undefined;
+    const release = turn.release;
+    turn.release = undefined;
+    release?.();
+    this.#departed(turn.entries, turn.key);
+    this.#giveUp(turn, true);
+  }
+
+  /** An entry admitted by another process, rebuilt here to run through the guard's handler. */
+  #revive(stored: StoreEntry & { readonly data: string }): Entry<I> {
+    return {
+      id: stored.id,
+      alone: stored.alone,
+      expiresAt: stored.expiresAt,
+      data: stored.data,
+      input: this.#codec.decode(JSON.parse(stored.data)),
+      run: undefined,
+      lane: false,
+      outcome: "queued",
+      waiter: undefined,
+    };
+  }
+
+  /** The shared store claimed a key on its own (takeover, hand-over): run its batch here. */
+  #takenOver(
+    key: string,
+    claim: Claim,
+    batch: Entry<I>[],
+    dropped: readonly StoreDrop<Entry<I>>[],
+  ): void {
+    const turn = new TurnState(this, key, claim, batch);
+    this.#reportDrops(key, dropped);
+    if (this.#closing !== undefined) {
+      this.#handBack(turn);
+      return;
+    }
+    this.#replace(key, turn);
+    this.#begin(turn, false);
   }
 
   // --- steer: TurnHost
@@ -829,7 +1231,19 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
         clearTimeout(timer);
-        resolve({ aborted, dropped });
+        if (!this.#shared) {
+          resolve({ aborted, dropped });
+          return;
+        }
+        // Lanes waiting for a key held elsewhere will not get it now.
+        for (const retry of [...this.#laneWaits.values()].flatMap((set) => [...set])) retry();
+        // Wait for the hand-overs to reach the store, then stop its background work.
+        const handOvers = (): Promise<unknown> =>
+          this.#giveUps.size === 0 ? DONE : Promise.all(this.#giveUps).then(handOvers);
+        handOvers().then(() => {
+          this.#detach?.();
+          resolve({ aborted, dropped });
+        });
       };
       // Called from inside a handler: that turn cannot finish while its handler awaits close().
       const caller = activeTurn as TurnState<I> | undefined;
@@ -846,6 +1260,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
             this.#rejectWaiters(turn, reason);
           }
           if (turn.phase === "claimed") {
+            if (this.#shared) {
+              this.#handBack(turn);
+              continue;
+            }
             turn.released = true;
             this.#discard(turn);
           }

@@ -23,7 +23,7 @@ export {
 } from "./guard.js";
 export { type MemoryStore, type MemoryStoreOptions, memoryStore } from "./memory-store.js";
 export { MODES, type Mode, type ModeBehaviour } from "./modes.js";
-export type { Drop, ErrorInfo, GuardOptions, Handler } from "./options.js";
+export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./options.js";
 export type {
   Admission,
   AdmitPolicy,
@@ -35,6 +35,7 @@ export type {
   Store,
   StoreDrop,
   StoreEntry,
+  StoreHost,
   Take,
 } from "./store.js";
 export type { Turn } from "./turn.js";

@@ -192,7 +192,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return queue.splice(index, 1)[0];
   }
 
-  forget(ids: readonly string[]): void {
+  forget(_key: string, ids: readonly string[]): void {
     for (const id of ids) {
       this.#current.delete(id);
       this.#previous.delete(id);

@@ -31,6 +31,17 @@ export interface Drop<I> {
   readonly reason: DropReason;
 }
 
+/**
+ * How inputs travel between processes through a shared store: `encode` turns an input into a
+ * JSON-able value, `decode` rebuilds the input on the process that runs its turn. Adapters bring
+ * their own; the default accepts plain JSON data (objects, arrays, strings, numbers, booleans,
+ * null) and refuses anything else.
+ */
+export interface Codec<I> {
+  encode(input: I): unknown;
+  decode(data: unknown): I;
+}
+
 /** Options of `createGuard()`. Every one is optional; the values shown are the defaults. */
 export interface GuardOptions<I> {
   /** What happens to input that arrives while its key's turn runs. Default `"collect"`. */
@@ -39,7 +50,11 @@ export interface GuardOptions<I> {
   maxPending?: number;
   /** At `maxPending`: drop the oldest pending input or the new one. Default `"drop-oldest"`. */
   overflow?: "drop-oldest" | "drop-newest";
-  /** Pending inputs kept across all keys; past it new input is dropped. Default 10,000. */
+  /**
+   * Pending inputs kept across all keys; past it new input is dropped. Default 10,000. Counted per
+   * process by the memory store; a shared store (Redis) caps each key (`maxPending`) but not the
+   * total, which lives in Redis' memory.
+   */
   maxPendingTotal?: number;
   /** Ms after which pending input is dropped (`expired`) instead of run. Default `Infinity`. */
   pendingTtl?: number;
@@ -62,9 +77,14 @@ export interface GuardOptions<I> {
   awaitTurn?: boolean;
   /**
    * Runs turns whose inputs came with no `run` function of their own — for example inputs admitted
-   * by another replica. Adapters register theirs here.
+   * by another replica. Adapters register theirs here. Required with a shared store.
    */
   handler?: Handler<I>;
+  /**
+   * Serializes inputs for a shared store (see `Codec`). Ignored by the memory store. Default:
+   * plain JSON data only; an input that cannot be serialized is refused with a TypeError.
+   */
+  codec?: Codec<I>;
   /** Receives every error of a turn (the thrown value, unwrapped). Default: a log line. */
   onError?: (error: unknown, info: ErrorInfo<I>) => void;
   /** Receives every input that ended without being handled. Default: nothing (see the events). */
@@ -86,6 +106,7 @@ export interface ResolvedOptions<I> {
   readonly store: Store<StoreEntry>;
   readonly awaitTurn: boolean;
   readonly handler: Handler<I> | undefined;
+  readonly codec: Codec<I> | undefined;
   readonly onError: (error: unknown, info: ErrorInfo<I>) => void;
   readonly onDrop: ((drop: Drop<I>) => void) | undefined;
 }
@@ -104,6 +125,7 @@ const KNOWN = new Set([
   "store",
   "awaitTurn",
   "handler",
+  "codec",
   "onError",
   "onDrop",
 ]);
@@ -210,6 +232,7 @@ export function resolveOptions<I>(options: GuardOptions<I> | undefined): Resolve
     store,
     awaitTurn = false,
     handler,
+    codec,
     onError,
     onDrop,
   } = options;
@@ -217,6 +240,20 @@ export function resolveOptions<I>(options: GuardOptions<I> | undefined): Resolve
     invalid(where, "store", "a store such as memoryStore() or redisStore({ client })", store);
   }
   if (typeof awaitTurn !== "boolean") invalid(where, "awaitTurn", "true or false", awaitTurn);
+  if (
+    codec !== undefined &&
+    (typeof codec !== "object" ||
+      codec === null ||
+      typeof codec.encode !== "function" ||
+      typeof codec.decode !== "function")
+  ) {
+    invalid(where, "codec", "an object { encode(input), decode(data) }", codec);
+  }
+  if (store?.shared === true && typeof handler !== "function") {
+    throw new TypeError(
+      `${where}: a shared store needs "handler": the function that runs turns of inputs admitted by another replica (adapters register theirs).`,
+    );
+  }
   if (dedupe !== false) {
     const ok =
       typeof dedupe === "number" &&
@@ -240,6 +277,7 @@ export function resolveOptions<I>(options: GuardOptions<I> | undefined): Resolve
     store: (store ?? memoryStore()) as Store<StoreEntry>,
     awaitTurn,
     handler: checkFunction<Handler<I>>(where, "handler", handler),
+    codec,
     onError: checkFunction<ResolvedOptions<I>["onError"]>(where, "onError", onError) ?? logError,
     onDrop: checkFunction<ResolvedOptions<I>["onDrop"]>(where, "onDrop", onDrop),
   };

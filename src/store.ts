@@ -7,7 +7,12 @@
 // take a claim answer `lost` rather than throwing.
 //
 // Entries are opaque to the store except for the fields of `StoreEntry`; the memory store keeps the
-// objects themselves, a shared store serializes them.
+// objects themselves, a shared store serializes them (`data`, which the guard fills in for a
+// shared store) and keeps the objects it admitted in a per-process map, so that an entry that comes
+// back to the process that admitted it keeps its `run` closure and waiter.
+//
+// A shared store also acts on its own (`attach`): it takes over keys whose holder died or handed
+// them over, and relays hints from other processes (input arrived, stop, key released).
 
 import type { DropReason } from "./errors.js";
 
@@ -22,6 +27,12 @@ export interface StoreEntry {
   readonly alone: boolean;
   /** Epoch milliseconds after which the entry is dropped as `expired` rather than run. */
   readonly expiresAt: number;
+  /**
+   * The input as JSON text, for a shared store to carry to other processes. The guard sets it when
+   * `store.shared`; `undefined` there means the entry cannot leave this process (a lane), so a
+   * shared store never hands it to another one.
+   */
+  readonly data?: string | undefined;
 }
 
 /** Proof that the caller holds a key: the store's token and the fence of that claim. */
@@ -52,6 +63,16 @@ export interface AdmitPolicy {
   readonly maxPendingTotal: number;
   /** De-duplication window in ms; 0 turns it off for this admission. */
   readonly dedupe: number;
+  /**
+   * How pending entries are grouped when the claim also hands over input left behind (a shared
+   * store taking over from a holder that died). Default `"all"`.
+   */
+  readonly batch?: BatchPolicy;
+  /**
+   * With `whenHeld: "reject"`: ask the store to announce the key's release (`StoreHost.freed`),
+   * for a caller that will try again (a waiting lane on a shared store).
+   */
+  readonly notifyFree?: boolean;
 }
 
 /** How pending entries are grouped into a turn. */
@@ -126,8 +147,10 @@ export interface Store<E extends StoreEntry = StoreEntry> {
    * Release the key without running its pending input here (shutdown, an abandoned turn on close).
    * A shared store leaves the pending input for another replica and answers no orphans; a store no
    * one else reads answers the pending entries, which the guard then drops as `shutdown`.
+   * `requeue`: the claim's batch never ran; a shared store leaves it pending for another replica
+   * too (a store no one else reads ignores it: the guard drops that batch itself).
    */
-  abandon(key: string, claim: Claim): MaybePromise<readonly E[]>;
+  abandon(key: string, claim: Claim, requeue?: boolean): MaybePromise<readonly E[]>;
 
   /** Remove every pending entry of the key (stop). Answers the removed entries, oldest first. */
   clear(key: string): MaybePromise<readonly E[]>;
@@ -135,9 +158,53 @@ export interface Store<E extends StoreEntry = StoreEntry> {
   /** Remove one pending entry by id (a lane that gave up waiting, an input withdrawn). */
   withdraw(key: string, id: string): MaybePromise<E | undefined>;
 
-  /** Forget de-duplication ids, so their redelivery is admitted again (a failed awaited turn). */
-  forget(ids: readonly string[]): MaybePromise<void>;
+  /**
+   * Forget de-duplication ids of the key's inputs, so their redelivery is admitted again (a failed
+   * awaited turn). The key lets a shared store find where the ids live.
+   */
+  forget(key: string, ids: readonly string[]): MaybePromise<void>;
 
   /** Pending entries of the key, as far as this process knows, without I/O. */
   pendingCount(key: string): number;
+
+  /**
+   * Ms a claim lives unless renewed (a shared store's lease). When set, the guard renews each claim
+   * every `lease / 3` and aborts a turn whose claim was lost or not renewed for a whole lease.
+   */
+  readonly lease?: number;
+
+  /**
+   * Called once by the guard that uses this store (a shared store serves one guard). Through the
+   * host the store hands over keys it claimed on its own and hints from other processes. Answers
+   * the function the guard calls once it has closed, which stops the store's background work.
+   */
+  attach?(host: StoreHost<E>): () => void;
+}
+
+/** What a guard offers the shared store it uses (`Store.attach`). */
+export interface StoreHost<E> {
+  /** True once the guard is closing: the store then takes no key on its own. */
+  readonly closed: boolean;
+  /** Rebuild an entry admitted by another process from what the store kept of it. */
+  revive(entry: StoreEntry & { readonly data: string }): E;
+  /**
+   * The store claimed a key on its own (its holder died, its lease expired or it was handed over):
+   * run the batch, as if `acquireOrEnqueue` had answered `acquired`.
+   */
+  acquired(key: string, claim: Claim, batch: E[], dropped: readonly StoreDrop<E>[]): void;
+  /** Entries the store removed without handing them to a turn here (expired, superseded…). */
+  dropped(key: string, dropped: readonly StoreDrop<E>[]): void;
+  /** Hint: input is pending for a key held here under `token` (admitted by another process). */
+  pending(key: string, token: string, pending: number): void;
+  /** Hint: another process stopped the key held here under `token`. */
+  stopped(key: string, token: string): void;
+  /** Hint: the key was released (a lane waiting for it may try again). */
+  freed(key: string): void;
+  /**
+   * Entries admitted here and queued, that another process took into its turn (or that stay
+   * queued for other processes when this store detaches): their callers learn they were queued.
+   */
+  departed(entries: readonly E[]): void;
+  /** A background operation of the store failed (a probe, a sweep, a subscription). */
+  error(error: unknown, key: string | undefined): void;
 }

@@ -47,7 +47,10 @@ export interface Turn<I> {
   readonly fence: number;
   /** Inputs of this key waiting right now (as far as this process knows). */
   readonly pendingCount: number;
-  /** True once this turn no longer holds its key (it settled, was abandoned or lost its lease). */
+  /**
+   * True once this turn no longer holds its key (it settled, was abandoned or lost its lease).
+   * From then on `fence` is stale: another turn of the key may run with a higher one.
+   */
   readonly stale: boolean;
   /**
    * Move the pending inputs into this turn (steer): resolves with the inputs moved, oldest first,
@@ -82,6 +85,19 @@ export class TurnState<I> implements Turn<I>, Timed {
   phase: Phase = "claimed";
   /** The guard no longer counts this turn as the key's holder (abandoned, lease lost). */
   released = false;
+  /**
+   * The claim's lease was not renewed for a whole lease (a shared store): the turn is aborted and
+   * stale, though the guard still asks the store to finish it (refused unless the claim survived).
+   */
+  lost = false;
+  /** Lease watchdog (shared stores): epoch ms at which the claim was last known to be renewed. */
+  renewedAt = 0;
+  /** Lease watchdog: the next renewal or expiry check. */
+  leaseTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Lease watchdog: a renewal is in flight. */
+  renewing = false;
+  /** Pending count last reported to `onPending` listeners by a renewal (shared stores). */
+  knownPending = 0;
   /** Why the signal was aborted; set even before anyone read `signal`. */
   abortReason: unknown = undefined;
   /** Epoch ms at which `turnTimeout` elapses (set when the handler starts). */
@@ -142,7 +158,7 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   get stale(): boolean {
-    return this.released || this.phase === "settled";
+    return this.released || this.lost || this.phase === "settled";
   }
 
   take(): Promise<I[]> {

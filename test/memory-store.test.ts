@@ -61,7 +61,7 @@ function syncStore(options?: MemoryStoreOptions) {
     abandon: (key: string, claim: Claim) => sync(inner.abandon(key, claim)),
     clear: (key: string) => sync(inner.clear(key)),
     withdraw: (key: string, id: string) => sync(inner.withdraw(key, id)),
-    forget: (ids: readonly string[]) => sync(inner.forget(ids)),
+    forget: (key: string, ids: readonly string[]) => sync(inner.forget(key, ids)),
     pendingCount: (key: string) => inner.pendingCount(key),
   };
 }
@@ -381,7 +381,7 @@ describe("take, clear, withdraw", () => {
     }
     expect(store.keyCount).toBe(0);
     expect(store.pendingTotal).toBe(0);
-    store.forget(["id0", "id1", "id2"]);
+    store.forget("k", ["id0", "id1", "id2"]);
     expect(store.idCount).toBe(7);
     // Expired ids are freed a generation at a time: one window on they are still held (expired,
     // so not duplicates), two windows on a new id leaves only itself.
@@ -393,7 +393,7 @@ describe("take, clear, withdraw", () => {
     vi.advanceTimersByTime(200);
     store.acquireOrEnqueue("k2", entry("last", { id: "last" }), policy);
     expect(store.idCount).toBe(1);
-    store.forget(["last"]);
+    store.forget("k2", ["last"]);
     expect(store.idCount).toBe(0);
   });
 });
@@ -436,7 +436,7 @@ describe("de-duplication", () => {
     const claim = acquire(store, "k");
     store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY);
     expect(store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY).status).toBe("duplicate");
-    store.forget(["b", "never-seen"]);
+    store.forget("k", ["b", "never-seen"]);
     expect(store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY).status).toBe("queued");
     expect(store.pendingCount("k")).toBe(2);
     expect(store.finish("k", claim, "all")).toMatchObject({ status: "next" });

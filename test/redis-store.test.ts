@@ -1,0 +1,620 @@
+// The Redis store against a real Redis, with both clients. Replicas here are guards in this process,
+// each with its own store (its own connections and replica id) on one prefix: what crosses between
+// them goes through Redis exactly as between processes. Multi-process behaviour (SIGKILL, SIGSTOP,
+// random routing) is in redis-replicas.test.ts.
+
+import {
+  ContendedError,
+  createGuard,
+  type Drop,
+  type Guard,
+  type GuardOptions,
+  LeaseLostError,
+  type Mode,
+  memoryStore,
+  StoreError,
+  type StoreHost,
+  type Turn,
+  TurnAbortedError,
+} from "session-guard";
+import { BUCKETS, bucketOf, type RedisStore, redisStore } from "session-guard/redis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { deferred, sleep } from "./helpers.js";
+import {
+  type AdminClient,
+  adminClient,
+  CLIENTS,
+  cleanUp,
+  eventually,
+  leftovers,
+  type RedisTarget,
+  redisAvailable,
+  redisTarget,
+  serverAvailable,
+  startLocalRedis,
+  testPrefix,
+} from "./redis-harness.js";
+
+const LEASE = 500;
+
+interface Msg {
+  readonly text: string;
+}
+
+let target: RedisTarget;
+let dispose: () => Promise<void>;
+let admin: AdminClient;
+
+beforeAll(async () => {
+  if (!redisAvailable) return;
+  ({ target, dispose } = await redisTarget());
+  admin = await adminClient(target);
+});
+
+afterAll(async () => {
+  if (!redisAvailable) return;
+  admin.destroy();
+  await dispose();
+});
+
+describe("bucketOf (part of the stored layout: these values must never change)", () => {
+  it("is FNV-1a 32-bit of the UTF-8 bytes, mod 64", () => {
+    const reference = (key: string) => {
+      let hash = 0x811c9dc5;
+      for (const byte of Buffer.from(key, "utf8")) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+      return hash % 64;
+    };
+    const samples = [
+      "",
+      "a",
+      "tg:42:7",
+      "tg:42:-1001:17",
+      "é",
+      "日本語",
+      "😀x",
+      "\ud800",
+      "a\udc00b",
+    ];
+    for (let i = 0; i < 200; i++)
+      samples.push(
+        Math.random()
+          .toString(36)
+          .repeat(i % 5),
+      );
+    for (const key of samples) expect(bucketOf(key)).toBe(reference(key));
+    expect(BUCKETS).toBe(64);
+    expect(["", "a", "tg:42:7", "slack:T1:C1:1.2"].map(bucketOf)).toEqual([5, 44, 11, 63]);
+  });
+});
+
+describe("redisStore() options", () => {
+  it("refuses a prefix with a brace, a missing client and a client of another kind", () => {
+    expect(() => redisStore({ client: {}, prefix: "a{b" })).toThrow(/prefix.*"\{" or "\}"/);
+    expect(() => redisStore({ client: undefined })).toThrow(/"client" is required/);
+    expect(() => redisStore({ client: { get() {} } })).toThrow(/node-redis client or cluster/);
+    expect(() => redisStore({ client: {}, lease: 0 })).toThrow(/"lease"/);
+  });
+});
+
+describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) => {
+  let prefix: string;
+  const open: { close(): Promise<void> }[] = [];
+
+  afterEach(async () => {
+    for (const item of open.splice(0).reverse()) await item.close();
+    await cleanUp(admin, prefix);
+  });
+
+  interface Replica<I> {
+    readonly store: RedisStore;
+    readonly guard: Guard<I>;
+    readonly errors: unknown[];
+    readonly drops: Drop<I>[];
+    close(): Promise<void>;
+  }
+
+  /** One replica: a client as users create it, its store and a guard with a handler. */
+  function replica<I = Msg>(
+    options: Partial<GuardOptions<I>> & { handler: GuardOptions<I>["handler"] },
+    storeOptions: { lease?: number; sweepInterval?: number; commandTimeout?: number } = {},
+    at: RedisTarget = target,
+  ): Replica<I> {
+    const client = kind.create(at);
+    const store = redisStore({ client, prefix, lease: LEASE, ...storeOptions });
+    const errors: unknown[] = [];
+    const drops: Drop<I>[] = [];
+    const guard = createGuard<I>({
+      onError: (error) => void errors.push(error),
+      onDrop: (drop) => void drops.push(drop),
+      ...options,
+      store,
+    });
+    let closed = false;
+    const result: Replica<I> = {
+      store,
+      guard,
+      errors,
+      drops,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await guard.close({ timeout: 1_000 });
+        await store.close();
+        await kind.dispose(client);
+      },
+    };
+    open.push(result);
+    return result;
+  }
+
+  /** A handler that records every turn it runs (which replica, fence, inputs). */
+  function recorder(name: string, log: { by: string; fence: number; inputs: string[] }[]) {
+    return (turn: Turn<Msg>) => {
+      log.push({ by: name, fence: turn.fence, inputs: turn.inputs.map((m) => m.text) });
+    };
+  }
+
+  it("an uncontended turn claims and releases the key, leaving only the fence counter", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const a = replica({ handler: recorder("A", log) });
+    expect(a.store.shared).toBe(true);
+    expect(await a.guard.submit("k", { text: "one" }, undefined, { id: "1" })).toBe("started");
+    await a.guard.onIdle();
+    expect(await a.guard.submit("k", { text: "two" }, undefined, { id: "2" })).toBe("started");
+    await a.guard.onIdle();
+    expect(log.map((t) => t.inputs)).toEqual([["one"], ["two"]]);
+    expect(log[1]?.fence).toBeGreaterThan(log[0]?.fence ?? Infinity);
+    // Only de-duplication ids (with their window) and the fence counter remain.
+    const keys = await leftovers(admin, prefix);
+    expect(keys.every((key) => key.includes("}d:"))).toBe(true);
+    expect(keys).toHaveLength(2);
+    expect(a.errors).toEqual([]);
+  });
+
+  it("input arriving at B while A holds the key enters A's next turn (collect), run by A's handler", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const gate = deferred();
+    const a = replica({ handler: recorder("A", log) });
+    const b = replica({ handler: recorder("B", log) });
+    const first = await a.guard.submit("k", { text: "a1" }, async (turn) => {
+      log.push({ by: "A-local", fence: turn.fence, inputs: turn.inputs.map((m) => m.text) });
+      await gate.promise;
+    });
+    expect(first).toBe("started");
+    const bRun = () => {
+      throw new Error("B's closure must not run on A");
+    };
+    expect(await b.guard.submit("k", { text: "b1" }, bRun, { id: "b1" })).toBe("queued");
+    expect(await b.guard.submit("k", { text: "b2" }, bRun, { id: "b2" })).toBe("queued");
+    expect(b.guard.pendingCount("k")).toBe(2);
+    await eventually(() => a.guard.pendingCount("k") === 2, 2_000, "the pending hint at A");
+    gate.resolve();
+    await eventually(() => log.length === 2, 3_000, "A's next turn");
+    expect(log.map(({ by, inputs }) => [by, inputs])).toEqual([
+      ["A-local", ["a1"]],
+      ["A", ["b1", "b2"]],
+    ]);
+    expect(log[1]?.fence).toBeGreaterThan(log[0]?.fence as number);
+    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it("steer: A's running turn takes input admitted at B", async () => {
+    prefix = testPrefix();
+    const taken: string[][] = [];
+    const a = replica<Msg>({ mode: "steer", handler: () => {} });
+    const b = replica<Msg>({ mode: "steer", handler: () => {} });
+    const arrived = deferred<number>();
+    await a.guard.submit("k", { text: "a1" }, async (turn) => {
+      turn.onPending((pending) => arrived.resolve(pending));
+      await arrived.promise;
+      taken.push((await turn.take()).map((m) => m.text));
+      taken.push(turn.inputs.map((m) => m.text));
+    });
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("queued");
+    expect(await arrived.promise).toBe(1);
+    await eventually(() => taken.length === 2);
+    expect(taken).toEqual([["b1"], ["a1", "b1"]]);
+  });
+
+  it("interrupt: input at B aborts A's running turn promptly through a hint", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const a = replica<Msg>({ mode: "interrupt", handler: recorder("A", log) });
+    const b = replica<Msg>({ mode: "interrupt", handler: recorder("B", log) });
+    const aborted = deferred<unknown>();
+    await a.guard.submit("k", { text: "a1" }, async (turn) => {
+      turn.signal.addEventListener("abort", () => aborted.resolve(turn.signal.reason));
+      await aborted.promise;
+    });
+    // Hints need the subscription: give it a moment to be in place.
+    await sleep(100);
+    const sent = Date.now();
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("queued");
+    const reason = await aborted.promise;
+    const latency = Date.now() - sent;
+    expect(reason).toBeInstanceOf(TurnAbortedError);
+    expect((reason as TurnAbortedError).code).toBe("superseded");
+    // Far sooner than a renewal (lease/3), which is the fallback when a hint is lost.
+    expect(latency).toBeLessThan(LEASE / 3);
+    await eventually(() => log.length === 1, 2_000, "the next turn");
+    expect(log[0]).toMatchObject({ by: "A", inputs: ["b1"] });
+  });
+
+  it("without hints, renewals still interrupt the turn and report pending input", async () => {
+    prefix = testPrefix();
+    const client = kind.create(target);
+    const store = redisStore({ client, prefix, lease: LEASE });
+    // The same store, but the "input is pending" hint never reaches this guard.
+    const deaf = new Proxy(store, {
+      get: (inner, name) => {
+        const value = Reflect.get(inner, name);
+        if (name !== "attach") return typeof value === "function" ? value.bind(inner) : value;
+        return (host: StoreHost<unknown>) =>
+          inner.attach?.(
+            new Proxy(host, {
+              get: (h, n) => (n === "pending" ? () => {} : Reflect.get(h, n)),
+            }) as never,
+          );
+      },
+    });
+    const a = createGuard<Msg>({ store: deaf, mode: "interrupt", handler: () => {} });
+    open.push({
+      close: async () => {
+        await a.close({ timeout: 1_000 });
+        await store.close();
+        await kind.dispose(client);
+      },
+    });
+    const b = replica<Msg>({ mode: "interrupt", handler: () => {} });
+    const aborted = deferred<unknown>();
+    const seen: number[] = [];
+    await a.submit("k", { text: "a1" }, async (turn) => {
+      turn.onPending((pending) => seen.push(pending));
+      turn.signal.addEventListener("abort", () => aborted.resolve(turn.signal.reason));
+      await aborted.promise;
+    });
+    const sent = Date.now();
+    await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" });
+    expect(((await aborted.promise) as TurnAbortedError).code).toBe("superseded");
+    // Within a renewal period (lease/3), plus a round trip.
+    expect(Date.now() - sent).toBeLessThan(LEASE / 3 + 150);
+    expect(seen).toEqual([1]);
+  });
+
+  it("an input that cannot be rebuilt is reported and skipped; the key moves on", async () => {
+    prefix = testPrefix();
+    const ran: string[][] = [];
+    const a = replica<Msg>({
+      handler: (turn) => void ran.push(turn.inputs.map((m) => m.text)),
+      codec: {
+        encode: (m) => m,
+        decode: (data) => {
+          if ((data as Msg).text === "bad") throw new Error("cannot decode");
+          return data as Msg;
+        },
+      },
+    });
+    const b = replica<Msg>({ handler: () => {} });
+    const gate = deferred();
+    await a.guard.submit("k", { text: "a1" }, () => gate.promise);
+    await b.guard.submit("k", { text: "bad" }, undefined, { id: "bad" });
+    gate.resolve();
+    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+    await a.guard.onIdle();
+    expect(ran).toEqual([]);
+    expect(a.errors.map((e) => String((e as Error).cause))).toEqual(["Error: cannot decode"]);
+    // The key is free again.
+    expect(await b.guard.submit("k", { text: "next" }, undefined, { id: "n" })).toBe("started");
+  });
+
+  it("stop at B aborts A's turn (hint) and drops the pending input", async () => {
+    prefix = testPrefix();
+    const a = replica<Msg>({ handler: () => {} });
+    const b = replica<Msg>({ handler: () => {} });
+    const aborted = deferred<unknown>();
+    await a.guard.submit("k", { text: "a1" }, async (turn) => {
+      turn.signal.addEventListener("abort", () => aborted.resolve(turn.signal.reason));
+      await aborted.promise;
+    });
+    await sleep(100);
+    await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" });
+    expect(await b.guard.stop("k")).toBe(true);
+    expect(((await aborted.promise) as TurnAbortedError).code).toBe("stopped");
+    expect(b.drops.map((d) => [d.input.text, d.reason])).toEqual([["b1", "stopped"]]);
+    await a.guard.onIdle();
+    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+  });
+
+  it("de-duplicates across replicas: the same id at A and B runs once", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const a = replica({ handler: recorder("A", log) });
+    const b = replica({ handler: recorder("B", log) });
+    const outcomes = await Promise.all([
+      a.guard.submit("k", { text: "x" }, undefined, { id: "u1" }),
+      b.guard.submit("k", { text: "x" }, undefined, { id: "u1" }),
+    ]);
+    expect(outcomes.sort()).toEqual(["duplicate", "started"]);
+    await Promise.all([a.guard.onIdle(), b.guard.onIdle()]);
+    expect(log.map((t) => t.inputs)).toEqual([["x"]]);
+    expect([...a.drops, ...b.drops].map((d) => d.reason)).toEqual(["duplicate"]);
+  });
+
+  it("a turn outlives several leases: renewed, never run twice, and input waits for it", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const a = replica({ handler: recorder("A", log) });
+    const b = replica({ handler: recorder("B", log) });
+    let signal: AbortSignal | undefined;
+    let stale: boolean | undefined;
+    await a.guard.submit("k", { text: "long" }, async (turn) => {
+      signal = turn.signal;
+      await sleep(LEASE * 4);
+      stale = turn.stale;
+    });
+    await sleep(LEASE);
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("queued");
+    await eventually(() => log.length === 1, LEASE * 6, "the next turn");
+    expect(signal?.aborted).toBe(false);
+    expect(stale).toBe(false);
+    expect(log).toMatchObject([{ by: "A", inputs: ["b1"] }]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it("a lost lease aborts the turn with LeaseLostError; the next holder has a higher fence and the lost turn's input (at-least-once)", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const a = replica({ handler: recorder("A", log) });
+    const b = replica({ handler: recorder("B", log) });
+    const lost = deferred<unknown>();
+    let turnA: Turn<Msg> | undefined;
+    const settled = deferred();
+    await a.guard.submit(
+      "k",
+      { text: "a1" },
+      async (turn) => {
+        turnA = turn;
+        turn.signal.addEventListener("abort", () => lost.resolve(turn.signal.reason));
+        await lost.promise;
+        await sleep(50);
+        settled.resolve();
+      },
+      { id: "a1" },
+    );
+    // The lease vanishes (as after a long pause or a failover): the next renewal learns it.
+    const leaseKey = `{${prefix}${bucketOf("k")}}l:k`;
+    expect(await admin.del(leaseKey)).toBe(1);
+    const reason = await lost.promise;
+    expect(reason).toBeInstanceOf(LeaseLostError);
+    expect(turnA?.stale).toBe(true);
+    expect(a.guard.isBusy("k")).toBe(false);
+    expect(a.errors.some((e) => e instanceof LeaseLostError)).toBe(true);
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("started");
+    await settled.promise;
+    await eventually(() => log.length === 1);
+    // B inherits A's input (its turn may not have finished the work) before its own.
+    expect(log[0]).toMatchObject({ by: "B", inputs: ["a1", "b1"] });
+    expect(log[0]?.fence).toBeGreaterThan(turnA?.fence as number);
+  });
+
+  it("graceful close hands the key over at once, not after the lease", async () => {
+    prefix = testPrefix();
+    const long = 10_000;
+    const log: { by: string; fence: number; inputs: string[]; at: number }[] = [];
+    const a = replica<Msg>({ handler: () => {} }, { lease: long });
+    const b = replica<Msg>(
+      {
+        handler: (turn) => {
+          log.push({
+            by: "B",
+            fence: turn.fence,
+            inputs: turn.inputs.map((m) => m.text),
+            at: Date.now(),
+          });
+        },
+      },
+      { lease: long },
+    );
+    const gate = deferred();
+    await a.guard.submit("k", { text: "a1" }, () => gate.promise);
+    await sleep(100);
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("queued");
+    const closing = a.guard.close({ timeout: 5_000 });
+    gate.resolve();
+    const report = await closing;
+    const closedAt = Date.now();
+    expect(report).toEqual({ aborted: 0, dropped: [] });
+    await eventually(() => log.length === 1, 2_000, "B's turn");
+    expect(log[0]?.inputs).toEqual(["b1"]);
+    expect((log[0]?.at as number) - closedAt).toBeLessThan(500);
+  });
+
+  it("input only a dead holder knew is found by the sweep and runs", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    // A "dies": its store's connections close under a running turn, with its own input queued.
+    const a = replica({ handler: recorder("A", log) });
+    const gate = deferred();
+    await a.guard.submit("k", { text: "a1" }, () => gate.promise, { id: "a1" });
+    await a.guard.submit("k", { text: "a2" }, undefined, { id: "a2" });
+    await a.store.close();
+    // B has no input for the key and no hint: only the sweep can find it.
+    const b = replica({ handler: recorder("B", log) }, { sweepInterval: 200 });
+    await eventually(() => log.length > 0, LEASE * 4, "the sweep to take the key over");
+    expect(log[0]).toMatchObject({ by: "B", inputs: ["a1", "a2"] });
+    gate.resolve();
+    await b.guard.onIdle();
+  });
+
+  it("lanes: skip and throw while another replica holds the key; wait runs once it is free", async () => {
+    prefix = testPrefix();
+    const a = replica<Msg>({ handler: () => {} });
+    const b = replica<Msg>({ handler: () => {} });
+    const gate = deferred();
+    await a.guard.submit("k", { text: "a1" }, () => gate.promise);
+    const ran: string[] = [];
+    expect(await b.guard.run("k", () => ran.push("skip"), { onBusy: "skip" })).toBeUndefined();
+    await expect(
+      b.guard.run("k", () => ran.push("throw"), { onBusy: "throw" }),
+    ).rejects.toBeInstanceOf(ContendedError);
+    await expect(
+      b.guard.run("k", () => ran.push("late"), { onBusy: "wait", waitTimeout: 150 }),
+    ).rejects.toBeInstanceOf(ContendedError);
+    const waiting = b.guard.run("k", (turn) => {
+      ran.push(`wait ${turn.fence}`);
+      return "done";
+    });
+    await sleep(50);
+    const released = Date.now();
+    gate.resolve();
+    expect(await waiting).toBe("done");
+    // Woken by the release hint, well before its poll (one lease).
+    expect(Date.now() - released).toBeLessThan(LEASE - 100);
+    expect(ran).toEqual([expect.stringMatching(/^wait \d+$/)]);
+  });
+
+  it("refuses an input that cannot be serialized, and a shared store without a handler", async () => {
+    prefix = testPrefix();
+    const a = replica<unknown>({ handler: () => {} });
+    class Ctx {
+      text = "x";
+    }
+    await expect(a.guard.submit("k", new Ctx(), () => {})).rejects.toThrow(
+      /cannot be serialized for a shared store.*instance of Ctx.*codec/,
+    );
+    await expect(a.guard.submit("k", { n: 1n }, () => {})).rejects.toThrow(TypeError);
+    expect(a.guard.isBusy("k")).toBe(false);
+    expect(await leftovers(admin, prefix)).toEqual([]);
+    expect(() => createGuard({ store: a.store })).toThrow(/shared store needs "handler"/);
+    expect(() => createGuard({ store: a.store, handler: () => {} })).toThrow(
+      /already serves a guard/,
+    );
+    // A codec carries what plain JSON cannot.
+    prefix = testPrefix();
+    const seen: unknown[] = [];
+    const b = replica<Ctx>({
+      handler: (turn) => void seen.push(...turn.inputs),
+      codec: {
+        encode: (ctx) => ({ text: ctx.text }),
+        decode: (data) => Object.assign(new Ctx(), data),
+      },
+    });
+    await b.guard.submit("k", new Ctx());
+    await b.guard.onIdle();
+    expect(seen).toEqual([new Ctx()]);
+  });
+
+  describe("busy modes and admission limits, as the memory store applies them", () => {
+    type Scenario = {
+      mode: Mode;
+      maxPending?: number;
+      overflow?: "drop-oldest" | "drop-newest";
+      pendingTtl?: number;
+    };
+    const scenarios: Scenario[] = [
+      { mode: "collect" },
+      { mode: "queue" },
+      { mode: "latest" },
+      { mode: "reject" },
+      { mode: "collect", maxPending: 2 },
+      { mode: "collect", maxPending: 2, overflow: "drop-newest" },
+      { mode: "latest", maxPending: 1 },
+      { mode: "queue", pendingTtl: 100 },
+    ];
+    /** Inputs: plain ones, a command that runs alone, more plain ones. */
+    const inputs = [
+      { text: "p1", alone: false },
+      { text: "p2", alone: false },
+      { text: "cmd", alone: true },
+      { text: "p3", alone: false },
+      { text: "p4", alone: false },
+    ];
+
+    async function play(guard: Guard<Msg>, drops: Drop<Msg>[], ttlWait: number) {
+      const turns: string[][] = [];
+      const gate = deferred();
+      const handler = async (turn: Turn<Msg>) => {
+        turns.push(turn.inputs.map((m) => m.text));
+        if (turn.inputs[0]?.text === "first") await gate.promise;
+      };
+      await guard.submit("k", { text: "first" }, handler);
+      for (const input of inputs) {
+        await guard.submit("k", { text: input.text }, handler, {
+          alone: input.alone,
+          id: input.text,
+        });
+      }
+      if (ttlWait > 0) await sleep(ttlWait);
+      gate.resolve();
+      await eventually(() => guard.activeCount === 0, 5_000, "idle");
+      return { turns, drops: drops.map((d) => `${d.input.text}:${d.reason}`) };
+    }
+
+    it.each(scenarios)("%o", async (scenario) => {
+      prefix = testPrefix();
+      const ttlWait = scenario.pendingTtl === undefined ? 0 : scenario.pendingTtl + 50;
+      const memoryDrops: Drop<Msg>[] = [];
+      const memory = createGuard<Msg>({
+        ...scenario,
+        store: memoryStore(),
+        onDrop: (d) => void memoryDrops.push(d),
+      });
+      const expected = await play(memory, memoryDrops, ttlWait);
+      const r = replica<Msg>({ ...scenario, handler: () => {} });
+      const actual = await play(r.guard, r.drops, ttlWait);
+      expect(actual).toEqual(expected);
+      expect(r.errors).toEqual([]);
+    });
+  });
+
+  it.skipIf(!serverAvailable)(
+    "Redis unreachable: admission rejects with StoreError within commandTimeout, nothing stored; a running turn loses its lease; reconnect resumes",
+    async () => {
+      prefix = testPrefix();
+      const local = await startLocalRedis();
+      open.push({ close: () => local.dispose() });
+      const log: string[] = [];
+      const r = replica<Msg>(
+        { handler: (turn) => void log.push(...turn.inputs.map((m) => m.text)) },
+        { commandTimeout: 300 },
+        local,
+      );
+      expect(await r.guard.submit("k", { text: "before" }, undefined, { id: "1" })).toBe("started");
+      await r.guard.onIdle();
+      const lost = deferred<unknown>();
+      await r.guard.submit("long", { text: "long" }, (turn) => {
+        turn.signal.addEventListener("abort", () => lost.resolve(turn.signal.reason));
+        return lost.promise;
+      });
+      await local.stop();
+      const started = Date.now();
+      const outcome = await r.guard.submit("k", { text: "during" }, undefined, { id: "2" }).then(
+        () => "admitted",
+        (error: unknown) => error,
+      );
+      const took = Date.now() - started;
+      expect(outcome).toBeInstanceOf(StoreError);
+      expect((outcome as StoreError).operation).toBe("acquireOrEnqueue");
+      expect(took).toBeLessThan(300 + 150);
+      // No renewal for a whole lease: the running turn is told it lost its claim.
+      expect(await lost.promise).toBeInstanceOf(LeaseLostError);
+      expect(r.errors.some((e) => e instanceof StoreError)).toBe(true);
+      await local.start();
+      // The redelivery is admitted (the failed admission stored nothing, its id included).
+      await eventually(
+        async () =>
+          (await r.guard
+            .submit("k", { text: "during" }, undefined, { id: "2" })
+            .catch(() => "x")) === "started",
+        10_000,
+        "reconnection",
+      );
+      await eventually(() => log.includes("during"), 2_000);
+      expect(log.filter((t) => t === "during")).toHaveLength(1);
+    },
+    30_000,
+  );
+});

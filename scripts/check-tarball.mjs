@@ -27,6 +27,9 @@ try {
     const { createGuard, memoryStore, ContendedError } = SG;
     if (typeof GRAMMY.sessionGuard !== "function") throw new Error("session-guard/grammy: missing sessionGuard");
     if (typeof GRAMMY.sessionGuard({ mode: "queue" }).stop !== "function") throw new Error("sessionGuard() lacks the guard's methods");
+    if (typeof SLACK.slackGuard !== "function") throw new Error("session-guard/slack: missing slackGuard");
+    if (typeof DISCORD.discordGuard !== "function") throw new Error("session-guard/discord: missing discordGuard");
+    if (typeof REDIS.redisStore !== "function") throw new Error("session-guard/redis: missing redisStore");
     if (typeof createGuard !== "function" || typeof memoryStore !== "function") throw new Error("missing exports");
     if (!(new ContendedError("k", 0) instanceof Error)) throw new Error("ContendedError is not an Error");
     const guard = createGuard({ concurrency: 2 });
@@ -38,11 +41,11 @@ try {
   `;
   writeFileSync(
     join(work, "esm.mjs"),
-    `import * as SG from "session-guard"; import * as GRAMMY from "session-guard/grammy"; const FORMAT = "esm";${check}`,
+    `import * as SG from "session-guard"; import * as GRAMMY from "session-guard/grammy"; import * as SLACK from "session-guard/slack"; import * as DISCORD from "session-guard/discord"; import * as REDIS from "session-guard/redis"; const FORMAT = "esm";${check}`,
   );
   writeFileSync(
     join(work, "cjs.cjs"),
-    `const SG = require("session-guard"); const GRAMMY = require("session-guard/grammy"); const FORMAT = "cjs";${check}`,
+    `const SG = require("session-guard"); const GRAMMY = require("session-guard/grammy"); const SLACK = require("session-guard/slack"); const DISCORD = require("session-guard/discord"); const REDIS = require("session-guard/redis"); const FORMAT = "cjs";${check}`,
   );
   process.stdout.write(run("node", ["esm.mjs"], work));
   process.stdout.write(run("node", ["cjs.cjs"], work));

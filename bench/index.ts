@@ -1,0 +1,354 @@
+// === session-guard benchmarks: `npm run bench`
+//
+// Builds nothing itself: `npm run bench` runs `npm run build` first, and this suite imports
+// `session-guard` and `session-guard/grammy` by name, which (with bench/tsconfig.json, which has
+// no "paths") resolves through the package's exports to dist/, the code users get. The suite
+// checks that before it measures anything.
+//
+// Prints one table per measurement, then, as its last line, `RESULT {json}`.
+//
+//   npm run bench                       the whole suite
+//
+// Profiling one contender's throughput workload (bare, sequentialize, guard, guard_no_dedupe; with
+// --contended: bare, sequentialize, guard_queue), after `npm run build`:
+//
+//   TSX_TSCONFIG_PATH=bench/tsconfig.json node --cpu-prof --cpu-prof-dir=/tmp/prof \
+//     --expose-gc --import tsx bench/index.ts --profile guard [--contended]
+
+import os from "node:os";
+import { createGuard } from "session-guard";
+import { sessionGuard } from "session-guard/grammy";
+import { admissionLatency } from "./admission.js";
+import { runBursts } from "./burst.js";
+import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
+import { idleKeys, pendingInputs } from "./memory.js";
+import { roundRobin } from "./telegram.js";
+import {
+  allocationPerUpdate,
+  BARE,
+  type Contender,
+  guardContender,
+  runOnce,
+  runScenario,
+  type ScenarioResult,
+  SEQUENTIALIZE,
+} from "./throughput.js";
+
+const ROUNDS = 5;
+const UPDATES = 100_000;
+const CHATS = 1_000;
+/** Updates in flight at once (grammY's runner keeps a window of updates in flight too). */
+const WINDOW = 1_000;
+const CONTENDED_UPDATES = 50_000;
+const CONTENDED_CHATS = 100;
+const BURST_CHATS = 1_000;
+const BURST_FOLLOW_UPS = 20;
+const IDLE_KEYS = 1_000_000;
+const PENDING_KEYS = 1_000;
+const PENDING_PER_KEY = 100;
+const ADMISSION = { samples: 1_000, rounds: 4, turnMs: 50 };
+
+const GUARD = guardContender("guard", "sessionGuard({ awaitTurn: true })", { awaitTurn: true });
+const GUARD_NO_DEDUPE = guardContender(
+  "guard_no_dedupe",
+  "sessionGuard({ awaitTurn: true, dedupe: false })",
+  { awaitTurn: true, dedupe: false },
+);
+const GUARD_QUEUE = guardContender(
+  "guard_queue",
+  'sessionGuard({ awaitTurn: true, mode: "queue" })',
+  { awaitTurn: true, mode: "queue" },
+);
+const UNCONTENDED = [BARE, SEQUENTIALIZE, GUARD, GUARD_NO_DEDUPE];
+const CONTENDED = [BARE, SEQUENTIALIZE, GUARD_QUEUE];
+
+/** Fail loudly unless the package resolves to its build. */
+function checkBuiltPackage(): string {
+  const core = rawFileOf(() => createGuard({ mode: "none" as never }));
+  const grammy = rawFileOf(() => sessionGuard({ awaitTurn: "no" as never }));
+  for (const file of [core, grammy]) {
+    if (file === undefined || !/\/dist\/[^/]+\.js$/.test(file)) {
+      throw new Error(
+        `The benchmarks must measure the built package, but session-guard was loaded from ${file}. Run them with \`npm run bench\`.`,
+      );
+    }
+  }
+  return `${core}, ${grammy}`;
+}
+
+/** Only one contender's throughput workload, six times over: for `node --cpu-prof`. */
+async function profile(name: string, contended: boolean): Promise<void> {
+  const contenders = contended ? CONTENDED : UNCONTENDED;
+  const contender = contenders.find((c) => c.name === name);
+  if (contender === undefined) {
+    throw new Error(`--profile: one of ${contenders.map((c) => c.name).join(", ")}`);
+  }
+  checkBuiltPackage();
+  const updates = contended
+    ? roundRobin(CONTENDED_UPDATES, CONTENDED_CHATS)
+    : roundRobin(UPDATES, CHATS);
+  for (let run = 0; run < 6; run++) {
+    const { rate, gcShare } = await runOnce(contender, updates, WINDOW);
+    console.log(`${name}: ${fmt(rate)} updates/s, ${(gcShare * 100).toFixed(0)}% in GC`);
+  }
+}
+
+async function main(): Promise<void> {
+  const env = environment();
+  const loadedFrom = checkBuiltPackage();
+  const started = performance.now();
+  const header = [
+    "session-guard benchmarks: the built package (dist/), side by side in one process",
+    `Node ${env.node} (V8 ${env.v8}), ${env.platform}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}`,
+    `grammy ${env.grammy}, @grammyjs/runner ${env.runner}; loaded ${loadedFrom}`,
+    "Contenders alternate over several rounds; figures are medians over rounds, ratios are medians of",
+    "per-round ratios. Absolute numbers drift with machine load; the ratios are the figures to compare.",
+  ];
+  console.log(`${header.join("\n")}\n`);
+
+  // 1. Throughput
+  progress(`1. throughput: ${fmt(UPDATES)} updates over ${fmt(CHATS)} chats`);
+  const uncontended = await runScenario({
+    updates: UPDATES,
+    chats: CHATS,
+    window: WINDOW,
+    rounds: ROUNDS,
+    contenders: UNCONTENDED,
+  });
+  progress(
+    `1. throughput, contended: ${fmt(CONTENDED_UPDATES)} updates over ${CONTENDED_CHATS} chats`,
+  );
+  const contended = await runScenario({
+    updates: CONTENDED_UPDATES,
+    chats: CONTENDED_CHATS,
+    window: WINDOW,
+    rounds: ROUNDS,
+    contenders: CONTENDED,
+  });
+  progress("1. bytes allocated per update");
+  const allocated: Record<string, number> = {};
+  for (const contender of UNCONTENDED) {
+    allocated[contender.name] = await allocationPerUpdate(contender);
+  }
+  const vs = (scenario: ScenarioResult, c: Contender, base: Contender): string => {
+    if (c === base) return "1.00";
+    const [low, high] = scenario.ratioRange(c.name, base.name);
+    return `${scenario.ratio(c.name, base.name).toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
+  };
+  const rateRow = (scenario: ScenarioResult, c: Contender, bytes?: number): string[] => [
+    `  ${c.label}`,
+    fmt(scenario.median[c.name] as number),
+    vs(scenario, c, BARE),
+    c === BARE ? "" : vs(scenario, c, SEQUENTIALIZE),
+    `${((scenario.gcShare[c.name] as number) * 100).toFixed(0)}%`,
+    bytes === undefined ? "" : fmt(bytes),
+  ];
+  console.log(
+    `${table(
+      `1. Throughput through a grammY Bot (handler: await ctx.reply, answered locally; ${ROUNDS} rounds, ratio: median (min–max) of per-round ratios)`,
+      ["contender", "updates/s", "vs bare", "vs sequentialize", "in GC", "alloc B/update"],
+      [
+        [`${fmt(UPDATES)} updates, ${fmt(CHATS)} chats, ${fmt(WINDOW)} in flight (one per chat)`],
+        ...UNCONTENDED.map((c) => rateRow(uncontended, c, allocated[c.name])),
+        [
+          `contended: ${fmt(CONTENDED_UPDATES)} updates, ${CONTENDED_CHATS} chats, ${WINDOW / CONTENDED_CHATS} per chat in flight (one turn per update)`,
+        ],
+        ...CONTENDED.map((c) => rateRow(contended, c)),
+        [
+          "  in GC: share of the run's wall time in garbage-collection pauses (PerformanceObserver)",
+        ],
+        ["  alloc B/update: heap growth per update over windows without a collection (load-free)"],
+      ],
+    )}\n`,
+  );
+
+  // 2. Burst
+  progress(
+    `2. burst: ${fmt(BURST_CHATS)} chats × ${BURST_FOLLOW_UPS} messages during the first turn`,
+  );
+  const burst = await runBursts({
+    chats: BURST_CHATS,
+    followUps: BURST_FOLLOW_UPS,
+    rounds: ROUNDS,
+    maxPendingTotal: BURST_CHATS * BURST_FOLLOW_UPS,
+  });
+  console.log(
+    `${table(
+      `2. Burst: ${fmt(BURST_CHATS)} chats, 1 message + ${BURST_FOLLOW_UPS} arriving during its turn (collect mode, maxPendingTotal ${fmt(BURST_CHATS * BURST_FOLLOW_UPS)}; ${ROUNDS} rounds)`,
+      ["contender", "turns/chat", "inputs/turn", "drain ms", "drain vs guard"],
+      [
+        [
+          "  sessionGuard() (collect, detached)",
+          burst.guard.turnsPerChat.toFixed(0),
+          burst.guard.coalescedPerTurn.toFixed(1),
+          burst.guard.drainMs.toFixed(1),
+          "1.00",
+        ],
+        [
+          "  sequentialize (runner), by chat",
+          burst.sequentialize.turnsPerChat.toFixed(0),
+          "1.0",
+          burst.sequentialize.drainMs.toFixed(1),
+          burst.drainRatio.toFixed(2),
+        ],
+        [
+          `  (the guard's default maxPendingTotal, 10,000, drops ${fmt(burst.droppedWithDefaultCap)} of these ${fmt(BURST_CHATS * BURST_FOLLOW_UPS)} inputs as overflow)`,
+        ],
+      ],
+    )}\n`,
+  );
+
+  // 3. Memory
+  progress(`3. memory: ${fmt(IDLE_KEYS)} keys through the core guard, then pending inputs`);
+  const idleNoIds = await idleKeys(IDLE_KEYS, false);
+  const idleWithIds = await idleKeys(IDLE_KEYS, true);
+  const pendingNoIds = await pendingInputs(PENDING_KEYS, PENDING_PER_KEY, false);
+  const pendingWithIds = await pendingInputs(PENDING_KEYS, PENDING_PER_KEY, true);
+  console.log(
+    `${table(
+      "3. Memory, core guard with memoryStore() (heapUsed after GC, --expose-gc)",
+      ["measurement", "retained", "per item"],
+      [
+        [
+          `  ${fmt(IDLE_KEYS)} distinct keys come and go, inputs without ids`,
+          `${fmt(idleNoIds.retainedBytes / 1024, 1)} KiB`,
+          `${idleNoIds.bytesPerKey.toFixed(2)} B/key`,
+        ],
+        [
+          `  same, every input with an id (${fmt(idleWithIds.idsHeld)} ids still remembered)`,
+          `${fmt(idleWithIds.retainedBytes / 1024, 1)} KiB`,
+          `${(idleWithIds.retainedBytes / Math.max(1, idleWithIds.idsHeld)).toFixed(1)} B/id`,
+        ],
+        [
+          `  ${fmt(pendingNoIds.pending)} pending inputs (${fmt(PENDING_KEYS)} keys × ${PENDING_PER_KEY}), no ids`,
+          "",
+          `${pendingNoIds.bytesPerPending.toFixed(1)} B/input`,
+        ],
+        [
+          "  same, with ids (the id string and its de-duplication record included)",
+          "",
+          `${pendingWithIds.bytesPerPending.toFixed(1)} B/input`,
+        ],
+        [
+          "  (ids are remembered for the dedupe window, 10 min by default, at most memoryStore's maxIds = 100,000:",
+        ],
+        ["   by design, not a leak; idle keys themselves leave nothing behind)"],
+      ],
+    )}\n`,
+  );
+
+  // 4. Admission latency
+  progress(
+    `4. admission latency: ${ADMISSION.samples} samples per round, ${ADMISSION.turnMs} ms turns`,
+  );
+  const admission = await admissionLatency(ADMISSION);
+  const us = (value: number) => (value < 100 ? value.toFixed(1) : fmt(value));
+  console.log(
+    `${table(
+      `4. Admission latency while the chat's turn runs (${ADMISSION.turnMs} ms turns; time until bot.handleUpdate settles; ${ADMISSION.samples} samples × ${ADMISSION.rounds} rounds)`,
+      ["contender", "p50 µs", "p99 µs"],
+      [
+        ["  sessionGuard() (detached)", us(admission.guard.p50Us), us(admission.guard.p99Us)],
+        [
+          "  sequentialize (runner), by chat",
+          us(admission.sequentialize.p50Us),
+          us(admission.sequentialize.p99Us),
+        ],
+      ],
+    )}\n`,
+  );
+
+  const seconds = (performance.now() - started) / 1000;
+  const loadEnd = os.loadavg().map(round2);
+  console.log(
+    `Measured in ${seconds.toFixed(0)} s; load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`,
+  );
+
+  const figures = (scenario: ScenarioResult, contenders: readonly Contender[]) =>
+    Object.fromEntries(contenders.map((c) => [c.name, round(scenario.median[c.name] as number)]));
+  const result = {
+    env: { ...env, loadavg_end: loadEnd, package: "dist", seconds: round(seconds) },
+    throughput: {
+      updates: UPDATES,
+      chats: CHATS,
+      in_flight: WINDOW,
+      rounds: ROUNDS,
+      updates_per_s: figures(uncontended, UNCONTENDED),
+      guard_vs_sequentialize: round2(uncontended.ratio("guard", "sequentialize")),
+      guard_vs_bare: round2(uncontended.ratio("guard", "bare")),
+      guard_no_dedupe_vs_sequentialize: round2(
+        uncontended.ratio("guard_no_dedupe", "sequentialize"),
+      ),
+      guard_no_dedupe_vs_bare: round2(uncontended.ratio("guard_no_dedupe", "bare")),
+      sequentialize_vs_bare: round2(uncontended.ratio("sequentialize", "bare")),
+      guard_vs_sequentialize_range: uncontended.ratioRange("guard", "sequentialize").map(round2),
+      gc_share: Object.fromEntries(
+        Object.entries(uncontended.gcShare).map(([name, share]) => [name, round2(share)]),
+      ),
+      allocated_bytes_per_update: Object.fromEntries(
+        Object.entries(allocated).map(([name, bytes]) => [name, round(bytes)]),
+      ),
+      contended: {
+        updates: CONTENDED_UPDATES,
+        chats: CONTENDED_CHATS,
+        in_flight: WINDOW,
+        guard_mode: "queue",
+        updates_per_s: figures(contended, CONTENDED),
+        guard_vs_sequentialize: round2(contended.ratio("guard_queue", "sequentialize")),
+        guard_vs_bare: round2(contended.ratio("guard_queue", "bare")),
+      },
+    },
+    burst: {
+      chats: burst.chats,
+      messages_per_chat: burst.messagesPerChat,
+      max_pending_total: BURST_CHATS * BURST_FOLLOW_UPS,
+      guard: {
+        turns_per_chat: round2(burst.guard.turnsPerChat),
+        inputs_per_chat: round2(burst.guard.inputsPerChat),
+        inputs_per_turn: round2(burst.guard.coalescedPerTurn),
+        drain_ms: round(burst.guard.drainMs, 1),
+      },
+      sequentialize: {
+        turns_per_chat: round2(burst.sequentialize.turnsPerChat),
+        drain_ms: round(burst.sequentialize.drainMs, 1),
+      },
+      drain_ratio_sequentialize_vs_guard: round2(burst.drainRatio),
+      dropped_with_default_max_pending_total: burst.droppedWithDefaultCap,
+    },
+    memory: {
+      idle_keys: IDLE_KEYS,
+      retained_bytes_per_idle_key: round2(idleNoIds.bytesPerKey),
+      retained_bytes_idle_keys_total: idleNoIds.retainedBytes,
+      keys_held_after: idleNoIds.keysHeld,
+      with_ids: {
+        retained_bytes_total: idleWithIds.retainedBytes,
+        retained_bytes_per_key: round2(idleWithIds.bytesPerKey),
+        ids_remembered: idleWithIds.idsHeld,
+        bytes_per_remembered_id: round(
+          idleWithIds.retainedBytes / Math.max(1, idleWithIds.idsHeld),
+          1,
+        ),
+      },
+      pending_inputs: pendingNoIds.pending,
+      bytes_per_pending_input: round(pendingNoIds.bytesPerPending, 1),
+      bytes_per_pending_input_with_id: round(pendingWithIds.bytesPerPending, 1),
+    },
+    admission: {
+      turn_ms: ADMISSION.turnMs,
+      samples_per_round: ADMISSION.samples,
+      rounds: ADMISSION.rounds,
+      guard_p50_us: round(admission.guard.p50Us, 1),
+      guard_p99_us: round(admission.guard.p99Us, 1),
+      sequentialize_p50_us: round(admission.sequentialize.p50Us),
+      sequentialize_p99_us: round(admission.sequentialize.p99Us),
+      p50_ratio_sequentialize_vs_guard: round(
+        admission.sequentialize.p50Us / admission.guard.p50Us,
+      ),
+    },
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+const args = process.argv.slice(2);
+if (args[0] === "--profile") await profile(args[1] ?? "", args.includes("--contended"));
+else await main();

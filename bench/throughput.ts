@@ -1,0 +1,194 @@
+// === 1. Throughput through a real grammY Bot
+//
+// Every contender gets a fresh bot with the same handler (a trivial async step: one `ctx.reply`
+// answered in process) and the same updates, delivered in windows like grammY's runner. `bare` has
+// no guard; `sequentialize` is @grammyjs/runner's, keyed by chat; the guard runs with
+// `awaitTurn: true`, so its middleware resolves when the turn has settled and both serialize the
+// same work.
+
+import { PerformanceObserver } from "node:perf_hooks";
+import { sequentialize } from "@grammyjs/runner";
+import type { Bot, Context } from "grammy";
+import type { Update } from "grammy/types";
+import { type SessionGuardOptions, sessionGuard } from "session-guard/grammy";
+import { collectBeforeRun, median, progress, rotation } from "./harness.js";
+import { chatConstraint, deliverInWindows, offlineBot, roundRobin } from "./telegram.js";
+
+export interface Contender {
+  readonly name: string;
+  readonly label: string;
+  /** Install the contender's middleware before the handler. */
+  install(bot: Bot): void;
+}
+
+export const BARE: Contender = {
+  name: "bare",
+  label: "bare bot (no serialization)",
+  install() {},
+};
+
+export const SEQUENTIALIZE: Contender = {
+  name: "sequentialize",
+  label: "sequentialize (runner), by chat",
+  install(bot) {
+    bot.use(sequentialize(chatConstraint));
+  },
+};
+
+export function guardContender(
+  name: string,
+  label: string,
+  options: SessionGuardOptions<Context>,
+): Contender {
+  return {
+    name,
+    label,
+    install(bot) {
+      bot.use(sessionGuard(options));
+    },
+  };
+}
+
+export interface Scenario {
+  readonly updates: number;
+  readonly chats: number;
+  /** Updates in flight at once. */
+  readonly window: number;
+  readonly rounds: number;
+  readonly contenders: readonly Contender[];
+}
+
+export interface ScenarioResult {
+  /** Updates/s of every round, per contender. */
+  readonly rates: Record<string, number[]>;
+  /** Median updates/s per contender. */
+  readonly median: Record<string, number>;
+  /** Median share of the run's wall time spent in garbage collection, per contender. */
+  readonly gcShare: Record<string, number>;
+  /** Median over the rounds of `a`'s rate divided by `b`'s rate in the same round. */
+  ratio(a: string, b: string): number;
+  /** The lowest and highest of those per-round ratios: how much the machine's load moved them. */
+  ratioRange(a: string, b: string): [number, number];
+}
+
+export interface Run {
+  /** Updates per second. */
+  readonly rate: number;
+  /** Share of the run's wall time spent in garbage collection pauses. */
+  readonly gcShare: number;
+}
+
+/** Garbage collections seen by the process: start time and duration (ms, performance timeline). */
+const collections: { start: number; duration: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    collections.push({ start: entry.startTime, duration: entry.duration });
+  }
+});
+
+/** Run one contender once over `updates`. */
+export async function runOnce(
+  contender: Contender,
+  updates: readonly Update[],
+  window: number,
+): Promise<Run> {
+  const bot = offlineBot();
+  contender.install(bot);
+  let handled = 0;
+  bot.on("message", async (ctx) => {
+    handled++;
+    await ctx.reply("ok");
+  });
+  await collectBeforeRun();
+  gcObserver.observe({ entryTypes: ["gc"] });
+  const start = performance.now();
+  await deliverInWindows(bot, updates, window);
+  const end = performance.now();
+  // GC entries arrive asynchronously.
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  gcObserver.disconnect();
+  let paused = 0;
+  for (const gc of collections) if (gc.start >= start && gc.start <= end) paused += gc.duration;
+  collections.length = 0;
+  if (handled !== updates.length) {
+    throw new Error(`${contender.name}: ${handled} of ${updates.length} updates were handled.`);
+  }
+  return { rate: updates.length / ((end - start) / 1000), gcShare: paused / (end - start) };
+}
+
+export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
+  const updates = roundRobin(scenario.updates, scenario.chats);
+  const runs: Record<string, Run[]> = {};
+  for (const contender of scenario.contenders) runs[contender.name] = [];
+  // A warm-up run per contender, not counted, so every contender's code is optimized when timed.
+  const warmUp = updates.slice(0, Math.ceil(updates.length / 5));
+  for (const contender of scenario.contenders) await runOnce(contender, warmUp, scenario.window);
+  for (let round = 0; round < scenario.rounds; round++) {
+    for (const contender of rotation(scenario.contenders, round)) {
+      runs[contender.name]?.push(await runOnce(contender, updates, scenario.window));
+    }
+    progress(
+      `round ${round + 1}/${scenario.rounds}: ${scenario.contenders
+        .map((c) => `${c.name} ${Math.round(runs[c.name]?.at(-1)?.rate ?? 0)}`)
+        .join(", ")}`,
+    );
+  }
+  const rates: Record<string, number[]> = {};
+  const medians: Record<string, number> = {};
+  const gcShare: Record<string, number> = {};
+  for (const [name, list] of Object.entries(runs)) {
+    rates[name] = list.map((run) => run.rate);
+    medians[name] = median(rates[name]);
+    gcShare[name] = median(list.map((run) => run.gcShare));
+  }
+  const ratios = (a: string, b: string) => {
+    const y = rates[b] ?? [];
+    return (rates[a] ?? []).map((value, i) => value / (y[i] as number));
+  };
+  return {
+    rates,
+    median: medians,
+    gcShare,
+    ratio: (a, b) => median(ratios(a, b)),
+    ratioRange(a, b) {
+      const values = ratios(a, b);
+      return [Math.min(...values), Math.max(...values)];
+    },
+  };
+}
+
+/**
+ * Bytes allocated per update: the heap's growth over a window of updates during which no garbage
+ * collection ran (windows that saw one are discarded), median over windows. Unlike updates/s, this
+ * does not drift with machine load, and in this workload collection takes about half the time.
+ */
+export async function allocationPerUpdate(contender: Contender, window = 200): Promise<number> {
+  const bot = offlineBot();
+  contender.install(bot);
+  bot.on("message", async (ctx) => {
+    await ctx.reply("ok");
+  });
+  const collections: number[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) collections.push(entry.startTime);
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  const samples: { start: number; end: number; bytes: number }[] = [];
+  const inFlight: Promise<void>[] = new Array(window);
+  for (let w = 0; w < 40; w++) {
+    const updates = roundRobin(window, window);
+    if (w % 10 === 0) await collectBeforeRun();
+    const start = performance.now();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < window; i++) inFlight[i] = bot.handleUpdate(updates[i] as Update);
+    await Promise.all(inFlight);
+    const bytes = process.memoryUsage().heapUsed - before;
+    // The first windows warm the bot up (code, hidden classes, the guard's maps).
+    if (w >= 5) samples.push({ start, end: performance.now(), bytes });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  observer.disconnect();
+  const clean = samples.filter((s) => !collections.some((t) => t >= s.start && t <= s.end));
+  if (clean.length < 5) return Number.NaN;
+  return median(clean.map((s) => s.bytes / window));
+}

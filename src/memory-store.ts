@@ -61,10 +61,15 @@ function countCoalescable(queue: readonly StoreEntry[]): number {
 class InMemoryStore<E extends StoreEntry> implements Store<E> {
   readonly shared = false;
   readonly #keys = new Map<string, KeyRecord<E>>();
-  /** De-duplication id → epoch ms at which it is forgotten. */
-  /** De-duplication ids → expiry: the generation taking new ids, and the one before it. */
+  /**
+   * De-duplication ids → expiry, in ms after their generation's start (a small integer, where an
+   * epoch time would be a heap number per id): the generation taking new ids, and the one before.
+   */
   #current = new Map<string, number>();
   #previous = new Map<string, number>();
+  /** Epoch ms at which the current and the previous generation started. */
+  #currentStart = 0;
+  #previousStart = 0;
   /** Epoch ms at which the current generation is a window old. */
   #rotateAt = 0;
   readonly #maxIds: number;
@@ -223,15 +228,23 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
    */
   #seen(id: string, window: number): boolean {
     const now = Date.now();
-    const until = this.#current.get(id) ?? this.#previous.get(id);
-    if (until !== undefined && until > now) return true;
+    const current = this.#current.get(id);
+    if (current !== undefined) {
+      // An id in the current generation is newer than any copy in the previous one.
+      if (this.#currentStart + current > now) return true;
+    } else {
+      const previous = this.#previous.get(id);
+      if (previous !== undefined && this.#previousStart + previous > now) return true;
+    }
     if (now >= this.#rotateAt || (this.#current.size + 1) * 2 > this.#maxIds) {
       // Only a generation younger than a window can still hold live ids.
       this.#previous = now >= this.#rotateAt + window ? new Map() : this.#current;
+      this.#previousStart = this.#currentStart;
       this.#current = new Map();
+      this.#currentStart = now;
       this.#rotateAt = now + window;
     }
-    this.#current.set(id, now + window);
+    this.#current.set(id, now - this.#currentStart + window);
     return false;
   }
 }

@@ -926,28 +926,8 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     if (!abandon) return;
     // The handler ignores its signal: free the key for the next turn; this one's fence is stale.
     turn.released = true;
-    this.#rejectWaiters(turn, error);
+    this.#settleWaiters(turn, error, true);
     this.#finish(turn);
-  }
-
-  #rejectWaiters(turn: TurnState<I>, error: unknown): void {
-    let forget: string[] | undefined;
-    for (const entry of turn.entries) {
-      const waiter = entry.waiter;
-      if (waiter === undefined) continue;
-      entry.waiter = undefined;
-      waiter.reject(error);
-      if (!entry.lane && entry.id !== undefined) (forget ??= []).push(entry.id);
-    }
-    if (forget !== undefined) {
-      const ids = forget;
-      this.#storeCall(
-        turn,
-        "forget",
-        () => this.#store.forget(turn.key, ids),
-        () => {},
-      );
-    }
   }
 
   // --- leases (shared stores)
@@ -1257,7 +1237,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
           turn.abort(reason);
           if (turn.phase === "running") {
             aborted++;
-            this.#rejectWaiters(turn, reason);
+            this.#settleWaiters(turn, reason, true);
           }
           if (turn.phase === "claimed") {
             if (this.#shared) {

@@ -1365,9 +1365,9 @@ function checkSubmitOptions(options: SubmitOptions): TypeError | undefined {
   if (alone !== undefined && typeof alone !== "boolean") {
     return new TypeError(`submit: "alone" must be true or false, got ${typeof alone}.`);
   }
-  if (expiresAt !== undefined && typeof expiresAt !== "number") {
+  if (expiresAt !== undefined && (typeof expiresAt !== "number" || Number.isNaN(expiresAt))) {
     return new TypeError(
-      `submit: "expiresAt" must be epoch milliseconds, got ${typeof expiresAt}.`,
+      `submit: "expiresAt" must be epoch milliseconds (a number such as Date.now() + 60_000), got ${String(expiresAt)}.`,
     );
   }
   if (awaitTurn !== undefined && typeof awaitTurn !== "boolean") {

@@ -200,7 +200,12 @@ describe("submit argument validation", () => {
     [
       "expiresAt not a number",
       { expiresAt: "soon" },
-      /"expiresAt" must be epoch milliseconds, got string/,
+      /"expiresAt" must be epoch milliseconds .*got soon/,
+    ],
+    [
+      "expiresAt NaN",
+      { expiresAt: Number.NaN },
+      /"expiresAt" must be epoch milliseconds .*got NaN/,
     ],
     ["awaitTurn not boolean", { awaitTurn: 1 }, /"awaitTurn" must be true or false, got number/],
   ])(

@@ -1028,7 +1028,8 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   /** Input is pending for a running turn: interrupt it (interrupt mode) and tell its listeners. */
   #pendingArrived(turn: TurnState<I>, pending: number): void {
-    if (this.#mode.interrupts && turn.phase === "running") {
+    // A lane (cron, recovery) is not a conversation turn: chat input never supersedes it.
+    if (this.#mode.interrupts && turn.phase === "running" && !(turn.entries[0] as Entry<I>).lane) {
       turn.abort(new TurnAbortedError("superseded", turn.key, turn.fence));
     }
     turn.notifyPending(pending, (error) => this.#reportError(error, turn, turn.key, turn.fence));

@@ -229,6 +229,25 @@ describe('onBusy: "wait"', () => {
     gate.resolve();
     expect(await lane).toBe("ran");
   });
+
+  it("is not interrupted by chat input in interrupt mode; the input runs after it", async () => {
+    const guard = createGuard<string>({ mode: "interrupt" });
+    const gate = deferred();
+    const order: string[] = [];
+    let signal: AbortSignal | undefined;
+    const lane = guard.run("k", async (turn) => {
+      signal = turn.signal;
+      await gate.promise;
+      order.push("lane done");
+      return "ran";
+    });
+    await guard.submit("k", "hello", (turn) => void order.push(`chat ${turn.inputs.join()}`));
+    expect(signal?.aborted).toBe(false);
+    gate.resolve();
+    expect(await lane).toBe("ran");
+    await guard.onIdle();
+    expect(order).toEqual(["lane done", "chat hello"]);
+  });
 });
 
 describe('onBusy: "skip" and "throw"', () => {

@@ -846,19 +846,30 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       this.#giveUp(turn);
       return;
     }
-    this.#storeCall(
-      turn,
-      "finish",
-      () => this.#store.finish(turn.key, turn.claim, this.#mode.batch),
-      (finish: Finish<Entry<I>>) => {
-        if (finish.status === "lost") return this.#lost(turn);
-        this.#reportDrops(turn.key, finish.dropped);
-        if (finish.status === "released") return this.#unhold(turn);
-        const next = new TurnState(this, turn.key, finish.claim, finish.batch);
-        this.#replace(turn.key, next, turn);
-        this.#begin(next, false);
-      },
-    );
+    // Every turn ends here, so no closure is made unless the store answers with a promise.
+    let answer: Finish<Entry<I>> | Promise<Finish<Entry<I>>>;
+    try {
+      answer = this.#store.finish(turn.key, turn.claim, this.#mode.batch);
+    } catch (error) {
+      this.#storeFailed(turn, "finish", error);
+      return;
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (finish) => this.#finished(turn, finish),
+        (error: unknown) => this.#storeFailed(turn, "finish", error),
+      );
+    } else this.#finished(turn, answer);
+  }
+
+  /** The store answered `finish`: release the key, or start its next batch. */
+  #finished(turn: TurnState<I>, finish: Finish<Entry<I>>): void {
+    if (finish.status === "lost") return this.#lost(turn);
+    this.#reportDrops(turn.key, finish.dropped);
+    if (finish.status === "released") return this.#unhold(turn);
+    const next = new TurnState(this, turn.key, finish.claim, finish.batch);
+    this.#replace(turn.key, next, turn);
+    this.#begin(next, false);
   }
 
   /**
@@ -1328,6 +1339,14 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   /** Run a store operation for a turn; a failure is reported and the turn's claim let go. */
+  /** A store operation for a turn failed: report it; without finish or abandon, let go. */
+  #storeFailed(turn: TurnState<I>, operation: string, error: unknown): void {
+    this.#reportError(new StoreError(operation, turn.key, error), turn, turn.key, turn.fence);
+    // Without an answer to finish or abandon the claim is gone for this process; a shared
+    // store's lease then expires and another replica takes the key over.
+    if (operation === "finish" || operation === "abandon") this.#lost(turn);
+  }
+
   #storeCall<T>(
     turn: TurnState<I>,
     operation: string,
@@ -1336,10 +1355,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     onFailure?: () => void,
   ): void {
     const fail = (error: unknown) => {
-      this.#reportError(new StoreError(operation, turn.key, error), turn, turn.key, turn.fence);
-      // Without an answer to finish or abandon the claim is gone for this process; a shared
-      // store's lease then expires and another replica takes the key over.
-      if (operation === "finish" || operation === "abandon") this.#lost(turn);
+      this.#storeFailed(turn, operation, error);
       onFailure?.();
     };
     let value: T | Promise<T>;

@@ -9,19 +9,27 @@
 //
 //   npm run bench                       the whole suite
 //
+// Measurement 5 (Redis) starts its own throwaway redis-server on a unix socket; without
+// redis-server on PATH it prints a notice and RESULT has `"redis": null`.
+//
 // Profiling one contender's throughput workload (bare, sequentialize, guard, guard_no_dedupe; with
 // --contended: bare, sequentialize, guard_queue), after `npm run build`:
 //
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --cpu-prof --cpu-prof-dir=/tmp/prof \
 //     --expose-gc --import tsx bench/index.ts --profile guard [--contended]
+//
+// and one Redis workload of one client (bare, guard, awaitTurn, enqueue, enqueueRemote; node-redis
+// or ioredis): the same command with `--profile-redis guard node-redis`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";
 import { sessionGuard } from "session-guard/grammy";
+import { redisStore } from "session-guard/redis";
 import { admissionLatency } from "./admission.js";
 import { runBursts } from "./burst.js";
 import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
 import { idleKeys, pendingInputs } from "./memory.js";
+import { profileRedis, redisBench, redisJson, redisTable } from "./redis.js";
 import { roundRobin } from "./telegram.js";
 import {
   allocationPerUpdate,
@@ -47,6 +55,14 @@ const IDLE_KEYS = 1_000_000;
 const PENDING_KEYS = 1_000;
 const PENDING_PER_KEY = 100;
 const ADMISSION = { samples: 1_000, rounds: 4, turnMs: 50 };
+const REDIS = {
+  rounds: 5,
+  inFlight: 64,
+  turns: 10_000,
+  inputs: 10_000,
+  handoverRounds: 3,
+  handoverKeys: 16,
+};
 
 const GUARD = guardContender("guard", "sessionGuard({ awaitTurn: true })", { awaitTurn: true });
 const GUARD_NO_DEDUPE = guardContender(
@@ -66,14 +82,15 @@ const CONTENDED = [BARE, SEQUENTIALIZE, GUARD_QUEUE];
 function checkBuiltPackage(): string {
   const core = rawFileOf(() => createGuard({ mode: "none" as never }));
   const grammy = rawFileOf(() => sessionGuard({ awaitTurn: "no" as never }));
-  for (const file of [core, grammy]) {
+  const redis = rawFileOf(() => redisStore(null as never));
+  for (const file of [core, grammy, redis]) {
     if (file === undefined || !/\/dist\/[^/]+\.js$/.test(file)) {
       throw new Error(
         `The benchmarks must measure the built package, but session-guard was loaded from ${file}. Run them with \`npm run bench\`.`,
       );
     }
   }
-  return `${core}, ${grammy}`;
+  return `${core}, ${grammy}, ${redis}`;
 }
 
 /** Only one contender's throughput workload, six times over: for `node --cpu-prof`. */
@@ -258,6 +275,13 @@ async function main(): Promise<void> {
     )}\n`,
   );
 
+  // 5. Redis
+  progress(
+    `5. redis: ${REDIS.inFlight} in flight, ${REDIS.rounds} rounds, node-redis and ioredis, own redis-server`,
+  );
+  const redis = await redisBench(REDIS);
+  if (redis !== null) console.log(`${redisTable(redis)}\n`);
+
   const seconds = (performance.now() - started) / 1000;
   const loadEnd = os.loadavg().map(round2);
   console.log(
@@ -345,10 +369,14 @@ async function main(): Promise<void> {
         admission.sequentialize.p50Us / admission.guard.p50Us,
       ),
     },
+    redis: redis === null ? null : redisJson(redis),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
 const args = process.argv.slice(2);
 if (args[0] === "--profile") await profile(args[1] ?? "", args.includes("--contended"));
-else await main();
+else if (args[0] === "--profile-redis") {
+  checkBuiltPackage();
+  await profileRedis(args[1] ?? "", args[2] ?? "node-redis", REDIS);
+} else await main();

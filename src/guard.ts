@@ -864,9 +864,15 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   /** The store answered `finish`: release the key, or start its next batch. */
   #finished(turn: TurnState<I>, finish: Finish<Entry<I>>): void {
-    if (finish.status === "lost") return this.#lost(turn);
+    if (finish.status === "lost") {
+      this.#lost(turn);
+      return;
+    }
     this.#reportDrops(turn.key, finish.dropped);
-    if (finish.status === "released") return this.#unhold(turn);
+    if (finish.status === "released") {
+      this.#unhold(turn);
+      return;
+    }
     const next = new TurnState(this, turn.key, finish.claim, finish.batch);
     this.#replace(turn.key, next, turn);
     this.#begin(next, false);

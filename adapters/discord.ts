@@ -31,10 +31,11 @@ import {
   type DropReason,
   type ErrorInfo,
   type Guard,
-  type GuardEvents,
+  type GuardControls,
   type GuardOptions,
   StoreError,
   type Turn,
+  withGuardControls,
 } from "session-guard";
 
 // === Types users see
@@ -155,7 +156,7 @@ export interface DiscordGuardOptions extends GuardOptions<DiscordInput> {
 }
 
 /** What `discordGuard()` returns: the listener wrappers and the guard's methods. */
-export interface DiscordGuard {
+export interface DiscordGuard extends GuardControls<DiscordInput> {
   /**
    * Wrap a `messageCreate` listener. Messages of bots (this one included), webhooks and system
    * messages never reach `handler`; a stop text stops the channel's turn instead.
@@ -175,25 +176,13 @@ export interface DiscordGuard {
   ): (interaction: T) => Promise<void>;
   /** A ready-made `execute` for a stop command, whatever its name: stops the channel's turn. */
   stopCommand(interaction: GuardedCommand): Promise<void>;
-  /** The core guard behind the wrappers (shared with other adapters when given). */
-  readonly guard: Guard<unknown>;
   /** The key of a message or interaction (components included), or `undefined`. */
   keyOf(input: DiscordMessage | Interaction): string | undefined;
-  /** Stop a key: abort its turn, drop its pending input. */
-  stop(key: string): Promise<boolean>;
   /**
    * Close the guard (see `Guard.close`). Close it before `client.destroy()`: running turns still
    * answer through the client. Commands that arrive afterwards are dropped (`shutdown`) and told so.
    */
-  close: Guard<DiscordInput>["close"];
-  isBusy(key: string): boolean;
-  pendingCount(key: string): number;
-  readonly activeCount: number;
-  onIdle(): Promise<void>;
-  on<K extends keyof GuardEvents<DiscordInput>>(
-    event: K,
-    listener: (payload: GuardEvents<DiscordInput>[K]) => void,
-  ): () => void;
+  close: GuardControls<DiscordInput>["close"];
 }
 
 // === Internals
@@ -677,23 +666,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     }
   };
 
-  const result: Omit<DiscordGuard, "activeCount"> = {
-    message,
-    interaction,
-    command,
-    stopCommand,
-    guard: guard as Guard<unknown>,
-    keyOf,
-    stop: (key: string) => guard.stop(key),
-    close: (closeOptions?: Parameters<Guard<DiscordInput>["close"]>[0]) =>
-      guard.close(closeOptions),
-    isBusy: (key: string) => guard.isBusy(key),
-    pendingCount: (key: string) => guard.pendingCount(key),
-    onIdle: () => guard.onIdle(),
-    on: guard.on.bind(guard) as DiscordGuard["on"],
-  };
-  Object.defineProperty(result, "activeCount", { get: () => guard.activeCount, enumerable: true });
-  return result as DiscordGuard;
+  return withGuardControls({ message, interaction, command, stopCommand, keyOf }, guard);
 }
 
 export type { Drop, DropReason, ErrorInfo, Guard, GuardOptions, Turn };

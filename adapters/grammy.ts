@@ -16,14 +16,16 @@
 import type { Bot, Context, MiddlewareFn, NextFunction } from "grammy";
 import type { Message, Update, UserFromGetMe } from "grammy/types";
 import {
+  type CloseOptions,
   type Codec,
   createGuard,
   type Drop,
   type ErrorInfo,
   type Guard,
-  type GuardEvents,
+  type GuardControls,
   type GuardOptions,
   type Turn,
+  withGuardControls,
 } from "session-guard";
 
 // === Types users see
@@ -112,23 +114,15 @@ export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> 
 }
 
 /** The middleware, carrying the guard's methods. */
-export interface SessionGuardMiddleware<C extends Context> extends MiddlewareFn<C> {
-  /** The core guard behind this middleware (shared with other adapters when given). */
-  readonly guard: Guard<unknown>;
+export interface SessionGuardMiddleware<C extends Context>
+  extends MiddlewareFn<C>,
+    GuardControls<C> {
   /** The key this middleware gives an update, or `undefined` when it passes unguarded. */
   keyOf(ctx: C): string | undefined;
   /** Stop a key: abort its turn, drop its pending updates (and an album still gathering). */
   stop(key: string): Promise<boolean>;
   /** Flush gathering albums, then close the guard (see `Guard.close`). */
-  close: Guard<C>["close"];
-  isBusy(key: string): boolean;
-  pendingCount(key: string): number;
-  readonly activeCount: number;
-  onIdle(): Promise<void>;
-  on<K extends keyof GuardEvents<C>>(
-    event: K,
-    listener: (payload: GuardEvents<C>[K]) => void,
-  ): () => void;
+  close: GuardControls<C>["close"];
 }
 
 // === Internals
@@ -550,24 +544,13 @@ export function sessionGuard<C extends Context = Context>(
     return dropped ? stopped.then(() => true) : stopped;
   }
 
-  const controls = {
-    guard: guard as Guard<unknown>,
-    keyOf,
-    stop,
-    close(closeOptions?: Parameters<Guard<C>["close"]>[0]) {
-      for (const [albumKey, album] of albums) {
-        flush(albumKey, album).catch((error: unknown) => reportError(error, album.key));
-      }
-      return guard.close(closeOptions);
-    },
-    isBusy: (key: string) => guard.isBusy(key),
-    pendingCount: (key: string) => guard.pendingCount(key),
-    onIdle: () => guard.onIdle(),
-    on: guard.on.bind(guard) as SessionGuardMiddleware<C>["on"],
+  const close = (closeOptions?: CloseOptions) => {
+    for (const [albumKey, album] of albums) {
+      flush(albumKey, album).catch((error: unknown) => reportError(error, album.key));
+    }
+    return guard.close(closeOptions);
   };
-  const result = Object.assign(middleware, controls);
-  Object.defineProperty(result, "activeCount", { get: () => guard.activeCount, enumerable: true });
-  return result as unknown as SessionGuardMiddleware<C>;
+  return withGuardControls(Object.assign(middleware, { keyOf }), guard, { stop, close });
 }
 
 /**

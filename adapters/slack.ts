@@ -35,9 +35,10 @@ import {
   type Drop,
   type ErrorInfo,
   type Guard,
-  type GuardEvents,
+  type GuardControls,
   type GuardOptions,
   type Turn,
+  withGuardControls,
 } from "session-guard";
 
 // === Types users see
@@ -147,27 +148,15 @@ export interface SlackGuardOptions extends GuardOptions<SlackInput> {
 }
 
 /** The middleware, carrying the guard's methods. */
-export interface SlackGuardMiddleware extends Middleware<AnyMiddlewareArgs> {
-  /** The core guard behind this middleware (shared with other adapters when given). */
-  readonly guard: Guard<unknown>;
+export interface SlackGuardMiddleware
+  extends Middleware<AnyMiddlewareArgs>,
+    GuardControls<SlackInput> {
   /**
    * The key this middleware gives a payload, or `undefined` when it has no conversation. Block
    * actions and message shortcuts get the key of the message they were pressed on, so an
    * approval button finds the turn of its thread.
    */
   keyOf(args: SlackMiddlewareArgs): string | undefined;
-  /** Stop a key: abort its turn, drop its pending input. */
-  stop(key: string): Promise<boolean>;
-  /** Close the guard (see `Guard.close`). */
-  close: Guard<SlackInput>["close"];
-  isBusy(key: string): boolean;
-  pendingCount(key: string): number;
-  readonly activeCount: number;
-  onIdle(): Promise<void>;
-  on<K extends keyof GuardEvents<SlackInput>>(
-    event: K,
-    listener: (payload: GuardEvents<SlackInput>[K]) => void,
-  ): () => void;
 }
 
 // === Internals
@@ -663,19 +652,9 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     return admit(args, key, channel, input, id);
   };
 
-  const controls = {
-    guard: guard as Guard<unknown>,
-    keyOf,
+  return withGuardControls(Object.assign(middleware, { keyOf }), guard, {
     stop,
-    close: (closeOptions?: Parameters<Guard<SlackInput>["close"]>[0]) => guard.close(closeOptions),
-    isBusy: (key: string) => guard.isBusy(key),
-    pendingCount: (key: string) => guard.pendingCount(key),
-    onIdle: () => guard.onIdle(),
-    on: guard.on.bind(guard) as SlackGuardMiddleware["on"],
-  };
-  const result = Object.assign(middleware, controls);
-  Object.defineProperty(result, "activeCount", { get: () => guard.activeCount, enumerable: true });
-  return result as unknown as SlackGuardMiddleware;
+  }) as unknown as SlackGuardMiddleware;
 }
 
 export type { Drop, ErrorInfo, Guard, GuardOptions, Turn };

@@ -1,6 +1,7 @@
 // session-guard: one agent turn per chat at a time, with pending input handled by a busy mode.
 // This entry point re-exports the core only; it imports no chat framework.
 
+export { type GuardControls, withGuardControls } from "./controls.js";
 export {
   type AbortCode,
   ContendedError,

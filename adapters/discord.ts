@@ -26,7 +26,7 @@ import type {
   UserContextMenuCommandInteraction,
 } from "discord.js";
 import {
-  createGuard,
+  adapterGuard,
   type Drop,
   type DropReason,
   type ErrorInfo,
@@ -345,19 +345,6 @@ function checkOptions(options: DiscordGuardOptions) {
       `${where}: "expiryMargin" must be an integer number of ms from 0 to less than 900000 (an interaction token's 15 minutes), got ${describe(expiryMargin)}.`,
     );
   }
-  if (guard !== undefined) {
-    if (typeof guard !== "object" || guard === null || typeof guard.submit !== "function") {
-      throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
-    }
-    const core = Object.keys(options).filter(
-      (name) => !ADAPTER_OPTIONS.has(name) && name !== "onError",
-    );
-    if (core.length > 0) {
-      throw new TypeError(
-        `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
-      );
-    }
-  }
   return {
     guard,
     key,
@@ -419,30 +406,13 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
   const perUser = settings.perUser;
   const keyOf = (input: DiscordMessage | Interaction): string | undefined =>
     userKey === undefined ? defaultKey(input, perUser) : userKey(input);
-  let guard: Guard<DiscordInput>;
-  if (settings.guard !== undefined) {
-    guard = settings.guard as Guard<DiscordInput>;
-  } else {
-    const core: GuardOptions<DiscordInput> = { onError: logTurnError };
-    for (const [name, value] of Object.entries(options)) {
-      if (!ADAPTER_OPTIONS.has(name) && value !== undefined) {
-        (core as Record<string, unknown>)[name] = value;
-      }
-    }
-    guard = createGuard<DiscordInput>(core);
-  }
-
-  /** Errors raised here, outside a turn: the adapter's `onError` when given, else the guard's. */
-  const reportError = (error: unknown, key: string, input?: DiscordInput | Interaction): void => {
-    const inputs = (input === undefined ? [] : [input]) as DiscordInput[];
-    if (settings.guard !== undefined && settings.onError !== undefined) {
-      try {
-        settings.onError(error, { key, inputs, fence: undefined });
-      } catch (thrown) {
-        console.error("session-guard/discord: onError threw:", thrown, error);
-      }
-    } else guard.reportError(error, { key, inputs });
-  };
+  const adapter = adapterGuard<DiscordInput>("discordGuard", options, ADAPTER_OPTIONS, {
+    onError: logTurnError,
+  });
+  const guard = adapter.guard;
+  /** Errors raised here, outside a turn (an interaction is reported as the input involved). */
+  const reportError = (error: unknown, key: string, input?: DiscordInput | Interaction): void =>
+    adapter.reportError(error, key, input as DiscordInput | undefined);
 
   /** The key of an input for an error report; never throws. */
   const keyForReport = (input: DiscordMessage | Interaction): string => {

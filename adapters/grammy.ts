@@ -16,9 +16,9 @@
 import type { Bot, Context, MiddlewareFn, NextFunction } from "grammy";
 import type { Message, Update, UserFromGetMe } from "grammy/types";
 import {
+  adapterGuard,
   type CloseOptions,
   type Codec,
-  createGuard,
   type Drop,
   type ErrorInfo,
   type Guard,
@@ -330,19 +330,6 @@ function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
   if (onError !== undefined && typeof onError !== "function") {
     throw new TypeError(`${where}: "onError" must be a function (error, info) => void.`);
   }
-  if (guard !== undefined) {
-    if (typeof guard !== "object" || guard === null || typeof guard.submit !== "function") {
-      throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
-    }
-    const core = Object.keys(options).filter(
-      (name) => !ADAPTER_OPTIONS.has(name) && name !== "onError",
-    );
-    if (core.length > 0) {
-      throw new TypeError(
-        `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
-      );
-    }
-  }
   if (key !== undefined && typeof key !== "function") {
     throw new TypeError(`${where}: "key" must be a function (ctx) => string | undefined.`);
   }
@@ -406,33 +393,17 @@ export function sessionGuard<C extends Context = Context>(
   const bot = settings.bot;
   /** Updates being replayed for a turn whose latest update came from another replica. */
   const replays = new WeakMap<object, Replay>();
-  let guard: Guard<C>;
-  if (settings.guard !== undefined) {
-    guard = settings.guard as Guard<C>;
-  } else {
-    const core: GuardOptions<C> = { onError: logTurnError };
-    for (const [name, value] of Object.entries(options)) {
-      if (!ADAPTER_OPTIONS.has(name) && value !== undefined) {
-        (core as Record<string, unknown>)[name] = value;
-      }
-    }
-    if (options.store?.shared === true && bot !== undefined) {
-      core.codec = updateCodec(bot);
-      core.handler = (turn) => replay(bot, replays, turn);
-    }
-    guard = createGuard<C>(core);
-  }
-  /** Errors raised here, outside a turn: the adapter's `onError` when given, else the guard's. */
-  const reportError = (error: unknown, key: string, ctx?: C): void => {
-    const inputs = ctx === undefined ? [] : [ctx];
-    if (settings.guard !== undefined && settings.onError !== undefined) {
-      try {
-        settings.onError(error, { key, inputs, fence: undefined });
-      } catch (thrown) {
-        console.error("session-guard/grammy: onError threw:", thrown, error);
-      }
-    } else guard.reportError(error, { key, inputs });
-  };
+  // On a shared store, updates travel as JSON and turns of other replicas' updates replay here.
+  const replaying =
+    settings.guard === undefined && options.store?.shared === true && bot !== undefined
+      ? { codec: updateCodec(bot), handler: (turn: Turn<C>) => replay(bot, replays, turn) }
+      : {};
+  const { guard, reportError } = adapterGuard<C>(
+    "sessionGuard",
+    { ...options, ...replaying },
+    ADAPTER_OPTIONS,
+    { onError: logTurnError },
+  );
   const albums = new Map<string, Album<C>>();
 
   const flush = (albumKey: string, album: Album<C>): Promise<unknown> => {

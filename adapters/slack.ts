@@ -31,7 +31,7 @@ import type {
   types,
 } from "@slack/bolt";
 import {
-  createGuard,
+  adapterGuard,
   type Drop,
   type ErrorInfo,
   type Guard,
@@ -418,19 +418,6 @@ function checkOptions(options: SlackGuardOptions) {
   if (onError !== undefined && typeof onError !== "function") {
     throw new TypeError(`${where}: "onError" must be a function (error, info) => void.`);
   }
-  if (guard !== undefined) {
-    if (typeof guard !== "object" || guard === null || typeof guard.submit !== "function") {
-      throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
-    }
-    const core = Object.keys(options).filter(
-      (name) => !ADAPTER_OPTIONS.has(name) && name !== "onError",
-    );
-    if (core.length > 0) {
-      throw new TypeError(
-        `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
-      );
-    }
-  }
   if ((options.store as { shared?: unknown } | undefined)?.shared === true) {
     // A turn may hold payloads admitted on another replica, which only `app.processEvent` there
     // could replay (slackGuard({ store, app }), see the design); this version runs in one process.
@@ -508,29 +495,9 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
   const settings = checkOptions(options);
   const { bypass, stopTexts, stopCommands, onQueued, awaitTurn } = settings;
   const keyOf = settings.key ?? defaultKey;
-  let guard: Guard<SlackInput>;
-  if (settings.guard !== undefined) {
-    guard = settings.guard as Guard<SlackInput>;
-  } else {
-    const core: GuardOptions<SlackInput> = { onError: logTurnError };
-    for (const [name, value] of Object.entries(options)) {
-      if (!ADAPTER_OPTIONS.has(name) && value !== undefined) {
-        (core as Record<string, unknown>)[name] = value;
-      }
-    }
-    guard = createGuard<SlackInput>(core);
-  }
-  /** Errors raised here, outside a turn: the adapter's `onError` when given, else the guard's. */
-  const reportError = (error: unknown, key: string, input?: SlackInput): void => {
-    const inputs = input === undefined ? [] : [input];
-    if (settings.guard !== undefined && settings.onError !== undefined) {
-      try {
-        settings.onError(error, { key, inputs, fence: undefined });
-      } catch (thrown) {
-        console.error("session-guard/slack: onError threw:", thrown, error);
-      }
-    } else guard.reportError(error, { key, inputs });
-  };
+  const { guard, reportError } = adapterGuard<SlackInput>("slackGuard", options, ADAPTER_OPTIONS, {
+    onError: logTurnError,
+  });
 
   const running = new ChannelKeys((key) => guard.isBusy(key) || guard.pendingCount(key) > 0);
   // With the memory store a finished turn has released its key, or started the next batch, by

@@ -1,10 +1,85 @@
-// === The guard's methods on an adapter's object
+// === What every adapter shares: its guard, and the guard's methods on its object
 //
-// Every adapter returns something framework-shaped (grammY middleware, Bolt middleware, a set of
-// discord.js listener wrappers) that also carries the guard's control and observability methods, so
-// users never need the core guard itself. This is that one piece, shared by the adapters.
+// An adapter takes the core options (and creates its guard) or a shared guard, routes errors it
+// meets outside a turn, and returns something framework-shaped (grammY middleware, Bolt
+// middleware, a set of discord.js listener wrappers) that also carries the guard's control and
+// observability methods. These are those pieces, written once for all adapters.
 
-import type { CloseOptions, CloseReport, Guard } from "./guard.js";
+import { type CloseOptions, type CloseReport, createGuard, type Guard } from "./guard.js";
+import type { ErrorInfo, GuardOptions } from "./options.js";
+
+/** Options every adapter accepts besides its own: the core options, or a shared guard. */
+export interface AdapterOptions<I> extends GuardOptions<I> {
+  /** Share an existing core guard; core options then belong to `createGuard`, not here. */
+  guard?: Guard<unknown>;
+}
+
+/** An adapter's guard, and where the adapter's own errors go. */
+export interface AdapterGuard<I> {
+  readonly guard: Guard<I>;
+  /**
+   * Report an error met outside a turn (a throwing `key` function, a failed stop): to the
+   * adapter's `onError` when it was given beside a shared guard, else to the guard's.
+   */
+  reportError(error: unknown, key: string, input?: I): void;
+}
+
+/**
+ * The guard of an adapter: the shared `options.guard`, or one created from the options that are
+ * not the adapter's own (`adapterOptions`), with `defaults` (such as the adapter's error log line)
+ * underneath. With a shared guard, only the adapter's own options and `onError` may be given:
+ * anything else configures the shared guard and throws a `TypeError` saying so.
+ *
+ * @example
+ * ```ts
+ * const { guard, reportError } = adapterGuard("myGuard", options, MY_OPTIONS, { onError: logLine });
+ * ```
+ */
+export function adapterGuard<I>(
+  where: string,
+  options: AdapterOptions<I>,
+  adapterOptions: ReadonlySet<string>,
+  defaults: GuardOptions<I>,
+): AdapterGuard<I> {
+  const shared = options.guard;
+  let guard: Guard<I>;
+  if (shared !== undefined) {
+    if (typeof shared !== "object" || shared === null || typeof shared.submit !== "function") {
+      throw new TypeError(`${where}: "guard" must be a guard from createGuard().`);
+    }
+    const core = Object.keys(options).filter(
+      (name) => !adapterOptions.has(name) && name !== "onError",
+    );
+    if (core.length > 0) {
+      throw new TypeError(
+        `${where}: ${core.map((n) => `"${n}"`).join(", ")} configure the shared guard; pass them to createGuard() or omit "guard".`,
+      );
+    }
+    guard = shared as Guard<I>;
+  } else {
+    const core: GuardOptions<I> = { ...defaults };
+    for (const [name, value] of Object.entries(options)) {
+      if (!adapterOptions.has(name) && value !== undefined) {
+        (core as Record<string, unknown>)[name] = value;
+      }
+    }
+    guard = createGuard<I>(core);
+  }
+  const onError = shared === undefined ? undefined : options.onError;
+  const reportError = (error: unknown, key: string, input?: I): void => {
+    const inputs = input === undefined ? [] : [input];
+    if (onError === undefined) {
+      guard.reportError(error, { key, inputs });
+      return;
+    }
+    try {
+      onError(error, { key, inputs, fence: undefined } satisfies ErrorInfo<I>);
+    } catch (thrown) {
+      console.error(`session-guard (${where}): onError threw:`, thrown, error);
+    }
+  };
+  return { guard, reportError };
+}
 
 /** The guard's methods, as an adapter's returned object carries them. */
 export interface GuardControls<I> {

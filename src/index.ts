@@ -1,7 +1,13 @@
 // session-guard: one agent turn per chat at a time, with pending input handled by a busy mode.
 // This entry point re-exports the core only; it imports no chat framework.
 
-export { type GuardControls, withGuardControls } from "./controls.js";
+export {
+  type AdapterGuard,
+  type AdapterOptions,
+  adapterGuard,
+  type GuardControls,
+  withGuardControls,
+} from "./controls.js";
 export {
   type AbortCode,
   ContendedError,

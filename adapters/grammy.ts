@@ -24,6 +24,7 @@ import {
   type Guard,
   type GuardControls,
   type GuardOptions,
+  type SubmitOptions,
   type Turn,
   withGuardControls,
 } from "session-guard";
@@ -194,6 +195,15 @@ function defaultKey(ctx: Context): string | undefined {
     ? message.message_thread_id
     : ctx.update.stopped_message_generation?.message_thread_id;
   return chatKey(ctx, chatId, topic);
+}
+
+/**
+ * Where an admitted context keeps its `next` until its turn runs: a property of the context, so
+ * admission needs no closure per update.
+ */
+const NEXT = Symbol("session-guard next");
+interface Pending {
+  [NEXT]: NextFunction | undefined;
 }
 
 const NO_TURN: PropertyDescriptor = {
@@ -411,8 +421,8 @@ export function sessionGuard<C extends Context = Context>(
     clearTimeout(album.timer);
     const last = album.contexts[album.contexts.length - 1] as C;
     albumOf.set(last, album.contexts);
-    const next = album.next;
-    const admitted = guard.submit(album.key, last, (turn) => runTurn(last, next, turn), {
+    (last as unknown as Pending)[NEXT] = album.next;
+    const admitted = guard.submit(album.key, last, runTurn, {
       id: album.id,
       awaitTurn: album.waiters.length > 0,
     });
@@ -483,18 +493,27 @@ export function sessionGuard<C extends Context = Context>(
     }
     const group = message.media_group_id;
     if (group !== undefined) return gather(ctx, next, key as string, group);
-    const admitted = guard.submit(key as string, ctx, (turn) => runTurn(ctx, next, turn), {
-      id: prefixOf(ctx.me) + ctx.update.update_id,
-      // A command answers on its own: never coalesced with the messages around it.
-      alone: command !== undefined,
-      awaitTurn,
-    });
+    (ctx as unknown as Pending)[NEXT] = next;
+    const updateId = ctx.update.update_id;
+    // The update id is unique within one bot: a guard of this bot's own can take it as it is,
+    // which its store remembers as a number. On a guard or store shared with other bots, it is
+    // scoped by the bot.
+    submitOptions.id = ownIds ? String(updateId) : prefixOf(ctx.me) + updateId;
+    // A command answers on its own: never coalesced with the messages around it.
+    submitOptions.alone = command !== undefined;
+    const admitted = guard.submit(key as string, ctx, runTurn, submitOptions);
     // Detached, this resolves at admission; returned either way, so a refused admission (an
     // invalid key, a store that is down) rejects `handleUpdate` instead of going unhandled.
     return admitted;
   };
 
-  function runTurn(ctx: C, next: NextFunction, turn: Turn<C>): Promise<void> {
+  // One options object and one turn function serve every update (`submit` reads its options
+  // before it returns): the path of a plain message allocates nothing of its own here.
+  const submitOptions: SubmitOptions = { id: undefined, alone: false, awaitTurn };
+  const ownIds = settings.guard === undefined && options.store === undefined;
+  function runTurn(turn: Turn<C>, ctx: C): Promise<void> {
+    const next = (ctx as unknown as Pending)[NEXT] as NextFunction;
+    (ctx as unknown as Pending)[NEXT] = undefined;
     (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(turn);
     return next();
   }

@@ -76,12 +76,14 @@ export function chatConstraint(ctx: Context): string | undefined {
 
 /**
  * Hand `updates` to the bot the way grammY's runner does: a window of updates in flight at once,
- * the next window once they have all been handled.
+ * the next window once they have all been handled (and `drain` resolved, for work that outlives
+ * `handleUpdate`, such as detached turns).
  */
 export async function deliverInWindows<C extends Context>(
   bot: Bot<C>,
   updates: readonly Update[],
   window: number,
+  drain?: () => Promise<void>,
 ): Promise<void> {
   const inFlight: Promise<void>[] = new Array(window);
   for (let start = 0; start < updates.length; start += window) {
@@ -89,5 +91,6 @@ export async function deliverInWindows<C extends Context>(
     inFlight.length = end - start;
     for (let i = start; i < end; i++) inFlight[i - start] = bot.handleUpdate(updates[i] as Update);
     await Promise.all(inFlight);
+    if (drain !== undefined) await drain();
   }
 }

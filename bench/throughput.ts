@@ -17,8 +17,12 @@ import { chatConstraint, deliverInWindows, offlineBot, roundRobin } from "./tele
 export interface Contender {
   readonly name: string;
   readonly label: string;
-  /** Install the contender's middleware before the handler. */
-  install(bot: Bot): void;
+  /**
+   * Install the contender's middleware before the handler. A contender whose middleware returns
+   * before the update's work is done (a detached turn) answers how to wait for that work: the
+   * next window of updates is delivered only once it resolves.
+   */
+  install(bot: Bot): void | (() => Promise<void>);
 }
 
 export const BARE: Contender = {
@@ -44,7 +48,10 @@ export function guardContender(
     name,
     label,
     install(bot) {
-      bot.use(sessionGuard(options));
+      const guard = sessionGuard(options);
+      bot.use(guard);
+      // Detached turns (the default) outlive `handleUpdate`: a window ends when they have settled.
+      return options.awaitTurn === true ? undefined : () => guard.onIdle();
     },
   };
 }
@@ -93,7 +100,7 @@ export async function runOnce(
   window: number,
 ): Promise<Run> {
   const bot = offlineBot();
-  contender.install(bot);
+  const drain = contender.install(bot) ?? undefined;
   let handled = 0;
   bot.on("message", async (ctx) => {
     handled++;
@@ -102,7 +109,7 @@ export async function runOnce(
   await collectBeforeRun();
   gcObserver.observe({ entryTypes: ["gc"] });
   const start = performance.now();
-  await deliverInWindows(bot, updates, window);
+  await deliverInWindows(bot, updates, window, drain);
   const end = performance.now();
   // GC entries arrive asynchronously.
   await new Promise((resolve) => setTimeout(resolve, 1));
@@ -164,7 +171,7 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
  */
 export async function allocationPerUpdate(contender: Contender, window = 200): Promise<number> {
   const bot = offlineBot();
-  contender.install(bot);
+  const drain = contender.install(bot) ?? undefined;
   bot.on("message", async (ctx) => {
     await ctx.reply("ok");
   });
@@ -182,6 +189,7 @@ export async function allocationPerUpdate(contender: Contender, window = 200): P
     const before = process.memoryUsage().heapUsed;
     for (let i = 0; i < window; i++) inFlight[i] = bot.handleUpdate(updates[i] as Update);
     await Promise.all(inFlight);
+    if (drain !== undefined) await drain();
     const bytes = process.memoryUsage().heapUsed - before;
     // The first windows warm the bot up (code, hidden classes, the guard's maps).
     if (w >= 5) samples.push({ start, end: performance.now(), bytes });

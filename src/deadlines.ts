@@ -7,7 +7,7 @@
 // few pointer writes: no hashing, no allocation, no timer on the uncontended path.
 
 export interface Timed {
-  /** Epoch ms at which the item expires. */
+  /** When the item expires: ms since the list was created (see `Deadlines.add`). */
   deadline: number;
   /** Links of the deadline list; owned by `Deadlines`. */
   newer: Timed | undefined;
@@ -16,6 +16,11 @@ export interface Timed {
 }
 
 export class Deadlines<T extends Timed> {
+  /**
+   * Deadlines count from here, not from the epoch: a small integer fits in the item itself, where
+   * an epoch time would be a heap number allocated per turn.
+   */
+  readonly #origin = Date.now();
   #oldest: T | undefined;
   #newest: T | undefined;
   readonly #onExpire: (item: T) => void;
@@ -26,8 +31,9 @@ export class Deadlines<T extends Timed> {
     this.#onExpire = onExpire;
   }
 
-  /** Track an item; its deadline must not be earlier than those already tracked. */
-  add(item: T): void {
+  /** Track an item that expires `timeout` ms from now (the same timeout for every item). */
+  add(item: T, timeout: number): void {
+    item.deadline = Date.now() - this.#origin + timeout;
     item.queued = true;
     item.older = this.#newest;
     item.newer = undefined;
@@ -62,14 +68,14 @@ export class Deadlines<T extends Timed> {
     // the newer one and expire items early.
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = deadline;
-    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - Date.now()));
+    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - (Date.now() - this.#origin)));
     // A deadline must not keep the process alive on its own.
     this.#timer.unref?.();
   }
 
   readonly #fire = (): void => {
     this.#timer = undefined;
-    const now = Math.max(Date.now(), this.#armedFor);
+    const now = Math.max(Date.now() - this.#origin, this.#armedFor);
     for (let item = this.#oldest; item !== undefined; item = this.#oldest) {
       if (item.deadline > now) {
         this.#arm(item.deadline);

@@ -29,6 +29,8 @@ export type Listener<T> = (payload: T) => void;
 
 export class Emitter<M> {
   #listeners: { [K in keyof M]?: Set<Listener<M[K]>> } = {};
+  /** Listeners across all events: with none (the usual case) `has` answers without a lookup. */
+  #total = 0;
   readonly #onListenerError: (error: unknown) => void;
 
   constructor(onListenerError: (error: unknown) => void) {
@@ -40,18 +42,23 @@ export class Emitter<M> {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function.`);
     }
     const set = (this.#listeners[name] ??= new Set());
-    set.add(listener);
+    if (!set.has(listener)) {
+      set.add(listener);
+      this.#total++;
+    }
     return () => {
-      set.delete(listener);
+      if (set.delete(listener)) this.#total--;
     };
   }
 
   has(name: keyof M): boolean {
+    if (this.#total === 0) return false;
     const set = this.#listeners[name];
     return set !== undefined && set.size > 0;
   }
 
   emit<K extends keyof M>(name: K, payload: M[K]): void {
+    if (this.#total === 0) return;
     const set = this.#listeners[name];
     if (set === undefined) return;
     for (const listener of set) {

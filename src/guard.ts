@@ -45,7 +45,7 @@ import type {
   StoreHost,
   Take,
 } from "./store.js";
-import { type Turn, type TurnHost, TurnState } from "./turn.js";
+import { type LeaseWatch, type Turn, type TurnHost, TurnState } from "./turn.js";
 
 // === Public types
 
@@ -227,6 +227,17 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     (typeof value === "object" || typeof value === "function") &&
     typeof (value as PromiseLike<unknown>).then === "function"
   );
+}
+
+/** The resolvers `captureWaiter` took from the promise being constructed. */
+let captured: Waiter | undefined;
+
+/**
+ * A promise executor that keeps the resolvers as a `Waiter` in `captured`: one function for every
+ * promise, where an executor closing over its entry would be allocated per awaited input.
+ */
+function captureWaiter(resolve: (value: SubmitOutcome) => void, reject: (error: unknown) => void) {
+  captured = { resolve: resolve as Waiter["resolve"], reject };
 }
 
 /** Call `then` on a store answer, synchronously when it is not a promise. */
@@ -420,9 +431,8 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     }
     let settled: Promise<SubmitOutcome> | undefined;
     if (awaitTurn) {
-      settled = new Promise<SubmitOutcome>((resolve, reject) => {
-        entry.waiter = { resolve: resolve as Waiter["resolve"], reject };
-      });
+      settled = new Promise<SubmitOutcome>(captureWaiter);
+      entry.waiter = captured;
     }
     const outcome = this.#admit(key, entry, this.#admitPolicy);
     if (typeof outcome === "string") return settled ?? OUTCOMES[outcome];
@@ -629,7 +639,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
         }
         const turn = this.#keys.get(key);
         if (turn !== undefined && !entry.lane && !turn.stale) {
-          turn.knownPending = admission.pending;
+          if (turn.watch !== undefined) turn.watch.knownPending = admission.pending;
           this.#pendingArrived(turn, admission.pending);
         }
         return "queued";
@@ -714,14 +724,14 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     }
     turn.phase = "running";
     if (this.#deadlines !== undefined) {
-      turn.deadline = Date.now() + this.#options.turnTimeout;
-      this.#deadlines.add(turn);
+      this.#deadlines.add(turn, this.#options.turnTimeout);
     }
     if (this.#events.has("started")) {
       this.#events.emit("started", { key: turn.key, fence: turn.fence, inputs: turn.inputs });
     }
     const entries = turn.entries;
-    const run = (entries[entries.length - 1] as Entry<I>).run ?? this.#options.handler;
+    const last = entries[entries.length - 1] as Entry<I>;
+    const run = last.run ?? this.#options.handler;
     const outer = activeTurn;
     activeTurn = turn as TurnState<unknown>;
     let result: unknown;
@@ -731,7 +741,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
           `No handler for key "${turn.key}": its inputs were admitted without a run function. Register one with createGuard({ handler }).`,
         );
       }
-      result = run(turn);
+      result = run(turn, last.input);
     } catch (error) {
       activeTurn = outer;
       // Settle on a later tick, never inside `submit`: a queue of synchronous handlers must not
@@ -954,30 +964,38 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     const lease = this.#lease as number;
     // The claim was made at most a round trip ago: counting from now errs by that round trip,
     // which the renewal margin (two thirds of a lease) absorbs.
-    turn.renewedAt = Date.now();
-    // Input already pending when the turn began is not news (interrupt reacts to new input).
-    turn.knownPending = this.#store.pendingCount(turn.key);
+    turn.watch = {
+      renewedAt: Date.now(),
+      timer: undefined,
+      renewing: false,
+      // Input already pending when the turn began is not news (interrupt reacts to new input).
+      knownPending: this.#store.pendingCount(turn.key),
+    };
     this.#armLease(turn, Math.max(1, Math.floor(lease / 3)));
   }
 
   #armLease(turn: TurnState<I>, delay: number): void {
-    if (turn.leaseTimer !== undefined) clearTimeout(turn.leaseTimer);
-    turn.leaseTimer = setTimeout(() => this.#renew(turn), delay);
+    const watch = turn.watch as LeaseWatch;
+    if (watch.timer !== undefined) clearTimeout(watch.timer);
+    watch.timer = setTimeout(() => this.#renew(turn), delay);
     // The turn's own work keeps the process alive, not its watchdog.
-    turn.leaseTimer.unref?.();
+    watch.timer.unref?.();
   }
 
   #stopLease(turn: TurnState<I>): void {
-    if (turn.leaseTimer !== undefined) clearTimeout(turn.leaseTimer);
-    turn.leaseTimer = undefined;
+    const watch = turn.watch;
+    if (watch?.timer === undefined) return;
+    clearTimeout(watch.timer);
+    watch.timer = undefined;
   }
 
   #renew(turn: TurnState<I>): void {
-    turn.leaseTimer = undefined;
+    const watch = turn.watch as LeaseWatch;
+    watch.timer = undefined;
     if (turn.released || turn.lost || turn.phase === "settled") return;
     const lease = this.#lease as number;
     const now = Date.now();
-    const expires = turn.renewedAt + lease;
+    const expires = watch.renewedAt + lease;
     if (now >= expires) {
       // No renewal succeeded for a whole lease: another replica may hold the key by now.
       this.#leaseLost(turn, false);
@@ -986,25 +1004,25 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     const interval = Math.max(1, Math.floor(lease / 3));
     // Next check: the next renewal, or the expiry if renewals keep failing.
     this.#armLease(turn, Math.max(1, Math.min(interval, expires - now)));
-    if (turn.renewing) return;
-    turn.renewing = true;
+    if (watch.renewing) return;
+    watch.renewing = true;
     const sentAt = now;
     const onAnswer = (renewal: Renewal) => {
-      turn.renewing = false;
+      watch.renewing = false;
       if (turn.released || turn.lost || turn.phase === "settled") return;
       if (renewal.status === "lost") {
         this.#leaseLost(turn, true);
         return;
       }
-      turn.renewedAt = sentAt;
+      watch.renewedAt = sentAt;
       this.#armLease(turn, interval);
       // Hints may be lost: the renewal's pending count is the fallback for interrupt and onPending.
       const pending = renewal.pending;
-      if (pending > turn.knownPending) this.#pendingArrived(turn, pending);
-      turn.knownPending = pending;
+      if (pending > watch.knownPending) this.#pendingArrived(turn, pending);
+      watch.knownPending = pending;
     };
     const onError = (error: unknown) => {
-      turn.renewing = false;
+      watch.renewing = false;
       if (turn.released || turn.lost || turn.phase === "settled") return;
       this.#reportError(new StoreError("renew", turn.key, error), turn, turn.key, turn.fence);
       // Try again soon; the expiry check above gives up once the lease is over.
@@ -1085,7 +1103,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       pending: (key, token, pending) => {
         const turn = this.#keys.get(key);
         if (turn === undefined || turn.claim.token !== token || turn.stale) return;
-        turn.knownPending = pending;
+        if (turn.watch !== undefined) turn.watch.knownPending = pending;
         this.#pendingArrived(turn, pending);
       },
       stopped: (key, token) => {

@@ -39,8 +39,11 @@ export interface MemoryStore extends Store {
   readonly idCount: number;
 }
 
-interface KeyRecord<E> {
-  claim: Claim;
+/**
+ * A held key: its claim, and the pending queue once input waits. The record is the claim itself
+ * (one object per turn); a new claim of the key is a new record.
+ */
+interface KeyRecord<E> extends Claim {
   queue: E[] | undefined;
 }
 
@@ -50,6 +53,28 @@ const BUSY = Object.freeze({ status: "rejected" as const, reason: "busy" as cons
 const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow" as const });
 const LOST = Object.freeze({ status: "lost" as const });
 const RELEASED = Object.freeze({ status: "released" as const, dropped: NO_DROPS });
+
+/** How an id is remembered: a small integer as itself, anything else as the string. */
+type IdKey = string | number;
+
+/**
+ * The id as a small integer when it is the canonical decimal form of one (`"0"`, `"735012345"`,
+ * below 2^31), otherwise the string. Platform ids are often such numbers (Telegram update ids):
+ * remembered as numbers, they are stored inside the map itself, where every id string kept would
+ * be one more object for the garbage collector to move and mark for the whole window. The mapping
+ * is one-to-one, so no two distinct ids meet.
+ */
+function idKeyOf(id: string): IdKey {
+  const length = id.length;
+  if (length === 0 || length > 10) return id;
+  let value = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9 || (digit === 0 && i === 0 && length > 1)) return id;
+    value = value * 10 + digit;
+  }
+  return value <= 0x7fffffff ? value : id;
+}
 
 /** Pending entries that a newer input may supersede (everything not `alone`). */
 function countCoalescable(queue: readonly StoreEntry[]): number {
@@ -65,8 +90,8 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
    * De-duplication ids → expiry, in ms after their generation's start (a small integer, where an
    * epoch time would be a heap number per id): the generation taking new ids, and the one before.
    */
-  #current = new Map<string, number>();
-  #previous = new Map<string, number>();
+  #current = new Map<IdKey, number>();
+  #previous = new Map<IdKey, number>();
   /** Epoch ms at which the current and the previous generation started. */
   #currentStart = 0;
   #previousStart = 0;
@@ -98,8 +123,8 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     }
     const record = this.#keys.get(key);
     if (record === undefined) {
-      const claim = this.#claim();
-      this.#keys.set(key, { claim, queue: undefined });
+      const claim = this.#claim(undefined);
+      this.#keys.set(key, claim);
       return { status: "acquired", claim, batch: [entry], dropped: NO_DROPS };
     }
     if (policy.whenHeld === "reject") return BUSY;
@@ -165,8 +190,9 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
       this.#keys.delete(key);
       return { status: "released", dropped };
     }
-    record.claim = this.#claim();
-    return { status: "next", claim: record.claim, batch: next, dropped };
+    const nextClaim = this.#claim(queue);
+    this.#keys.set(key, nextClaim);
+    return { status: "next", claim: nextClaim, batch: next, dropped };
   }
 
   abandon(key: string, claim: Claim): readonly E[] {
@@ -199,8 +225,9 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
 
   forget(_key: string, ids: readonly string[]): void {
     for (const id of ids) {
-      this.#current.delete(id);
-      this.#previous.delete(id);
+      const idKey = idKeyOf(id);
+      this.#current.delete(idKey);
+      this.#previous.delete(idKey);
     }
   }
 
@@ -208,14 +235,13 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return this.#keys.get(key)?.queue?.length ?? 0;
   }
 
-  #claim(): Claim {
-    const fence = ++this.#fence;
-    return { token: "", fence };
+  #claim(queue: E[] | undefined): KeyRecord<E> {
+    return { token: "", fence: ++this.#fence, queue };
   }
 
   #held(key: string, claim: Claim): KeyRecord<E> | undefined {
     const record = this.#keys.get(key);
-    return record !== undefined && record.claim === claim ? record : undefined;
+    return record !== undefined && record === claim ? record : undefined;
   }
 
   /**
@@ -228,12 +254,13 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
    */
   #seen(id: string, window: number): boolean {
     const now = Date.now();
-    const current = this.#current.get(id);
+    const idKey = idKeyOf(id);
+    const current = this.#current.get(idKey);
     if (current !== undefined) {
       // An id in the current generation is newer than any copy in the previous one.
       if (this.#currentStart + current > now) return true;
     } else {
-      const previous = this.#previous.get(id);
+      const previous = this.#previous.get(idKey);
       if (previous !== undefined && this.#previousStart + previous > now) return true;
     }
     if (now >= this.#rotateAt || (this.#current.size + 1) * 2 > this.#maxIds) {
@@ -244,7 +271,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
       this.#currentStart = now;
       this.#rotateAt = now + window;
     }
-    this.#current.set(id, now - this.#currentStart + window);
+    this.#current.set(idKey, now - this.#currentStart + window);
     return false;
   }
 }

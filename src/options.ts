@@ -9,8 +9,12 @@ import { MODES, type Mode } from "./modes.js";
 import type { Store, StoreEntry } from "./store.js";
 import type { Turn } from "./turn.js";
 
-/** Runs one turn. Its return value (or rejection) settles the turn. */
-export type Handler<I> = (turn: Turn<I>) => unknown;
+/**
+ * Runs one turn; its return value (or rejection) settles the turn. `input` is the input whose
+ * `run` this is, the latest of the turn (in collect mode every coalesced input is in
+ * `turn.inputs`, oldest first, and `input` is the last): one function can then serve every input.
+ */
+export type Handler<I> = (turn: Turn<I>, input: I) => unknown;
 
 /** Context given to `onError`. */
 export interface ErrorInfo<I> {

@@ -71,6 +71,18 @@ export interface TurnHost<I> {
   pendingCount(key: string): number;
 }
 
+/** A turn's lease watchdog, on a store whose claims expire unless renewed. */
+export interface LeaseWatch {
+  /** Epoch ms at which the claim was last known to be renewed. */
+  renewedAt: number;
+  /** The next renewal or expiry check. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** A renewal is in flight. */
+  renewing: boolean;
+  /** Pending count last reported to `onPending` listeners by a renewal or a hint. */
+  knownPending: number;
+}
+
 /**
  * Where a turn is in its life: `claimed` (waiting for the settle window or a concurrency slot),
  * `running` (the handler runs), `settled` (the handler returned or threw).
@@ -90,17 +102,11 @@ export class TurnState<I> implements Turn<I>, Timed {
    * stale, though the guard still asks the store to finish it (refused unless the claim survived).
    */
   lost = false;
-  /** Lease watchdog (shared stores): epoch ms at which the claim was last known to be renewed. */
-  renewedAt = 0;
-  /** Lease watchdog: the next renewal or expiry check. */
-  leaseTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** Lease watchdog: a renewal is in flight. */
-  renewing = false;
-  /** Pending count last reported to `onPending` listeners by a renewal (shared stores). */
-  knownPending = 0;
+  /** Lease watchdog state; only turns on a store with a lease have one. */
+  watch: LeaseWatch | undefined = undefined;
   /** Why the signal was aborted; set even before anyone read `signal`. */
   abortReason: unknown = undefined;
-  /** Epoch ms at which `turnTimeout` elapses (set when the handler starts). */
+  /** When `turnTimeout` elapses, in the guard's deadline clock (see `Deadlines`). */
   deadline = 0;
   /** Links of the guard's deadline list (see `Deadlines`). */
   newer: TurnState<I> | undefined = undefined;

@@ -59,9 +59,14 @@ function chatKey(chat: number, topic?: number, botId = 42): string {
   return topic === undefined ? `tg:${botId}:${chat}` : `tg:${botId}:${chat}:${topic}`;
 }
 
-/** The de-duplication id of an update for the bot with id 42. */
-function updateKey(update: Update, botId = 42): string {
-  return `tg:${botId}:${update.update_id}`;
+/**
+ * The de-duplication id of an update: the update id, on a guard and store of the bot's own; scoped
+ * by the bot (`tg:<bot id>:<update id>`) when they are shared with other bots.
+ */
+function updateKey(update: Update, sharedWithBot?: number): string {
+  return sharedWithBot === undefined
+    ? String(update.update_id)
+    : `tg:${sharedWithBot}:${update.update_id}`;
 }
 
 interface Harness {
@@ -1162,6 +1167,30 @@ describe("sessionGuard: types and options", () => {
       `A second ${chatKey(1, undefined, 42)}`,
     ]);
     expect(errors).toEqual([]);
+  });
+
+  it("two bots with their own guards on one store: the same update_id is no duplicate", async () => {
+    const { drops, onDrop } = dropRecorder<Ctx>();
+    const store = memoryStore();
+    const botA = offlineBot<Ctx>({ id: 42, username: "a_bot" });
+    const botB = offlineBot<Ctx>({ id: 43, username: "b_bot" });
+    recordApi(botA);
+    recordApi(botB);
+    const guardA = sessionGuard<Ctx>({ store, onDrop, awaitTurn: true });
+    const guardB = sessionGuard<Ctx>({ store, onDrop, awaitTurn: true });
+    opened.push(guardA, guardB);
+    botA.use(guardA);
+    botB.use(guardB);
+    const log: string[] = [];
+    botA.on("message", (ctx) => void log.push(`A ${textOf(ctx)}`));
+    botB.on("message", (ctx) => void log.push(`B ${textOf(ctx)}`));
+
+    // The store is shared, so ids are scoped by bot; a redelivery to one bot is still a duplicate.
+    await botA.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
+    await botB.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
+    await botB.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
+    expect(log).toEqual(["A hi", "B hi"]);
+    expect(drops.map((d) => [d.reason, d.id])).toEqual([["duplicate", "tg:43:700"]]);
   });
 
   it.each([

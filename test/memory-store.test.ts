@@ -431,6 +431,32 @@ describe("de-duplication", () => {
     expect(store.idCount).toBe(0);
   });
 
+  it("ids that read as numbers are distinct exactly when their strings are", () => {
+    const store = syncStore();
+    const off = { ...POLICY, dedupe: 0 };
+    acquire(store, "k");
+    // Numeric-looking ids are remembered as numbers inside the store: the mapping must never make
+    // two different strings meet, nor lose a number at the edge of the small-integer range.
+    const ids = ["0", "00", "7", "07", "735012345", "0735012345", "2147483647", "2147483648"];
+    ids.push("99999999999", "-1", "1.5", "1e3", " 1", "", "x7");
+    for (const id of ids) {
+      expect(store.acquireOrEnqueue("k", entry(id, { id }), POLICY).status, id).toBe("queued");
+    }
+    for (const id of ids) {
+      expect(store.acquireOrEnqueue("k", entry(id, { id }), POLICY).status, id).toBe("duplicate");
+    }
+    expect(store.idCount).toBe(ids.length);
+    store.forget("k", ["07", "2147483648"]);
+    expect(store.acquireOrEnqueue("k", entry("07", { id: "07" }), POLICY).status).toBe("queued");
+    expect(store.acquireOrEnqueue("k", entry("7", { id: "7" }), POLICY).status).toBe("duplicate");
+    expect(store.acquireOrEnqueue("k", entry("x", { id: "2147483648" }), POLICY).status).toBe(
+      "queued",
+    );
+    expect(store.acquireOrEnqueue("k", entry("x", { id: "2147483647" }), off).status).toBe(
+      "queued",
+    );
+  });
+
   it("forget lets an id be admitted again", () => {
     const store = syncStore();
     const claim = acquire(store, "k");

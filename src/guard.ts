@@ -23,6 +23,7 @@ import {
   TurnTimeoutError,
 } from "./errors.js";
 import { Emitter, type GuardEvents, type Listener } from "./events.js";
+import { ClaimHolders, type Holders, hasLocalClaims, MapHolders } from "./holders.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
 import {
   type Codec,
@@ -312,7 +313,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   readonly #deadlines: Deadlines<TurnState<I>> | undefined;
   readonly #limit: ReturnType<typeof pLimit> | undefined;
   /** The current turn of every key this guard holds. */
-  readonly #keys = new Map<string, TurnState<I>>();
+  readonly #keys: Holders<TurnState<I>>;
   #idleWaiters: (() => void)[] = [];
   #closing: Promise<CloseReport<I>> | undefined;
   #closeDrops: Drop<I>[] | undefined;
@@ -330,6 +331,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     const batch = this.#mode.batch;
     this.#admitPolicy = { ...base, whenHeld: this.#mode.whenHeld, dedupe: options.dedupe, batch };
     this.#shared = this.#store.shared === true;
+    const store = this.#store as Store<never>;
+    this.#keys = hasLocalClaims(store)
+      ? new ClaimHolders(store, (turn) => turn.host === this)
+      : new MapHolders();
     this.#codec = (options.codec ?? JSON_CODEC) as Codec<I>;
     const lease = this.#store.lease;
     this.#lease = typeof lease === "number" && lease > 0 ? lease : undefined;
@@ -359,7 +364,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   isBusy(key: string): boolean {
-    return this.#keys.has(key);
+    return this.#keys.get(key) !== undefined;
   }
 
   pendingCount(key: string): number {
@@ -922,7 +927,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       const current = this.#keys.get(key);
       if (current !== undefined && current !== previous) this.#leaseLost(current, true);
     }
-    this.#keys.set(key, turn);
+    this.#keys.set(turn, previous);
   }
 
   /** The store no longer knows this turn's claim. */
@@ -932,8 +937,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   #unhold(turn: TurnState<I>): void {
-    if (this.#keys.get(turn.key) !== turn) return;
-    this.#keys.delete(turn.key);
+    if (!this.#keys.delete(turn)) return;
     if (this.#laneWaits.size > 0) this.#wakeLanes(turn.key);
     if (this.#keys.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
@@ -1268,7 +1272,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       this.#idleWaiters.push(done);
       if (timeout === Number.POSITIVE_INFINITY) return;
       timer = setTimeout(() => {
-        for (const turn of [...this.#keys.values()]) {
+        for (const turn of this.#keys.list()) {
           const reason = new TurnAbortedError("shutdown", turn.key, turn.fence);
           turn.abort(reason);
           if (turn.phase === "running") {

@@ -235,8 +235,16 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return this.#keys.get(key)?.queue?.length ?? 0;
   }
 
+  claimOf(key: string): Claim | undefined {
+    return this.#keys.get(key);
+  }
+
+  claims(): Iterable<Claim> {
+    return this.#keys.values();
+  }
+
   #claim(queue: E[] | undefined): KeyRecord<E> {
-    return { token: "", fence: ++this.#fence, queue };
+    return { token: "", fence: ++this.#fence, holder: undefined, queue };
   }
 
   #held(key: string, claim: Claim): KeyRecord<E> | undefined {

@@ -40,6 +40,11 @@ export interface Claim {
   readonly token: string;
   /** Strictly higher for every claim of a key. */
   readonly fence: number;
+  /**
+   * The guard's state for the turn that holds this claim, written by the guard on the claims of a
+   * store that offers `claimOf` (create claims with it `undefined`; a store never reads it).
+   */
+  holder?: unknown;
 }
 
 /** An entry the store removed without running it, and why. */
@@ -166,6 +171,16 @@ export interface Store<E extends StoreEntry = StoreEntry> {
 
   /** Pending entries of the key, as far as this process knows, without I/O. */
   pendingCount(key: string): number;
+
+  /**
+   * For a store that keeps its claims in this process: the claim holding `key` now, without I/O.
+   * With `claims`, it lets the guard keep its turns on the claims (`Claim.holder`) instead of in a
+   * map of its own, which saves a map write and delete per turn. A shared store omits both.
+   */
+  claimOf?(key: string): Claim | undefined;
+
+  /** With `claimOf`: every claim held now. */
+  claims?(): Iterable<Claim>;
 
   /**
    * Ms a claim lives unless renewed (a shared store's lease). When set, the guard renews each claim

@@ -116,13 +116,14 @@ export class TurnState<I> implements Turn<I>, Timed {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Resolves the concurrency slot (p-limit) once the turn settles. */
   release: (() => void) | undefined = undefined;
-  readonly #host: TurnHost<I>;
+  /** The guard that runs this turn. */
+  readonly host: TurnHost<I>;
   #controller: AbortController | undefined = undefined;
   #inputs: I[] | undefined = undefined;
   #listeners: Set<(pending: number) => void> | undefined = undefined;
 
   constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
-    this.#host = host;
+    this.host = host;
     this.key = key;
     this.claim = claim;
     this.entries = entries;
@@ -160,7 +161,7 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   get pendingCount(): number {
-    return this.released ? 0 : this.#host.pendingCount(this.key);
+    return this.released ? 0 : this.host.pendingCount(this.key);
   }
 
   get stale(): boolean {
@@ -168,7 +169,7 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   take(): Promise<I[]> {
-    return this.#host.take(this);
+    return this.host.take(this);
   }
 
   onPending(listener: (pending: number) => void): () => void {

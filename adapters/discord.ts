@@ -16,10 +16,23 @@
 // - discord.js clients capture rejected listener promises as `'error'` events, which crash a
 //   process that does not listen for them. The listeners returned here never reject.
 //
+// Across replicas (a shared store such as `redisStore`), an input travels as the raw gateway
+// payload it arrived as (`MESSAGE_CREATE`, `INTERACTION_CREATE`), which the adapter keeps from the
+// client's `raw` event until the wrapped listener has it. The replica that runs the turn rebuilds
+// the discord.js object from that payload with its own client, the way discord.js's own
+// `MessageCreate` and `InteractionCreate` actions build them (internal API: checked at creation).
+// A message turn then runs the handler of `guard.message(…)`; an interaction is emitted on the
+// client with a marker, so the user's own routing (a command collection) reaches the wrapper that
+// runs it, which attaches the turn instead of admitting it again. An interaction's token works from
+// any process (`editReply`/`followUp` use the webhook route), but its first response must come
+// within 3 s from the replica that received it: with a shared store a command is deferred first
+// and admitted only once the deferral went through, so a replica that runs it can rely on it.
+//
 // Only types are imported from discord.js: at run time this file needs nothing but the core.
 
 import type {
   ChatInputCommandInteraction,
+  Client,
   ClientEvents,
   Interaction,
   MessageContextMenuCommandInteraction,
@@ -27,6 +40,7 @@ import type {
 } from "discord.js";
 import {
   adapterGuard,
+  type Codec,
   type Drop,
   type DropReason,
   type ErrorInfo,
@@ -153,13 +167,29 @@ export interface DiscordGuardOptions extends GuardOptions<DiscordInput> {
    * shared guard's `onError`.
    */
   onError?: (error: unknown, info: ErrorInfo<DiscordInput>) => void;
+  /**
+   * The client whose events the wrapped listeners receive. Required with a shared store
+   * (`redisStore`): inputs travel between replicas as their raw gateway payloads, which the adapter
+   * reads from this client's `raw` event, and an input admitted on another replica is rebuilt here
+   * with this client. Create the guard before `client.login()`.
+   *
+   * @example
+   * ```ts
+   * const store = redisStore({ client: createClient({ url: process.env.REDIS_URL }) });
+   * const guard = discordGuard({ store, client });
+   * client.on(Events.MessageCreate, guard.message(handler)); // one message handler per guard
+   * ```
+   */
+  client?: Client;
 }
 
 /** What `discordGuard()` returns: the listener wrappers and the guard's methods. */
 export interface DiscordGuard extends GuardControls<DiscordInput> {
   /**
    * Wrap a `messageCreate` listener. Messages of bots (this one included), webhooks and system
-   * messages never reach `handler`; a stop text stops the channel's turn instead.
+   * messages never reach `handler`; a stop text stops the channel's turn instead. With a shared
+   * store there is one message handler per guard: it also runs messages admitted on other
+   * replicas (a second, different one throws a `TypeError`).
    */
   message(handler: MessageHandler): (message: DiscordMessage) => Promise<void>;
   /**
@@ -169,7 +199,9 @@ export interface DiscordGuard extends GuardControls<DiscordInput> {
   interaction(handler: InteractionHandler): (interaction: Interaction) => Promise<void>;
   /**
    * Wrap the `execute` of one command (the discord.js guide's command collection). A stop command
-   * given to it stops the channel's turn instead of running `handler`.
+   * given to it stops the channel's turn instead of running `handler`. With a shared store, a
+   * command admitted on another replica is emitted on this replica's client as `interactionCreate`,
+   * so your routing reaches this wrapper, which runs `handler` with the turn.
    */
   command<T extends GuardedCommand = ChatInputCommandInteraction>(
     handler: CommandHandler<T>,
@@ -192,10 +224,12 @@ const TOKEN_LIFETIME = 15 * 60_000;
 /** Discord shows "typing…" for 10 s after each request; renew it before it fades. */
 const TYPING_EVERY = 8_000;
 const DONE: Promise<void> = Promise.resolve();
+const DEFERRED: Promise<boolean> = Promise.resolve(true);
 const NOOP = (): void => {};
 
 /** Options that belong to the adapter, not to the core guard. */
 const ADAPTER_OPTIONS = new Set([
+  "client",
   "guard",
   "key",
   "perUser",
@@ -218,6 +252,9 @@ const DROP_REPLIES: Readonly<Record<DropReason, string | undefined>> = {
   superseded: "A newer request replaced this one.",
   duplicate: undefined,
 };
+
+/** What a deferred command is edited to when a shared store could not take it (Redis down). */
+const REFUSED_REPLY = "This request could not be taken right now; please send it again.";
 
 function defaultDropReply(reason: DropReason): string | undefined {
   return DROP_REPLIES[reason];
@@ -345,10 +382,35 @@ function checkOptions(options: DiscordGuardOptions) {
       `${where}: "expiryMargin" must be an integer number of ms from 0 to less than 900000 (an interaction token's 15 minutes), got ${describe(expiryMargin)}.`,
     );
   }
+  const client = options.client;
+  if (
+    client !== undefined &&
+    (typeof client !== "object" ||
+      client === null ||
+      typeof client.on !== "function" ||
+      typeof client.emit !== "function")
+  ) {
+    throw new TypeError(
+      `${where}: "client" must be the discord.js Client whose events the wrapped listeners receive, got ${describe(client)}.`,
+    );
+  }
+  const shared = (options.store as { shared?: unknown } | undefined)?.shared === true;
+  if (shared && client === undefined) {
+    throw new TypeError(
+      `${where}: a shared store ("store", e.g. redisStore) needs "client": discordGuard({ store, client }). Inputs travel between replicas as their raw gateway payloads, read from the client, and are rebuilt on the replica that runs them with its client.`,
+    );
+  }
+  if (shared && internalsOf(client as Client) === undefined) {
+    throw new TypeError(
+      `${where}: this discord.js client lacks what a shared store needs to rebuild messages and interactions from raw payloads (client.actions.MessageCreate and InteractionCreate, as in discord.js 14). Use discord.js 14, or the default memory store.`,
+    );
+  }
   return {
     guard,
     key,
     perUser,
+    // Only with a store of its own: a shared `guard` comes with its creator's handler and codec.
+    client: shared ? client : undefined,
     stopText: new Set(stopText.map((w) => w.trim().toLowerCase())),
     stopCommands: new Set(stopCommands),
     onStop,
@@ -359,6 +421,128 @@ function checkOptions(options: DiscordGuardOptions) {
     awaitTurn,
     onError,
   };
+}
+
+// === Across replicas
+
+/** A raw gateway payload: a `MESSAGE_CREATE` or `INTERACTION_CREATE` dispatch's `d`. */
+type RawPayload = Record<string, unknown> & { readonly id: string };
+
+/** What an input looks like in a shared store: the raw payload of a message or interaction. */
+type Serialized = { readonly m: RawPayload } | { readonly i: RawPayload };
+
+/** How long a raw payload waits for its listener before it is forgotten. */
+const RAW_WAIT = 60_000;
+/** Raw payloads kept at most while they wait for their listeners. */
+const RAW_MAX = 10_000;
+
+/**
+ * The discord.js internals the adapter rebuilds objects with on a shared store: the client's
+ * actions, which build messages and interactions from gateway payloads (discord.js 14).
+ */
+interface ClientInternals {
+  readonly actions: {
+    readonly MessageCreate: { getChannel(data: Record<string, unknown>): unknown };
+    readonly InteractionCreate: { handle(data: unknown): unknown };
+  };
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+function internalsOf(client: Client): ClientInternals | undefined {
+  const actions = (client as unknown as Partial<ClientInternals>).actions;
+  if (
+    typeof actions?.MessageCreate?.getChannel !== "function" ||
+    typeof actions.InteractionCreate?.handle !== "function"
+  ) {
+    return undefined;
+  }
+  return client as unknown as ClientInternals;
+}
+
+/**
+ * A message rebuilt from its `MESSAGE_CREATE` payload as discord.js's `MessageCreate` action builds
+ * it (the channel resolved, or created as a partial DM channel, and the message cached in it),
+ * without emitting it again.
+ */
+function rebuildMessage(client: ClientInternals, data: RawPayload): DiscordMessage {
+  const channel = client.actions.MessageCreate.getChannel({
+    id: data.channel_id,
+    author: data.author,
+    ...("guild_id" in data && { guild_id: data.guild_id }),
+    ...("channel_type" in data && { type: data.channel_type }),
+  }) as { isTextBased?(): boolean; messages?: { _add(data: unknown): DiscordMessage } } | null;
+  if (channel?.isTextBased?.() !== true || channel.messages === undefined) {
+    throw new Error(
+      `discordGuard: message ${data.id} cannot be rebuilt on this replica: its channel ${String(data.channel_id)} is unknown to this client (give every replica the same intents and partials, e.g. Partials.Channel for DMs).`,
+    );
+  }
+  return channel.messages._add(data);
+}
+
+/**
+ * An interaction rebuilt from its `INTERACTION_CREATE` payload by discord.js's own
+ * `InteractionCreate` action (which picks the class and resolves the channel), its
+ * `interactionCreate` event caught here, synchronously, instead of reaching the client's listeners.
+ */
+function rebuildInteraction(client: ClientInternals, data: RawPayload): GuardedCommand {
+  let built: unknown;
+  const own = Object.hasOwn(client, "emit");
+  const emit = client.emit;
+  client.emit = function (this: unknown, event: string, ...args: unknown[]): boolean {
+    if (event === "interactionCreate" && built === undefined) {
+      built = args[0];
+      return true;
+    }
+    return emit.call(this, event, ...args);
+  };
+  try {
+    client.actions.InteractionCreate.handle(data);
+  } finally {
+    if (own) client.emit = emit;
+    else delete (client as { emit?: unknown }).emit;
+  }
+  if (built === undefined) {
+    throw new Error(
+      `discordGuard: interaction ${data.id} cannot be rebuilt on this replica (discord.js created no interaction from its payload).`,
+    );
+  }
+  return built as GuardedCommand;
+}
+
+/** An input that cannot travel: the adapter never saw the gateway payload it came in. */
+function noRawPayload(what: "message" | "interaction", id: string): TypeError {
+  return new TypeError(
+    `discordGuard: ${what} ${id} has no raw gateway payload to send to another replica. With a shared store, wrap listeners of the client given as "client", and create the guard before client.login().`,
+  );
+}
+
+/** Raw payloads of inputs, from the client's `raw` event until their listener takes them. */
+class RawPayloads {
+  readonly #byId = new Map<string, { readonly data: RawPayload; readonly at: number }>();
+
+  put(data: RawPayload): void {
+    const now = Date.now();
+    // Insertion order is age order: forget payloads no listener took (bots, other channels).
+    for (const [id, held] of this.#byId) {
+      if (held.at > now - RAW_WAIT && this.#byId.size < RAW_MAX) break;
+      this.#byId.delete(id);
+    }
+    this.#byId.set(data.id, { data, at: now });
+  }
+
+  take(id: string): RawPayload | undefined {
+    const held = this.#byId.get(id);
+    if (held !== undefined) this.#byId.delete(id);
+    return held?.data;
+  }
+}
+
+/** A turn being replayed as an `interactionCreate` event, by the interaction it replays. */
+interface Replay {
+  readonly turn: Turn<DiscordInput>;
+  /** A guarded wrapper received it (else the user's routing did not reach one). */
+  reached: boolean;
+  result: Promise<unknown> | undefined;
 }
 
 function checkHandler(method: string, handler: unknown): void {
@@ -406,10 +590,93 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
   const perUser = settings.perUser;
   const keyOf = (input: DiscordMessage | Interaction): string | undefined =>
     userKey === undefined ? defaultKey(input, perUser) : userKey(input);
-  const adapter = adapterGuard<DiscordInput>("discordGuard", options, ADAPTER_OPTIONS, {
-    onError: logTurnError,
-  });
+  const client = settings.client;
+  const internals = client === undefined ? undefined : (internalsOf(client) as ClientInternals);
+  /** Deferrals of this adapter's commands: resolves true once deferred, false if that failed. */
+  const deferrals = new WeakMap<object, Promise<boolean>>();
+  /** On a shared store: the handler of `guard.message(…)`, for messages of other replicas. */
+  let messageHandler: MessageHandler | undefined;
+  /** On a shared store: raw payloads waiting for their listeners, and what each input carries. */
+  const raws = new RawPayloads();
+  const serialized = new WeakMap<object, Serialized>();
+  let wantsMessages = false;
+  let wantsInteractions = false;
+  /** Interactions being replayed for turns whose command came from another replica. */
+  const replays = new WeakMap<object, Replay>();
+
+  /** Run a turn whose latest input was admitted on another replica (and rebuilt here). */
+  const runRemote = (turn: Turn<DiscordInput>): unknown => {
+    const latest = turn.inputs[turn.inputs.length - 1] as DiscordInput;
+    if (isMessage(latest)) {
+      if (messageHandler === undefined) {
+        throw new Error(
+          `discordGuard: a message admitted on another replica for key "${turn.key}" has no handler here: wrap the messageCreate listener with guard.message(handler) on every replica.`,
+        );
+      }
+      return runMessageTurn(messageHandler, latest, turn);
+    }
+    // Emitted as the client would, so the user's own routing (a command collection) reaches the
+    // wrapper that runs it; that wrapper attaches this turn instead of admitting it again.
+    const entry: Replay = { turn, reached: false, result: undefined };
+    replays.set(latest, entry);
+    try {
+      (internals as ClientInternals).emit("interactionCreate", latest);
+    } finally {
+      replays.delete(latest);
+    }
+    if (!entry.reached) {
+      throw new Error(
+        `discordGuard: the command /${latest.commandName} admitted on another replica for key "${turn.key}" reached no guarded wrapper here when emitted as interactionCreate: route it to guard.interaction(…) or guard.command(…) on every replica, before any await.`,
+      );
+    }
+    return entry.result;
+  };
+
+  /** How inputs travel through a shared store: their raw payloads, rebuilt with this client. */
+  const codec: Codec<DiscordInput> = {
+    encode(input: DiscordInput): Serialized {
+      const data = serialized.get(input);
+      if (data === undefined) {
+        throw noRawPayload(isMessage(input) ? "message" : "interaction", input.id);
+      }
+      return data;
+    },
+    decode(data: unknown): DiscordInput {
+      const payload = data as Serialized;
+      const rebuilt =
+        "m" in payload
+          ? rebuildMessage(internals as ClientInternals, payload.m)
+          : rebuildInteraction(internals as ClientInternals, payload.i);
+      if (!isMessage(rebuilt)) {
+        // The replica that received it deferred it before admitting it: the handler answers with
+        // editReply/followUp, and a drop notice can be edited in from here.
+        rebuilt.deferred = true;
+        rebuilt.ephemeral = ephemeral;
+        deferrals.set(rebuilt, DEFERRED);
+      }
+      serialized.set(rebuilt, payload);
+      return rebuilt;
+    },
+  };
+
+  const adapter = adapterGuard<DiscordInput>(
+    "discordGuard",
+    client === undefined ? options : { ...options, codec, handler: runRemote },
+    ADAPTER_OPTIONS,
+    { onError: logTurnError },
+  );
   const guard = adapter.guard;
+  if (client !== undefined) {
+    client.on("raw", (packet: { t?: unknown; d?: unknown }) => {
+      const data = packet?.d as RawPayload | undefined;
+      if (typeof data?.id !== "string") return;
+      if (packet.t === "MESSAGE_CREATE" && wantsMessages) raws.put(data);
+      // Application commands (type 2) are what the guard admits; components pass through.
+      else if (packet.t === "INTERACTION_CREATE" && wantsInteractions && data.type === 2) {
+        raws.put(data);
+      }
+    });
+  }
   /** Errors raised here, outside a turn (an interaction is reported as the input involved). */
   const reportError = (error: unknown, key: string, input?: DiscordInput | Interaction): void =>
     adapter.reportError(error, key, input as DiscordInput | undefined);
@@ -422,9 +689,6 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
       return "";
     }
   };
-
-  /** Deferrals of this adapter's commands: resolves true once deferred, false if that failed. */
-  const deferrals = new WeakMap<object, Promise<boolean>>();
 
   if (dropReply !== undefined) {
     // A command dropped before it ran would show "thinking…" until its token dies: answer it.
@@ -455,6 +719,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     input: DiscordInput,
     run: (turn: Turn<DiscordInput>) => unknown,
     options: { id: string; alone?: boolean; expiresAt?: number },
+    onRefused?: () => void,
   ): Promise<void> => {
     if (typeof key !== "string" || key === "") {
       reportError(
@@ -464,6 +729,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
         "",
         input,
       );
+      onRefused?.();
       return DONE;
     }
     return guard.submit(key, input, run, { ...options, awaitTurn }).then(NOOP, (error: unknown) => {
@@ -471,6 +737,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
       // admission (the store failed) is this adapter's to report.
       if (!awaitTurn || (error instanceof StoreError && error.operation === "acquireOrEnqueue")) {
         reportError(error, key, input);
+        onRefused?.();
       }
     });
   };
@@ -535,6 +802,18 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     interaction: T,
     handler: CommandHandler<T>,
   ): Promise<void> => {
+    const replaying = replays.get(interaction);
+    if (replaying !== undefined) {
+      // A turn of this replica running a command admitted elsewhere: run it, never re-admit it.
+      // (Another guarded wrapper the routing also reaches leaves it alone.)
+      if (replaying.reached) return DONE;
+      replaying.reached = true;
+      const turn = replaying.turn as unknown as DiscordTurn<T>;
+      const result = new Promise<unknown>((resolve) => resolve(handler(interaction, turn)));
+      replaying.result = result;
+      return result.then(NOOP, NOOP);
+    }
+    const raw = client === undefined ? undefined : raws.take(interaction.id);
     const key = keyOf(interaction);
     if (key === undefined) return DONE;
     if (stopCommands.has(interaction.commandName)) return stopFrom(interaction, key);
@@ -544,12 +823,23 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
       guard.reportDrop({ key, input: interaction, id, reason: "expired" });
       return DONE;
     }
+    if (client !== undefined) {
+      if (raw === undefined) {
+        // It could never run on another replica: refuse it before it is deferred.
+        reportError(noRawPayload("interaction", interaction.id), key, interaction);
+        return DONE;
+      }
+      serialized.set(interaction, { i: raw });
+    }
     // Answer Discord now (3 s), whether the command runs at once or waits; the turn starts its
     // handler only once the deferral went through, so `editReply` always works there.
     const deferral = interaction.deferReply(ephemeral ? { flags: "Ephemeral" } : {}).then(
       () => true,
       (error: unknown) => {
-        reportError(error, key, interaction);
+        if (client !== undefined && (error as { code?: unknown } | null)?.code === 40060) {
+          // "Already acknowledged": another process received the same interaction and took it.
+          guard.reportDrop({ key, input: interaction, id, reason: "duplicate" });
+        } else reportError(error, key, interaction);
         return false;
       },
     );
@@ -558,13 +848,37 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
       // Without a deferral the interaction cannot be answered; the failure was reported.
       if (await deferral) return handler(interaction, turn as unknown as DiscordTurn<T>);
     };
+    if (client !== undefined) {
+      // Another replica may run it, relying on the deferral: store it only once deferred. (Input
+      // of its channel that arrives meanwhile may be admitted before it.) Discord never
+      // redelivers an interaction, so one the store refused is told to send it again.
+      const refused = () => {
+        if (dropReply === undefined) return;
+        interaction
+          .editReply({ content: REFUSED_REPLY })
+          .catch((error: unknown) => reportError(error, key, interaction));
+      };
+      return deferral.then((deferred) =>
+        deferred ? admit(key, interaction, run, { id, alone: true, expiresAt }, refused) : DONE,
+      );
+    }
     return admit(key, interaction, run, { id, alone: true, expiresAt });
   };
 
   const message = (handler: MessageHandler) => {
     checkHandler("message", handler);
+    if (client !== undefined) {
+      if (messageHandler !== undefined && messageHandler !== handler) {
+        throw new TypeError(
+          "discordGuard: with a shared store, wrap one message handler per guard: a message admitted on another replica runs here with the handler given to guard.message(…), so there can be only one.",
+        );
+      }
+      messageHandler = handler;
+      wantsMessages = true;
+    }
     return (message: DiscordMessage): Promise<void> => {
       try {
+        const raw = client === undefined ? undefined : raws.take(message.id);
         if (isIgnored(message)) return DONE;
         const key = keyOf(message);
         if (key === undefined) return DONE;
@@ -572,6 +886,14 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
           return stopFrom(message, key);
         }
         const id = `dc:${message.client.user?.id ?? "-"}:${message.id}`;
+        if (client !== undefined) {
+          if (raw === undefined) {
+            // It could never run on another replica: refuse it rather than keep it local.
+            reportError(noRawPayload("message", message.id), key, message);
+            return DONE;
+          }
+          serialized.set(message, { m: raw });
+        }
         return admit(key, message, (turn) => runMessageTurn(handler, message, turn), { id });
       } catch (error) {
         reportError(error, keyForReport(message), message);
@@ -596,6 +918,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
 
   const interaction = (handler: InteractionHandler) => {
     checkHandler("interaction", handler);
+    wantsInteractions = true;
     return (interaction: Interaction): Promise<void> => {
       try {
         if (!isGuardedCommand(interaction)) return passThrough(handler, interaction);
@@ -611,6 +934,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     handler: CommandHandler<T>,
   ) => {
     checkHandler("command", handler);
+    wantsInteractions = true;
     return (interaction: T): Promise<void> => {
       try {
         if (!isGuardedCommand(interaction)) {
@@ -628,6 +952,7 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
 
   const stopCommand = (interaction: GuardedCommand): Promise<void> => {
     try {
+      if (client !== undefined) raws.take(interaction.id);
       const key = keyOf(interaction);
       return key === undefined ? DONE : stopFrom(interaction, key);
     } catch (error) {

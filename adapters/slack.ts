@@ -16,6 +16,15 @@
 // - Bolt runs every matching listener for every payload (no first-match routing), so a catch-all
 //   `app.message` listener also receives edits, bot messages and the stop text.
 // - `ignoreSelf` is global middleware registered in the App constructor, before this one.
+// - `processEvent({ body, ack })` rebuilds everything a listener gets (authorization, context,
+//   client, say, respond) from the body alone, and routes an error thrown by the middleware chain
+//   to `app.error`.
+//
+// Across replicas (a shared store such as `redisStore`), a payload travels as the request body Bolt
+// received. A turn whose latest payload was admitted on another replica has no `next` here: the
+// adapter replays that body through `app.processEvent` with a no-op `ack` (the receiving replica
+// already answered Slack) and a marker its middleware recognises, so the payload runs the app's
+// middleware and listeners as usual and gets the current turn instead of being admitted again.
 //
 // Only types are imported from @slack/bolt: at run time this file needs nothing but the core.
 
@@ -23,6 +32,7 @@ import type {
   AckFn,
   AllMiddlewareArgs,
   AnyMiddlewareArgs,
+  App,
   Context,
   Middleware,
   RespondFn,
@@ -32,6 +42,7 @@ import type {
 } from "@slack/bolt";
 import {
   adapterGuard,
+  type Codec,
   type Drop,
   type ErrorInfo,
   type Guard,
@@ -145,6 +156,21 @@ export interface SlackGuardOptions extends GuardOptions<SlackInput> {
    * they go to the shared guard's `onError`.
    */
   onError?: (error: unknown, info: ErrorInfo<SlackInput>) => void;
+  /**
+   * The Bolt app this middleware is installed on. Required with a shared store (`redisStore`):
+   * payloads travel between replicas as the request body Bolt received, and a turn whose latest
+   * payload was admitted on another replica runs here through `app.processEvent`, so it reaches
+   * your listeners like any payload, with `context.turn` set and `context.acknowledged` true (the
+   * receiving replica answered Slack).
+   *
+   * @example
+   * ```ts
+   * const store = redisStore({ client: createClient({ url: process.env.REDIS_URL }) });
+   * const app = new App<SlackTurnContext>({ token, signingSecret });
+   * app.use(slackGuard({ store, app }));
+   * ```
+   */
+  app?: Pick<App, "processEvent">;
 }
 
 /** The middleware, carrying the guard's methods. */
@@ -163,6 +189,7 @@ export interface SlackGuardMiddleware
 
 /** Options that belong to the adapter, not to the core guard. */
 const ADAPTER_OPTIONS = new Set([
+  "app",
   "guard",
   "key",
   "bypass",
@@ -375,6 +402,80 @@ class RecentIds {
   }
 }
 
+const NOOP = (): void => {};
+const DONE: Promise<void> = Promise.resolve();
+
+/** A turn being replayed through `app.processEvent`, by the request body it replays. */
+interface Replay {
+  readonly turn: Turn<SlackInput>;
+  /** The middleware saw the replayed body (else the app stopped it before the guard). */
+  reached: boolean;
+  failed: boolean;
+  error: unknown;
+}
+
+/** The request body each payload (an event, a command) came in: what crosses replicas. */
+const bodies = new WeakMap<object, Record<string, unknown>>();
+
+/** What a payload looks like in a shared store. */
+interface Serialized {
+  readonly b: Record<string, unknown>;
+}
+
+/**
+ * How payloads travel through a shared store: the request body Bolt received, as JSON; rebuilt on
+ * the replica that runs the turn as the event (or command) it carries, with its body remembered
+ * for the replay.
+ */
+const BODY_CODEC: Codec<SlackInput> = {
+  encode(input: SlackInput): Serialized {
+    const body = bodies.get(input);
+    if (body === undefined) {
+      throw new TypeError(
+        "slackGuard: this payload has no request body to send to another replica (only payloads that came through the middleware can travel).",
+      );
+    }
+    return { b: body };
+  },
+  decode(data: unknown): SlackInput {
+    const body = (data as Serialized).b;
+    // Events API: the event inside the envelope; a slash command is its body.
+    const input = (record(body.event) ?? body) as unknown as SlackInput;
+    bodies.set(input, body);
+    return input;
+  },
+};
+
+/** Replayed payloads were acknowledged by the replica that received them: acknowledge nothing. */
+const NO_ACK: AckFn<unknown> = async () => {};
+
+/**
+ * Run a turn whose latest payload was admitted on another replica: replay its body through the
+ * app, so it runs the middleware and listeners like any payload, and let the middleware attach
+ * the turn.
+ */
+async function replay(
+  app: Pick<App, "processEvent">,
+  replays: WeakMap<object, Replay>,
+  turn: Turn<SlackInput>,
+): Promise<void> {
+  const input = turn.inputs[turn.inputs.length - 1] as SlackInput;
+  const body = bodies.get(input) as Record<string, unknown>;
+  const entry: Replay = { turn, reached: false, failed: false, error: undefined };
+  replays.set(body, entry);
+  try {
+    await app.processEvent({ body, ack: NO_ACK });
+  } finally {
+    replays.delete(body);
+  }
+  if (entry.failed) throw entry.error;
+  if (!entry.reached) {
+    throw new Error(
+      `slackGuard: the payload replayed for key "${turn.key}" through app.processEvent never reached the guard's middleware. Install it with app.use(guard) on the app given as "app", before middleware that may end a payload.`,
+    );
+  }
+}
+
 function describeInput(input: SlackInput): string {
   return "command" in input && typeof input.command === "string"
     ? `command ${input.command}`
@@ -418,11 +519,19 @@ function checkOptions(options: SlackGuardOptions) {
   if (onError !== undefined && typeof onError !== "function") {
     throw new TypeError(`${where}: "onError" must be a function (error, info) => void.`);
   }
-  if ((options.store as { shared?: unknown } | undefined)?.shared === true) {
-    // A turn may hold payloads admitted on another replica, which only `app.processEvent` there
-    // could replay (slackGuard({ store, app }), see the design); this version runs in one process.
+  const app = options.app;
+  if (
+    app !== undefined &&
+    (typeof app !== "object" || app === null || typeof app.processEvent !== "function")
+  ) {
     throw new TypeError(
-      `${where}: a shared store ("store") is not supported by the Slack adapter yet; use the default memory store.`,
+      `${where}: "app" must be the Bolt App this middleware is installed on (new App(…)), got ${String(app)}.`,
+    );
+  }
+  const shared = (options.store as { shared?: unknown } | undefined)?.shared === true;
+  if (shared && app === undefined) {
+    throw new TypeError(
+      `${where}: a shared store ("store", e.g. redisStore) needs "app": slackGuard({ store, app }). Payloads admitted on another replica run on this one through app.processEvent.`,
     );
   }
   if (key !== undefined && typeof key !== "function") {
@@ -442,6 +551,8 @@ function checkOptions(options: SlackGuardOptions) {
     guard,
     key,
     bypass,
+    // Only with a store of its own: a shared `guard` comes with its creator's handler and codec.
+    app: shared ? app : undefined,
     stopTexts: new Set(texts.map((text) => text.trim().toLowerCase())),
     // Slack sends the command with its slash; accept the name either way.
     stopCommands: new Set(
@@ -495,9 +606,21 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
   const settings = checkOptions(options);
   const { bypass, stopTexts, stopCommands, onQueued, awaitTurn } = settings;
   const keyOf = settings.key ?? defaultKey;
-  const { guard, reportError } = adapterGuard<SlackInput>("slackGuard", options, ADAPTER_OPTIONS, {
-    onError: logTurnError,
-  });
+  const app = settings.app;
+  /** Payloads being replayed for turns whose latest payload came from another replica. */
+  const replays = new WeakMap<object, Replay>();
+  // On a shared store, payloads travel as their request bodies and turns of other replicas'
+  // payloads replay here.
+  const replaying =
+    app === undefined
+      ? {}
+      : { codec: BODY_CODEC, handler: (turn: Turn<SlackInput>) => replay(app, replays, turn) };
+  const { guard, reportError } = adapterGuard<SlackInput>(
+    "slackGuard",
+    { ...options, ...replaying },
+    ADAPTER_OPTIONS,
+    { onError: logTurnError },
+  );
 
   const running = new ChannelKeys((key) => guard.isBusy(key) || guard.pendingCount(key) > 0);
   // With the memory store a finished turn has released its key, or started the next batch, by
@@ -538,6 +661,15 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     });
   }
 
+  /**
+   * Payloads that need an acknowledgement, until the guard has admitted or dropped them (see
+   * `admit`): called when the `admitted` or `dropped` event names them.
+   */
+  const outcomes = new WeakMap<object, () => void>();
+  const outcome = ({ input }: { input: unknown }) => outcomes.get(input as object)?.();
+  guard.on("admitted", outcome);
+  guard.on("dropped", outcome);
+
   const stop = (key: string): Promise<boolean> => guard.stop(key);
 
   /** Stop every turn of a channel: its own key (DM, commands) and every thread in it. */
@@ -558,6 +690,36 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     const command = "command" in input && typeof input.command === "string";
     let ran = false;
     if (onQueued !== undefined) waiting.set(input, args);
+    if (app !== undefined) bodies.set(input, args.body);
+    // Who answers Slack is decided once the guard has admitted or dropped the payload: the
+    // listener when its turn started at once, the guard otherwise. The memory store decides within
+    // `submit`; a shared store a round trip later — and a payload it failed to store is never
+    // acknowledged (the error reaches Bolt; for a command, Slack tells the user it failed).
+    const needsAck = args.ack !== undefined;
+    let known = false;
+    let submitted = false;
+    let answered: Promise<void> | undefined;
+    let whenAnswered: ((answer: Promise<void>) => void) | undefined;
+    const answer = (stored: boolean) => {
+      if (answered !== undefined) return;
+      outcomes.delete(input);
+      if (stored && !ran && args.ack !== undefined) {
+        // Queued, dropped, or waiting for a slot: nobody else answers Slack within its 3 s.
+        args.context.acknowledged = true;
+        answered = args.ack();
+      } else {
+        // The listener got the payload at once: acknowledging it is the listener's job.
+        answered = DONE;
+      }
+      whenAnswered?.(answered);
+    };
+    if (needsAck) {
+      outcomes.set(input, () => {
+        known = true;
+        // A turn that starts runs its listener right after `admitted`: answer after that.
+        if (submitted) queueMicrotask(() => answer(true));
+      });
+    }
     const admitted = guard.submit(
       key,
       input,
@@ -575,18 +737,46 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
         awaitTurn,
       },
     );
-    if (guard.isBusy(key)) running.add(channel, key);
-    const settled = admitted.then(() => {});
-    // The listener got the payload at once: acknowledging it is the listener's job.
-    if (ran || args.ack === undefined) return settled;
-    // Queued, dropped, or waiting for a slot: nobody else answers Slack within its 3 s.
-    args.context.acknowledged = true;
-    return Promise.all([args.ack(), settled]).then(() => {});
+    submitted = true;
+    // On a shared store the key may be held once admission answers; `running` forgets idle keys.
+    if (app !== undefined || guard.isBusy(key)) running.add(channel, key);
+    const settled = admitted.then(NOOP);
+    if (!needsAck) return settled;
+    if (known) answer(true);
+    else
+      admitted.then(
+        () => answer(true),
+        () => answer(false),
+      );
+    if (answered === DONE) return settled;
+    const acked =
+      answered ??
+      new Promise<void>((resolve) => {
+        whenAnswered = resolve;
+      });
+    return Promise.all([acked, settled]).then(NOOP);
   }
 
   const middleware = async (all: SlackMiddlewareArgs): Promise<void> => {
     const args = all as unknown as Args;
     const context = args.context;
+    const replaying = replays.get(args.body);
+    if (replaying !== undefined && !replaying.reached) {
+      // A turn of this replica running a payload admitted elsewhere: attach it, never re-admit.
+      // The receiving replica answered Slack (Bolt for events, the guard for what it queued).
+      replaying.reached = true;
+      context.acknowledged = true;
+      context.turn = replaying.turn;
+      const input = replaying.turn.inputs[replaying.turn.inputs.length - 1] as SlackInput;
+      const where =
+        "command" in input ? input.channel_id : (input as types.AppMentionEvent).channel;
+      running.add(channelKey(context, where), replaying.turn.key);
+      // The turn's error goes to `onError` like a local turn's, not to Bolt's `app.error`.
+      return args.next().catch((error: unknown) => {
+        replaying.failed = true;
+        replaying.error = error;
+      });
+    }
     // Events API payloads were acknowledged by Bolt; anything else carries an `ack`.
     if (context.acknowledged === undefined) context.acknowledged = args.ack === undefined;
     const input = inputOf(args);

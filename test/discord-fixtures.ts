@@ -263,6 +263,8 @@ export interface InteractionOptions {
   readonly createdAt?: number;
   /** The string options of a slash command, e.g. `{ prompt: "hi" }`. */
   readonly options?: Record<string, string>;
+  /** Reuse an interaction id (the same interaction delivered twice); default a fresh one. */
+  readonly id?: string;
 }
 
 /** Options of `sendCommand`. */
@@ -274,7 +276,7 @@ export interface CommandOptions extends InteractionOptions {
 function interactionBase(type: number, options: InteractionOptions) {
   const channel = options.channel ?? CHANNEL_A;
   const user = options.user ?? USER;
-  const id = snowflake(options.createdAt ?? Date.now());
+  const id = options.id ?? snowflake(options.createdAt ?? Date.now());
   const guild = inGuild(channel);
   return {
     id,

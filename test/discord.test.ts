@@ -1001,6 +1001,11 @@ describe("discordGuard: options", () => {
     [{ guard: createGuard(), mode: "queue" }, /"mode" configure the shared guard/],
     [{ mode: "eventually" }, /createGuard: "mode" must be one of/],
     [{ nonsense: 1 }, /unknown option "nonsense"/],
+    [
+      { store: { shared: true } },
+      /a shared store .* needs "client": discordGuard\(\{ store, client \}\)/,
+    ],
+    [{ client: {} }, /"client" must be the discord.js Client/],
   ])("rejects %o with a TypeError", (options, message) => {
     expect(() => discordGuard(options as DiscordGuardOptions)).toThrow(TypeError);
     expect(() => discordGuard(options as DiscordGuardOptions)).toThrow(message);

@@ -988,7 +988,8 @@ describe("slackGuard: options", () => {
     ["an unknown mode", { mode: "fifo" }],
     ["a negative maxPending", { maxPending: -1 }],
     ["an unknown option", { sequential: true }],
-    ["a shared store (not supported yet)", { store: { shared: true } }],
+    ["a shared store without its app", { store: { shared: true } }],
+    ["an app that is not a Bolt App", { app: {} }],
   ])("throws a TypeError for %s", (_name, options) => {
     expect(() => slackGuard(options as never)).toThrow(TypeError);
   });
@@ -998,7 +999,7 @@ describe("slackGuard: options", () => {
     expect(() => slackGuard({ onQueued: 1 as never })).toThrow(/onQueued/);
     expect(() => slackGuard({ guard: createGuard(), mode: "queue" })).toThrow(/"mode"/);
     expect(() => slackGuard({ mode: "fifo" as never })).toThrow(/mode/);
-    expect(() => slackGuard({ store: { shared: true } as never })).toThrow(/"store"/);
+    expect(() => slackGuard({ store: { shared: true } as never })).toThrow(/needs "app"/);
   });
 
   it("stopTexts and stopCommands are configurable; commands with or without the slash", async () => {

@@ -3,10 +3,10 @@
 // The default store, for one process. A held key is one small record (its fence and, only once
 // input waits, a queue); the record is deleted the moment the key is released, so idle keys cost
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
-// key without remembering anything per key. De-duplication ids are remembered in two
-// generations, freed a generation at a time (see `#seen`).
+// key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
 
 import { takeBatch } from "./modes.js";
+import { SeenIds } from "./seen-ids.js";
 import type {
   Admission,
   AdmitPolicy,
@@ -23,7 +23,7 @@ import type {
 /** Options of `memoryStore()`. */
 export interface MemoryStoreOptions {
   /**
-   * Most de-duplication ids remembered at once; past it the oldest half is forgotten early.
+   * Most de-duplication ids remembered at once; past it the oldest are forgotten early.
    * Default 100,000.
    */
   maxIds?: number;
@@ -54,28 +54,6 @@ const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow"
 const LOST = Object.freeze({ status: "lost" as const });
 const RELEASED = Object.freeze({ status: "released" as const, dropped: NO_DROPS });
 
-/** How an id is remembered: a small integer as itself, anything else as the string. */
-type IdKey = string | number;
-
-/**
- * The id as a small integer when it is the canonical decimal form of one (`"0"`, `"735012345"`,
- * below 2^31), otherwise the string. Platform ids are often such numbers (Telegram update ids):
- * remembered as numbers, they are stored inside the map itself, where every id string kept would
- * be one more object for the garbage collector to move and mark for the whole window. The mapping
- * is one-to-one, so no two distinct ids meet.
- */
-function idKeyOf(id: string): IdKey {
-  const length = id.length;
-  if (length === 0 || length > 10) return id;
-  let value = 0;
-  for (let i = 0; i < length; i++) {
-    const digit = id.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9 || (digit === 0 && i === 0 && length > 1)) return id;
-    value = value * 10 + digit;
-  }
-  return value <= 0x7fffffff ? value : id;
-}
-
 /** Pending entries that a newer input may supersede (everything not `alone`). */
 function countCoalescable(queue: readonly StoreEntry[]): number {
   let count = 0;
@@ -86,23 +64,13 @@ function countCoalescable(queue: readonly StoreEntry[]): number {
 class InMemoryStore<E extends StoreEntry> implements Store<E> {
   readonly shared = false;
   readonly #keys = new Map<string, KeyRecord<E>>();
-  /**
-   * De-duplication ids → expiry, in ms after their generation's start (a small integer, where an
-   * epoch time would be a heap number per id): the generation taking new ids, and the one before.
-   */
-  #current = new Map<IdKey, number>();
-  #previous = new Map<IdKey, number>();
-  /** Epoch ms at which the current and the previous generation started. */
-  #currentStart = 0;
-  #previousStart = 0;
-  /** Epoch ms at which the current generation is a window old. */
-  #rotateAt = 0;
-  readonly #maxIds: number;
+  /** De-duplication ids seen within their window. */
+  readonly #seen: SeenIds;
   #fence = 0;
   #pendingTotal = 0;
 
   constructor(maxIds: number) {
-    this.#maxIds = maxIds;
+    this.#seen = new SeenIds(maxIds);
   }
 
   get keyCount(): number {
@@ -114,11 +82,11 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   get idCount(): number {
-    return this.#current.size + this.#previous.size;
+    return this.#seen.size;
   }
 
   acquireOrEnqueue(key: string, entry: E, policy: AdmitPolicy): Admission<E> {
-    if (entry.id !== undefined && policy.dedupe > 0 && this.#seen(entry.id, policy.dedupe)) {
+    if (entry.id !== undefined && policy.dedupe > 0 && this.#seen.check(entry.id, policy.dedupe)) {
       return DUPLICATE;
     }
     const record = this.#keys.get(key);
@@ -224,11 +192,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   forget(_key: string, ids: readonly string[]): void {
-    for (const id of ids) {
-      const idKey = idKeyOf(id);
-      this.#current.delete(idKey);
-      this.#previous.delete(idKey);
-    }
+    for (const id of ids) this.#seen.forget(id);
   }
 
   pendingCount(key: string): number {
@@ -250,37 +214,6 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   #held(key: string, claim: Claim): KeyRecord<E> | undefined {
     const record = this.#keys.get(key);
     return record !== undefined && record === claim ? record : undefined;
-  }
-
-  /**
-   * True if `id` was seen within the window; otherwise remembers it.
-   *
-   * Ids live in two generations of Maps (id → expiry). The current one takes new ids; once it is a
-   * window old (or holds half of `maxIds`) it becomes the previous one and the old previous is
-   * dropped whole: every id in it has expired by then. Expiry is exact; memory is freed a
-   * generation at a time, with no per-id pruning walk on the admission path.
-   */
-  #seen(id: string, window: number): boolean {
-    const now = Date.now();
-    const idKey = idKeyOf(id);
-    const current = this.#current.get(idKey);
-    if (current !== undefined) {
-      // An id in the current generation is newer than any copy in the previous one.
-      if (this.#currentStart + current > now) return true;
-    } else {
-      const previous = this.#previous.get(idKey);
-      if (previous !== undefined && this.#previousStart + previous > now) return true;
-    }
-    if (now >= this.#rotateAt || (this.#current.size + 1) * 2 > this.#maxIds) {
-      // Only a generation younger than a window can still hold live ids.
-      this.#previous = now >= this.#rotateAt + window ? new Map() : this.#current;
-      this.#previousStart = this.#currentStart;
-      this.#current = new Map();
-      this.#currentStart = now;
-      this.#rotateAt = now + window;
-    }
-    this.#current.set(idKey, now - this.#currentStart + window);
-    return false;
   }
 }
 

@@ -1,5 +1,6 @@
 // The store seam, driven directly through memoryStore().
 
+import fc from "fast-check";
 import {
   type AdmitPolicy,
   type BatchPolicy,
@@ -468,25 +469,92 @@ describe("de-duplication", () => {
     expect(store.finish("k", claim, "all")).toMatchObject({ status: "next" });
   });
 
-  it("never holds more than maxIds ids, forgetting the oldest generation first", () => {
+  it("never holds more than maxIds ids, forgetting the oldest first", () => {
     const store = syncStore({ maxIds: 4 });
     const claim = acquire(store, "k");
     for (const id of ["1", "2", "3", "4", "5", "6"]) {
       expect(store.acquireOrEnqueue("k", entry(id, { id }), POLICY).status).toBe("queued");
       expect(store.idCount).toBeLessThanOrEqual(4);
     }
-    // Generations of at most maxIds / 2: "5" and "6" are current, "3" and "4" previous.
     expect(store.idCount).toBe(4);
     for (const id of ["6", "5", "4", "3"]) {
       expect(store.acquireOrEnqueue("k", entry(id, { id }), POLICY).status).toBe("duplicate");
     }
-    // The oldest were forgotten early, so they are admitted again (and remembered anew).
+    // The oldest were forgotten early, so they are admitted again (and remembered anew, which
+    // pushes out the oldest of the rest).
     expect(store.acquireOrEnqueue("k", entry("1", { id: "1" }), POLICY).status).toBe("queued");
-    expect(store.idCount).toBe(3);
-    expect(store.acquireOrEnqueue("k", entry("6", { id: "6" }), POLICY).status).toBe("duplicate");
-    expect(store.acquireOrEnqueue("k", entry("2", { id: "2" }), POLICY).status).toBe("queued");
     expect(store.idCount).toBe(4);
+    expect(store.acquireOrEnqueue("k", entry("3", { id: "3" }), POLICY).status).toBe("queued");
+    expect(store.acquireOrEnqueue("k", entry("6", { id: "6" }), POLICY).status).toBe("duplicate");
+    expect(store.acquireOrEnqueue("k", entry("1", { id: "1" }), POLICY).status).toBe("duplicate");
+    // Ids that are not small integers are capped the same way.
+    for (const id of ["a", "b", "c", "d", "e"]) {
+      expect(store.acquireOrEnqueue("k", entry(id, { id }), POLICY).status).toBe("queued");
+      expect(store.idCount).toBeLessThanOrEqual(4);
+    }
+    expect(store.acquireOrEnqueue("k", entry("e", { id: "e" }), POLICY).status).toBe("duplicate");
     store.finish("k", claim, "all");
+  });
+
+  // Ids are remembered two ways (an ascending log of small integers, maps for the rest): whatever
+  // the mix, order and timing, the answer must be the exact one of a plain reference map, and
+  // under a tight cap it may only forget (admit again), never invent a duplicate.
+  it("answers exactly as a reference map, for any mix of ids, order, forgets and time", () => {
+    const op = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant("next" as const), step: fc.nat(3) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("old" as const), back: fc.nat(40) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant("text" as const), n: fc.nat(5) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant("forget" as const), back: fc.nat(10) }),
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.nat(60) }) },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 300 }),
+        fc.constantFrom(4, 32, 100_000),
+        (ops, maxIds) => {
+          vi.useFakeTimers();
+          try {
+            const store = syncStore({ maxIds });
+            const window = 100;
+            const policy = { ...POLICY, dedupe: window };
+            const reference = new Map<string, number>(); // id → expiry
+            const issued: string[] = [];
+            let top = 2_147_483_600; // near the small-integer edge, to cross it
+            acquire(store, "k");
+            for (const o of ops) {
+              if (o.kind === "wait") {
+                vi.advanceTimersByTime(o.ms);
+                continue;
+              }
+              let id: string;
+              if (o.kind === "next") id = String((top += o.step));
+              else if (o.kind === "text") id = `m${o.n}`;
+              else id = issued[Math.max(0, issued.length - 1 - o.back)] ?? "0";
+              if (o.kind === "forget") {
+                store.forget("k", [id]);
+                reference.delete(id);
+                continue;
+              }
+              issued.push(id);
+              const now = Date.now();
+              const expected = (reference.get(id) ?? 0) > now;
+              const status = store.acquireOrEnqueue("k", entry(id, { id }), policy).status;
+              if (maxIds === 100_000 || expected === false) {
+                expect(status, `${id} at ${now}`).toBe(expected ? "duplicate" : "queued");
+              }
+              if (status !== "duplicate") reference.set(id, now + window);
+              expect(store.idCount).toBeLessThanOrEqual(maxIds);
+            }
+          } finally {
+            vi.useRealTimers();
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it("rejects a bad maxIds", () => {

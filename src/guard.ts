@@ -38,6 +38,7 @@ import type {
   Admission,
   AdmitPolicy,
   Claim,
+  Expiry,
   Finish,
   Renewal,
   Store,
@@ -314,6 +315,13 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   readonly #limit: ReturnType<typeof pLimit> | undefined;
   /** The current turn of every key this guard holds. */
   readonly #keys: Holders<TurnState<I>>;
+  /**
+   * Keys with queued input that expires, and the earliest such `expiresAt` (stores with `expire`):
+   * one timer for the earliest of all drops it when due.
+   */
+  readonly #expiring = new Map<string, number>();
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  #expiryAt = Number.POSITIVE_INFINITY;
   #idleWaiters: (() => void)[] = [];
   #closing: Promise<CloseReport<I>> | undefined;
   #closeDrops: Drop<I>[] | undefined;
@@ -642,6 +650,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
           this.#events.emit("admitted", { key, id, input, outcome: "queued" });
           this.#events.emit("queued", { key, id, input, pending: admission.pending });
         }
+        if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.#watchExpiry(key, entry.expiresAt);
         const turn = this.#keys.get(key);
         if (turn !== undefined && !entry.lane && !turn.stale) {
           if (turn.watch !== undefined) turn.watch.knownPending = admission.pending;
@@ -938,12 +947,67 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
 
   #unhold(turn: TurnState<I>): void {
     if (!this.#keys.delete(turn)) return;
+    if (this.#expiring.size > 0 && this.#expiring.delete(turn.key) && this.#expiring.size === 0) {
+      clearTimeout(this.#expiryTimer);
+      this.#expiryTimer = undefined;
+      this.#expiryAt = Number.POSITIVE_INFINITY;
+    }
     if (this.#laneWaits.size > 0) this.#wakeLanes(turn.key);
     if (this.#keys.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
       for (const resolve of waiters) resolve();
     }
+  }
+
+  // --- expiry of pending input
+
+  /** Input that expires at `at` waits for `key`: have it dropped when due (stores with `expire`). */
+  #watchExpiry(key: string, at: number): void {
+    if (this.#store.expire === undefined) return;
+    const known = this.#expiring.get(key);
+    if (known === undefined || at < known) this.#expiring.set(key, at);
+    if (at < this.#expiryAt) this.#armExpiry(at);
+  }
+
+  #armExpiry(at: number): void {
+    clearTimeout(this.#expiryTimer);
+    this.#expiryAt = at;
+    this.#expiryTimer = setTimeout(() => this.#expireDue(), Math.max(0, at - Date.now()));
+    // Pending input always waits behind a turn, which keeps the process alive on its own.
+    this.#expiryTimer.unref?.();
+  }
+
+  /** Drop the expired input of every key that has some due, and re-arm for the next. */
+  #expireDue(): void {
+    this.#expiryTimer = undefined;
+    this.#expiryAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const [key, at] of [...this.#expiring]) {
+      if (at > now) {
+        if (at < earliest) earliest = at;
+        continue;
+      }
+      this.#expiring.delete(key);
+      let answer: Expiry<Entry<I>> | Promise<Expiry<Entry<I>>>;
+      try {
+        answer = (this.#store.expire as NonNullable<Store<Entry<I>>["expire"]>)(key);
+      } catch (error) {
+        this.#reportError(new StoreError("expire", key, error), undefined, key, undefined);
+        continue;
+      }
+      settleWith(
+        answer,
+        (expiry) => {
+          this.#reportDrops(key, expiry.dropped);
+          if (expiry.next !== Number.POSITIVE_INFINITY) this.#watchExpiry(key, expiry.next);
+        },
+        (error: unknown) =>
+          this.#reportError(new StoreError("expire", key, error), undefined, key, undefined),
+      );
+    }
+    if (earliest < this.#expiryAt) this.#armExpiry(earliest);
   }
 
   /** `turnTimeout` elapsed for a running turn. */

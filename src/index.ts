@@ -36,6 +36,7 @@ export type {
   AdmitPolicy,
   BatchPolicy,
   Claim,
+  Expiry,
   Finish,
   MaybePromise,
   Renewal,

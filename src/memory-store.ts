@@ -5,13 +5,14 @@
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
 // key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
 
-import { takeBatch } from "./modes.js";
+import { dropExpired, takeBatch } from "./modes.js";
 import { SeenIds } from "./seen-ids.js";
 import type {
   Admission,
   AdmitPolicy,
   BatchPolicy,
   Claim,
+  Expiry,
   Finish,
   Renewal,
   Store,
@@ -35,8 +36,11 @@ export interface MemoryStore extends Store {
   readonly keyCount: number;
   /** Pending entries across all keys. */
   readonly pendingTotal: number;
-  /** De-duplication ids held right now (expired ones included until their generation goes). */
+  /** De-duplication ids held right now (expired ones included until they are dropped). */
   readonly idCount: number;
+  expire: NonNullable<Store["expire"]>;
+  claimOf: NonNullable<Store["claimOf"]>;
+  claims: NonNullable<Store["claims"]>;
 }
 
 /**
@@ -53,6 +57,7 @@ const BUSY = Object.freeze({ status: "rejected" as const, reason: "busy" as cons
 const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow" as const });
 const LOST = Object.freeze({ status: "lost" as const });
 const RELEASED = Object.freeze({ status: "released" as const, dropped: NO_DROPS });
+const NOTHING_EXPIRES = Object.freeze({ dropped: NO_DROPS, next: Number.POSITIVE_INFINITY });
 
 /** Pending entries that a newer input may supersede (everything not `alone`). */
 function countCoalescable(queue: readonly StoreEntry[]): number {
@@ -180,6 +185,17 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     record.queue = undefined;
     this.#pendingTotal -= queue.length;
     return queue;
+  }
+
+  expire(key: string): Expiry<E> {
+    const queue = this.#keys.get(key)?.queue;
+    if (queue === undefined || queue.length === 0) return NOTHING_EXPIRES;
+    const dropped: StoreDrop<E>[] = [];
+    dropExpired(queue, Date.now(), dropped);
+    this.#pendingTotal -= dropped.length;
+    let next = Number.POSITIVE_INFINITY;
+    for (const entry of queue) if (entry.expiresAt < next) next = entry.expiresAt;
+    return { dropped, next };
   }
 
   withdraw(key: string, id: string): E | undefined {

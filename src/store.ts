@@ -114,6 +114,12 @@ export type Take<E> =
   | (WithDrops<E> & { readonly status: "taken"; readonly entries: E[] })
   | { readonly status: "lost" };
 
+/** Answer of `expire`. */
+export interface Expiry<E> extends WithDrops<E> {
+  /** The earliest `expiresAt` of the entries still pending (`Infinity` when none expires). */
+  readonly next: number;
+}
+
 /** Answer of `renew`. */
 export type Renewal =
   | { readonly status: "held"; readonly pending: number }
@@ -171,6 +177,14 @@ export interface Store<E extends StoreEntry = StoreEntry> {
 
   /** Pending entries of the key, as far as this process knows, without I/O. */
   pendingCount(key: string): number;
+
+  /**
+   * Drop the key's pending entries whose `expiresAt` has passed (reason `expired`), and say when
+   * the next one expires. The guard calls it when an entry it queued expires, so an expired input
+   * is reported on time rather than when its turn would have formed. Optional: without it, entries
+   * expire when the next batch forms (`take`, `finish`).
+   */
+  expire?(key: string): MaybePromise<Expiry<E>>;
 
   /**
    * For a store that keeps its claims in this process: the claim holding `key` now, without I/O.

@@ -325,7 +325,7 @@ describe("maxPendingTotal with replacing policies", () => {
 });
 
 describe("pendingTtl", () => {
-  it("pending input older than pendingTtl is dropped as expired when its turn would form", async () => {
+  it("pending input older than pendingTtl is dropped as expired when due, while the turn runs", async () => {
     vi.useFakeTimers();
     const { drops, onDrop } = dropRecorder<string>();
     const guard = createGuard<string>({ pendingTtl: 100, onDrop });
@@ -339,8 +339,14 @@ describe("pendingTtl", () => {
     await guard.submit("k", "b", run(), { id: "b" });
     await vi.advanceTimersByTimeAsync(60);
     await guard.submit("k", "c", run());
-    await vi.advanceTimersByTimeAsync(60); // b is 120 ms old, c 60 ms
-    expect(drops).toEqual([]); // nothing expires until a turn would form
+    await vi.advanceTimersByTimeAsync(39); // b is 99 ms old
+    expect(drops).toEqual([]);
+    expect(guard.pendingCount("k")).toBe(2);
+    await vi.advanceTimersByTimeAsync(1); // b is 100 ms old: dropped now, not when "a" ends
+    expect(drops).toEqual([{ key: "k", input: "b", id: "b", reason: "expired" }]);
+    expect(guard.pendingCount("k")).toBe(1);
+    await vi.advanceTimersByTimeAsync(20); // c is 60 ms old
+    expect(drops).toHaveLength(1);
     gate.resolve();
     await guard.onIdle();
     expect(drops).toEqual([{ key: "k", input: "b", id: "b", reason: "expired" }]);
@@ -458,9 +464,10 @@ describe("per-input expiresAt", () => {
     gate.resolve();
     await guard.onIdle();
     expect(turns).toEqual([["a"], ["d"]]);
+    // Each when due: c at 30 ms, b at 100 ms.
     expect(drops.map((d) => [d.input, d.reason])).toEqual([
-      ["b", "expired"],
       ["c", "expired"],
+      ["b", "expired"],
     ]);
   });
 

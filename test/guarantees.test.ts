@@ -338,13 +338,13 @@ describe("G3 Nothing lost silently", () => {
 
     expect(handled).toEqual(["b1", "a1", "c1", "a3"]);
     expect(drops.drops.map((d) => [d.input, d.reason])).toEqual([
+      ["b2", "expired"], // reported when due, while b1 still ran
       ["a1-again", "duplicate"],
       ["a2", "superseded"],
       ["c2", "stopped"],
-      ["b2", "expired"],
       ["late", "shutdown"],
     ]);
-    expect(drops.drops[0]).toEqual({ key: "a", input: "a1-again", id: "m1", reason: "duplicate" });
+    expect(drops.drops[1]).toEqual({ key: "a", input: "a1-again", id: "m1", reason: "duplicate" });
     expect(report.aborted).toBe(0);
     // In = handled + dropped, and no input both.
     const dropped = drops.drops.map((d) => d.input);

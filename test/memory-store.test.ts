@@ -62,6 +62,7 @@ function syncStore(options?: MemoryStoreOptions) {
     abandon: (key: string, claim: Claim) => sync(inner.abandon(key, claim)),
     clear: (key: string) => sync(inner.clear(key)),
     withdraw: (key: string, id: string) => sync(inner.withdraw(key, id)),
+    expire: (key: string) => sync(inner.expire(key)),
     forget: (key: string, ids: readonly string[]) => sync(inner.forget(key, ids)),
     pendingCount: (key: string) => inner.pendingCount(key),
   };
@@ -313,6 +314,28 @@ describe("take, clear, withdraw", () => {
     });
     expect(store.keyCount).toBe(0);
     expect(store.pendingTotal).toBe(0);
+  });
+
+  it("expire drops the expired pending entries and says when the next one expires", () => {
+    vi.useFakeTimers();
+    const store = syncStore();
+    const claim = acquire(store, "k");
+    const now = Date.now();
+    store.acquireOrEnqueue("k", entry("a", { expiresAt: now + 10 }), POLICY);
+    store.acquireOrEnqueue("k", entry("b"), POLICY);
+    store.acquireOrEnqueue("k", entry("c", { expiresAt: now + 30 }), POLICY);
+    expect(store.expire("k")).toEqual({ dropped: [], next: now + 10 });
+    vi.advanceTimersByTime(10);
+    const first = store.expire("k");
+    expect(first.dropped.map((d) => [(d.entry as E).name, d.reason])).toEqual([["a", "expired"]]);
+    expect(first.next).toBe(now + 30);
+    expect(store.pendingCount("k")).toBe(2);
+    expect(store.pendingTotal).toBe(2);
+    vi.advanceTimersByTime(20);
+    expect(store.expire("k").next).toBe(Number.POSITIVE_INFINITY);
+    expect(store.pendingCount("k")).toBe(1);
+    expect(store.expire("idle")).toEqual({ dropped: [], next: Number.POSITIVE_INFINITY });
+    expect(store.finish("k", claim, "all")).toMatchObject({ status: "next" });
   });
 
   it("clear removes every pending entry, oldest first, and keeps the claim", () => {

@@ -68,6 +68,7 @@ interface NodeRedisCluster extends Emitter {
 interface IoRedisClient extends Emitter {
   readonly status: string;
   readonly isCluster?: boolean;
+  readonly options?: { readonly redisOptions?: Record<string, unknown> };
   duplicate(...args: unknown[]): IoRedisClient;
   connect(): Promise<unknown>;
   call(command: string, args: string[]): Promise<unknown>;
@@ -99,23 +100,32 @@ function off(emitter: Emitter, event: string, listener: (...args: never[]) => vo
 }
 
 /**
+ * A command in flight, until it settles or its deadline passes. Every command gets the same
+ * timeout, so deadlines come in order: one timer for the oldest does for all (no timer per command
+ * on the hot path).
+ */
+class Flight {
+  readonly deadline: number;
+  readonly timeout: number;
+  resolve: ((value: unknown) => void) | undefined = undefined;
+  reject: ((error: Error) => void) | undefined = undefined;
+  /** Settled (answered, failed or timed out): the queue of flights may let go of it. */
+  done = false;
+
+  constructor(deadline: number, timeout: number) {
+    this.deadline = deadline;
+    this.timeout = timeout;
+  }
+}
+
+/**
  * The part every port shares: a connection that may not be ready yet, and callers that wait for
  * it until their deadline.
  */
-/** A command in flight, until it settles or its deadline passes. */
-interface Pending {
-  readonly deadline: number;
-  readonly timeout: number;
-  reject: ((error: Error) => void) | undefined;
-}
-
 abstract class BasePort implements RedisPort {
   readonly #waiters = new Set<() => void>();
-  /**
-   * Commands in flight, oldest first. Every command gets the same timeout, so deadlines come in
-   * order: one timer for the oldest does for all (no timer per command on the hot path).
-   */
-  #inflight: Pending[] = [];
+  /** Flights, oldest first, from `#head` on; those before it have settled. */
+  #flights: (Flight | undefined)[] = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   protected readonly events: PortEvents;
@@ -172,25 +182,39 @@ abstract class BasePort implements RedisPort {
     } catch (error) {
       return Promise.reject(error);
     }
+    const flight = new Flight(deadline, remaining);
+    this.#flights.push(flight);
+    if (this.#timer === undefined) this.#arm(deadline);
+    sent.then(
+      (value) => this.#settle(flight, true, value),
+      (error: unknown) => this.#settle(flight, false, error),
+    );
     return new Promise((resolve, reject) => {
-      const pending: Pending = { deadline, timeout: remaining, reject };
-      this.#track(pending);
-      sent.then(
-        (value) => {
-          pending.reject = undefined;
-          resolve(value);
-        },
-        (error: unknown) => {
-          pending.reject = undefined;
-          reject(error);
-        },
-      );
+      flight.resolve = resolve;
+      flight.reject = reject;
     });
   }
 
-  #track(pending: Pending): void {
-    this.#inflight.push(pending);
-    if (this.#timer === undefined) this.#arm(pending.deadline);
+  /** A flight's command answered (or failed): settle it, unless its deadline passed first. */
+  #settle(flight: Flight, ok: boolean, outcome: unknown): void {
+    if (flight.done) return;
+    flight.done = true;
+    if (ok) flight.resolve?.(outcome);
+    else flight.reject?.(outcome as Error);
+    flight.resolve = undefined;
+    flight.reject = undefined;
+    // Replies come mostly in order: let go of the settled flights at the head.
+    const flights = this.#flights;
+    let head = this.#head;
+    while (head < flights.length && (flights[head] as Flight).done) flights[head++] = undefined;
+    if (head === flights.length) {
+      flights.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > flights.length) {
+      this.#flights = flights.slice(head);
+      head = 0;
+    }
+    this.#head = head;
   }
 
   #arm(deadline: number): void {
@@ -198,32 +222,30 @@ abstract class BasePort implements RedisPort {
     this.#timer.unref?.();
   }
 
+  /** The oldest live flight's deadline came: fail every flight whose deadline passed. */
   readonly #expire = (): void => {
     this.#timer = undefined;
     const now = Date.now();
-    const queue = this.#inflight;
+    const flights = this.#flights;
     let head = this.#head;
-    while (head < queue.length) {
-      const pending = queue[head] as Pending;
-      if (pending.reject !== undefined && pending.deadline > now) break;
-      head++;
-      const reject = pending.reject;
-      pending.reject = undefined;
-      reject?.(timeoutError(pending.timeout, true));
+    while (head < flights.length) {
+      const flight = flights[head] as Flight;
+      if (!flight.done && flight.deadline > now) break;
+      flights[head++] = undefined;
+      if (flight.done) continue;
+      flight.done = true;
+      flight.reject?.(timeoutError(flight.timeout, true));
+      flight.resolve = undefined;
+      flight.reject = undefined;
     }
-    // Compact now and then, so the queue does not grow without bound.
-    if (head > 1024 && head * 2 > queue.length) {
-      this.#inflight = queue.slice(head);
+    if (head === flights.length) {
+      flights.length = 0;
       head = 0;
     }
     this.#head = head;
-    // The head is now the oldest live command, whose deadline is next.
-    const next = this.#inflight[head];
+    // The head is now the oldest live flight, whose deadline is next.
+    const next = flights[head];
     if (next !== undefined) this.#arm(next.deadline);
-    else {
-      this.#inflight = [];
-      this.#head = 0;
-    }
   };
 
   async close(): Promise<void> {
@@ -330,16 +352,23 @@ class IoRedisPort extends BasePort {
   constructor(client: IoRedisClient, events: PortEvents) {
     super(events);
     this.#client = client;
-    this.#commands = this.#duplicate({ enableOfflineQueue: false, lazyConnect: false });
+    // Neither queued while offline nor sent again after a reconnect: ioredis re-sends the commands
+    // a dropped connection left unanswered (autoResendUnfulfilledCommands), which would run a
+    // command whose caller was already told it failed.
+    this.#commands = this.#duplicate(
+      { enableOfflineQueue: false, lazyConnect: false },
+      { autoResendUnfulfilledCommands: false },
+    );
     this.#commands.on("error", this.onError);
     this.#commands.on("ready", this.onReady);
     if (this.#commands.status === "wait") this.#commands.connect().catch(this.onError);
   }
 
-  #duplicate(options: Record<string, unknown>): IoRedisClient {
-    return this.#client.isCluster === true
-      ? this.#client.duplicate([], options)
-      : this.#client.duplicate(options);
+  /** A connection of its own; `node`: options of each node's connection (a Cluster's too). */
+  #duplicate(options: Record<string, unknown>, node: Record<string, unknown> = {}): IoRedisClient {
+    if (this.#client.isCluster !== true) return this.#client.duplicate({ ...options, ...node });
+    const redisOptions = { ...this.#client.options?.redisOptions, ...node };
+    return this.#client.duplicate([], { ...options, redisOptions });
   }
 
   protected get ready(): boolean {

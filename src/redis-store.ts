@@ -10,10 +10,11 @@
 //
 //   bucket  = FNV-1a 32-bit of the key's UTF-8 bytes, mod 64
 //   tag     = "{" + prefix + bucket + "}"       (one Cluster slot per bucket)
-//   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX
+//   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX, followed by
+//                       "+p" once input was queued during the claim and "+w" while a lane on
+//                       some replica waits for the key's release (see redis-lua.ts)
 //   tag + "q:" + key    pending entries (a list)
 //   tag + "r:" + key    entries of the running turn, handed to the next holder if it dies
-//   tag + "w:" + key    a lane on some replica waits for the key's release
 //   tag + "d:" + len + ":" + key + ":" + id     de-duplication id, with PX
 //   tag + "fence"       the bucket's fence counter (INCR, no expiry)
 //   tag + "index"       keys with pending input or a turn that renewed its lease, scored by lease
@@ -136,7 +137,6 @@ interface Names {
   readonly lease: string;
   readonly queue: string;
   readonly run: string;
-  readonly wait: string;
   readonly fence: string;
   readonly index: string;
   readonly tag: string;
@@ -219,11 +219,15 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && /NOSCRIPT/.test(error.message);
 }
 
+/** The policy characters of ACQUIRE (see redis-lua.ts). */
+const WHEN_HELD = { enqueue: "e", latest: "l", reject: "r" } as const;
+
 const DUPLICATE = Object.freeze({ status: "duplicate" as const });
 const BUSY = Object.freeze({ status: "rejected" as const, reason: "busy" as const });
 const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow" as const });
 const LOST = Object.freeze({ status: "lost" as const });
 const NONE: readonly never[] = Object.freeze([]);
+const RELEASED = Object.freeze({ status: "released" as const, dropped: NONE });
 
 /** A key this replica probes: it queued input there, or its own claim there was lost. */
 interface Watch {
@@ -244,6 +248,18 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
   readonly #sweepInterval: number;
   readonly #port: RedisPort;
   readonly #hints: string;
+  /** Per bucket: the hash tag, the fence counter's and the index's names (see Layout). */
+  readonly #tags: readonly string[];
+  readonly #fences: readonly string[];
+  readonly #indexes: readonly string[];
+  /** `String(lease)`, and the prefix's length in bytes, from which scripts find the hint channel. */
+  readonly #leaseText: string;
+  readonly #prefixLength: string;
+  /** FINISH's options argument, by batch policy (see redis-lua.ts). */
+  readonly #finishAll: string;
+  readonly #finishOne: string;
+  /** ACQUIRE's policy argument, by the policy object the guard passes. */
+  readonly #policies = new WeakMap<AdmitPolicy, string>();
   #host: StoreHost<E> | undefined;
   #seq = 0;
   /** Entries admitted here, by uid, while they wait in Redis: they keep their closure and waiter. */
@@ -251,6 +267,13 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
   readonly #watches = new Map<string, Watch>();
   /** Pending counts last learned, for keys held or watched here. */
   readonly #pending = new Map<string, number>();
+  /**
+   * Keys held here that may be in their bucket's index (the claim renewed its lease, or input was
+   * pending during it): their finish declares the bucket's fence and index, to hand the key on or
+   * take it out of the index. Input this process did not hear of flags the lease, and the finish
+   * then asks for them (one more round trip).
+   */
+  readonly #indexed = new Set<string>();
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #detached = false;
   #closed = false;
@@ -262,8 +285,18 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     this.prefix = options.prefix;
     this.#timeout = options.commandTimeout;
     this.#sweepInterval = options.sweepInterval;
-    this.replicaId = randomBytes(6).toString("hex");
+    // Letters, digits, "-" and "_": never a separator of tokens, entries or hints.
+    this.replicaId = randomBytes(6).toString("base64url");
     this.#hints = `${options.prefix}hint`;
+    const tags: string[] = [];
+    for (let bucket = 0; bucket < BUCKETS; bucket++) tags.push(`{${options.prefix}${bucket}}`);
+    this.#tags = tags;
+    this.#fences = tags.map((tag) => `${tag}fence`);
+    this.#indexes = tags.map((tag) => `${tag}index`);
+    this.#leaseText = String(options.lease);
+    this.#prefixLength = String(Buffer.byteLength(options.prefix));
+    this.#finishAll = `a|${this.#leaseText}|${this.#prefixLength}`;
+    this.#finishOne = `o|${this.#leaseText}|${this.#prefixLength}`;
     this.#port = portFor(options.client, {
       error: (error) => this.#background(error, undefined),
       ready: () => {
@@ -275,15 +308,15 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
   // --- layout
 
   #names(key: string): Names {
-    const tag = `{${this.prefix}${bucketOf(key)}}`;
+    const bucket = bucketOf(key);
+    const tag = this.#tags[bucket] as string;
     return {
       tag,
       lease: `${tag}l:${key}`,
       queue: `${tag}q:${key}`,
       run: `${tag}r:${key}`,
-      wait: `${tag}w:${key}`,
-      fence: `${tag}fence`,
-      index: `${tag}index`,
+      fence: this.#fences[bucket] as string,
+      index: this.#indexes[bucket] as string,
     };
   }
 
@@ -295,22 +328,47 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     return `${this.replicaId}:${(++this.#seq).toString(36)}`;
   }
 
-  async #eval(script: Script, keys: string[], argv: string[]): Promise<unknown> {
+  /**
+   * Run a script, `args` being `EVALSHA <sha> <numkeys> <keys…> <argv…>`: EVALSHA, and EVAL once
+   * if the server does not know the script yet. `parse` reads the answer; `fail`, if given, sees
+   * the error first (and rethrows it).
+   */
+  #eval<T>(
+    script: Script,
+    args: string[],
+    parse: (reply: unknown) => T | PromiseLike<T>,
+    fail?: (error: unknown) => never,
+  ): Promise<T> {
     const deadline = Date.now() + this.#timeout;
-    const args = ["EVALSHA", script.sha, String(keys.length), ...keys, ...argv];
-    const first = keys[0] as string;
-    let reply: unknown;
-    try {
-      reply = await this.#port.call(first, args, deadline);
-    } catch (error) {
-      if (!isNoScript(error)) throw error;
+    const first = args[3] as string;
+    return this.#port.call(first, args, deadline).then(parse, (error: unknown) => {
+      if (!isNoScript(error)) {
+        if (fail !== undefined) fail(error);
+        throw error;
+      }
       args[0] = "EVAL";
       args[1] = script.source;
-      reply = await this.#port.call(first, args, deadline);
-    }
-    // Redis answers again: the next outage is reported again.
+      return this.#port.call(first, args, deadline).then(parse, fail);
+    });
+  }
+
+  /** `#eval` with the keys and arguments given apart (the operations off the hot path). */
+  #call<T>(
+    script: Script,
+    keys: readonly string[],
+    argv: readonly string[],
+    parse: (reply: unknown) => T,
+  ): Promise<T> {
+    const args = ["EVALSHA", script.sha, String(keys.length), ...keys, ...argv];
+    return this.#eval(script, args, (reply) => {
+      this.#answered();
+      return parse(reply);
+    });
+  }
+
+  /** A script answered: Redis is reachable again, so the next outage is reported again. */
+  #answered(): void {
     this.#failing = false;
-    return reply;
   }
 
   // --- entries between text and objects
@@ -364,11 +422,6 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
   // --- Store
 
   acquireOrEnqueue(key: string, entry: E, policy: AdmitPolicy): Promise<Admission<E>> {
-    const uid = `${this.replicaId}.${(++this.#seq).toString(36)}`;
-    const names = this.#names(key);
-    const keys = [names.lease, names.queue, names.run, names.fence, names.index, names.wait];
-    const dedupe = entry.id !== undefined && policy.dedupe > 0;
-    if (dedupe) keys.push(this.#idKey(names, key, entry.id as string));
     if (entry.data === undefined && policy.whenHeld !== "reject") {
       return Promise.reject(
         new TypeError(
@@ -376,27 +429,52 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
         ),
       );
     }
-    const argv = [
-      key,
-      encodeEntry(entry, uid),
-      String(Date.now()),
-      !dedupe || policy.dedupe === Number.POSITIVE_INFINITY
-        ? "0"
-        : String(Math.ceil(policy.dedupe)),
-      policy.whenHeld,
-      String(Math.min(policy.maxPending, MAX_QUEUE)),
-      policy.overflow,
-      String(this.lease),
-      this.#suffix(),
-      policy.batch ?? "all",
-      this.replicaId,
-      this.#hints,
-      policy.notifyFree === true ? "1" : "0",
-    ];
+    // The uid doubles as the suffix of the token if this admission claims the key.
+    const uid = `${this.replicaId}:${(++this.#seq).toString(36)}`;
+    const bucket = bucketOf(key);
+    const tag = this.#tags[bucket] as string;
+    const text = encodeEntry(entry, uid);
+    const lease = `${tag}l:${key}`;
+    const queue = `${tag}q:${key}`;
+    const run = `${tag}r:${key}`;
+    const fence = this.#fences[bucket] as string;
+    const index = this.#indexes[bucket] as string;
+    const sha = SCRIPTS.acquire.sha;
+    const args =
+      entry.id !== undefined && policy.dedupe > 0
+        ? [
+            "EVALSHA",
+            sha,
+            "6",
+            lease,
+            queue,
+            run,
+            fence,
+            index,
+            `${tag}d:${key.length}:${key}:${entry.id}`,
+            text,
+            this.#leaseText,
+            this.#policy(policy),
+          ]
+        : [
+            "EVALSHA",
+            sha,
+            "5",
+            lease,
+            queue,
+            run,
+            fence,
+            index,
+            text,
+            this.#leaseText,
+            this.#policy(policy),
+          ];
     this.#local.set(uid, { entry, key });
-    return this.#eval(SCRIPTS.acquire, keys, argv).then(
-      (reply) => this.#admission(key, uid, reply),
-      (error: unknown) => {
+    return this.#eval(
+      SCRIPTS.acquire,
+      args,
+      (reply) => this.#admission(key, uid, entry, reply),
+      (error) => {
         // It may still run (a command written before its deadline): then it is in Redis and runs
         // on whichever replica takes it, rebuilt from its data.
         this.#local.delete(uid);
@@ -405,8 +483,36 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     );
   }
 
-  #admission(key: string, uid: string, reply: unknown): Admission<E> {
-    const answer = list(reply);
+  /**
+   * ACQUIRE's policy argument, `<dedupe ms, 0 = forever>|<maxPending>|<policy>|<prefix length>`
+   * (see redis-lua.ts). A guard admits with a few policy objects, so each is encoded once.
+   */
+  #policy(policy: AdmitPolicy): string {
+    let encoded = this.#policies.get(policy);
+    if (encoded === undefined) {
+      const window =
+        policy.dedupe === Number.POSITIVE_INFINITY
+          ? "0"
+          : String(Math.max(1, Math.ceil(policy.dedupe)));
+      const flags = `${WHEN_HELD[policy.whenHeld]}${policy.overflow === "drop-newest" ? "n" : "o"}${policy.batch === "one" ? "o" : "a"}${policy.notifyFree === true ? "1" : "0"}`;
+      encoded = `${window}|${Math.min(policy.maxPending, MAX_QUEUE)}|${flags}|${this.#prefixLength}`;
+      this.#policies.set(policy, encoded);
+    }
+    return encoded;
+  }
+
+  #admission(key: string, uid: string, entry: E, reply: unknown): Admission<E> {
+    this.#answered();
+    if (!Array.isArray(reply)) {
+      // The fence alone: the key was free, and the entry is the first turn's batch.
+      this.#local.delete(uid);
+      this.#pending.delete(key);
+      this.#holding(key);
+      const fence = Number(reply);
+      const claim: Claim = { token: `${fence}:${uid}`, fence };
+      return { status: "acquired", claim, batch: [entry], dropped: NONE as never };
+    }
+    const answer = reply;
     const status = text(answer[0]);
     switch (status) {
       case "dup":
@@ -430,6 +536,8 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
           // Held by another replica: probe when its lease runs out, in case it died.
           if (replicaOf(holder) !== this.replicaId) this.#arm(key, watch, pttl + PROBE_MARGIN);
         }
+        // Held here: this process's release takes the key out of the index.
+        if (replicaOf(holder) === this.replicaId) this.#indexed.add(key);
         return { status: "queued", pending, dropped };
       }
       case "acquired": {
@@ -437,6 +545,8 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
         const batch = this.#entries(answer[3], key);
         const dropped = this.#drops(answer[4], key);
         this.#pending.set(key, Number(answer[5] ?? 0));
+        // Input was left behind there, so the key may be in the index.
+        this.#indexed.add(key);
         this.#holding(key);
         return { status: "acquired", claim, batch, dropped };
       }
@@ -450,108 +560,148 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
 
   renew(key: string, claim: Claim): Promise<Renewal> {
     const names = this.#names(key);
-    return this.#eval(
+    return this.#call(
       SCRIPTS.renew,
       [names.lease, names.queue, names.index],
-      [claim.token, String(this.lease), key],
-    ).then((reply) => {
-      const pending = Number(reply);
-      if (!(pending >= 0)) {
-        this.#pending.delete(key);
-        return LOST;
-      }
-      this.#pending.set(key, pending);
-      return { status: "held", pending };
-    });
+      [claim.token, this.#leaseText],
+      (reply) => {
+        const pending = Number(reply);
+        if (!(pending >= 0)) {
+          this.#pending.delete(key);
+          this.#indexed.delete(key);
+          return LOST;
+        }
+        this.#pending.set(key, pending);
+        this.#indexed.add(key);
+        return { status: "held", pending };
+      },
+    );
   }
 
   take(key: string, claim: Claim, _batch: BatchPolicy): Promise<Take<E>> {
     const names = this.#names(key);
-    return this.#eval(
+    return this.#call(
       SCRIPTS.take,
       [names.lease, names.queue, names.run],
-      [claim.token, String(Date.now())],
-    ).then((reply) => {
-      const answer = list(reply);
-      if (text(answer[0]) !== "taken") return LOST;
-      const entries = this.#entries(answer[1], key);
-      const dropped = this.#drops(answer[2], key);
-      this.#pending.set(key, Number(answer[3]));
-      return { status: "taken", entries, dropped };
-    });
+      [claim.token],
+      (reply) => {
+        const answer = list(reply);
+        if (text(answer[0]) !== "taken") return LOST;
+        const entries = this.#entries(answer[1], key);
+        const dropped = this.#drops(answer[2], key);
+        this.#pending.set(key, Number(answer[3]));
+        // Whatever it took was pending, so indexed.
+        this.#indexed.add(key);
+        return { status: "taken", entries, dropped };
+      },
+    );
   }
 
   finish(key: string, claim: Claim, batch: BatchPolicy): Promise<Finish<E>> {
-    const names = this.#names(key);
-    return this.#eval(
-      SCRIPTS.finish,
-      [names.lease, names.queue, names.run, names.fence, names.index, names.wait],
-      [
-        claim.token,
-        String(Date.now()),
-        batch,
-        String(this.lease),
-        this.#suffix(),
-        key,
-        this.#hints,
-      ],
-    ).then((reply) => {
-      const answer = list(reply);
-      const status = text(answer[0]);
-      if (status === "lost") {
-        this.#pending.delete(key);
-        // Input waits behind the claim this turn lost: make sure someone runs it.
-        if (Number(answer[1]) > 0)
-          this.#arm(key, this.#watch(key), Number(answer[2]) + PROBE_MARGIN);
-        return LOST;
-      }
-      if (status === "released") {
-        this.#pending.delete(key);
-        this.#release(key);
-        return { status: "released", dropped: this.#drops(answer[1], key) };
-      }
-      const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
-      const entries = this.#entries(answer[3], key);
-      const dropped = this.#drops(answer[4], key);
-      this.#pending.set(key, Number(answer[5]));
-      return { status: "next", claim: next, batch: entries, dropped };
-    });
+    // The bucket's fence and index only when input may be pending or the key indexed: the script
+    // asks for them (answers {"keys"}) if it finds that it needs them.
+    const full = this.#indexed.has(key) || (this.#pending.get(key) ?? 0) > 0;
+    return this.#finish(key, claim.token, batch, full);
+  }
+
+  #finish(key: string, token: string, batch: BatchPolicy, full: boolean): Promise<Finish<E>> {
+    const bucket = bucketOf(key);
+    const tag = this.#tags[bucket] as string;
+    const sha = SCRIPTS.finish.sha;
+    const lease = `${tag}l:${key}`;
+    const run = `${tag}r:${key}`;
+    const args = full
+      ? [
+          "EVALSHA",
+          sha,
+          "5",
+          lease,
+          run,
+          `${tag}q:${key}`,
+          this.#fences[bucket] as string,
+          this.#indexes[bucket] as string,
+          token,
+          batch === "one" ? this.#finishOne : this.#finishAll,
+        ]
+      : ["EVALSHA", sha, "2", lease, run, token];
+    return this.#eval(SCRIPTS.finish, args, (reply) =>
+      full || reply === 0 || !Array.isArray(reply) || text(reply[0]) !== "keys"
+        ? this.#finished(key, reply)
+        : this.#finish(key, token, batch, true),
+    );
+  }
+
+  #finished(key: string, reply: unknown): Finish<E> {
+    this.#answered();
+    if (!Array.isArray(reply)) {
+      // 0: released, nothing pending, nothing dropped, no lane waiting.
+      this.#pending.delete(key);
+      this.#indexed.delete(key);
+      this.#release(key);
+      return RELEASED;
+    }
+    const answer = reply;
+    const status = text(answer[0]);
+    if (status === "lost") {
+      this.#pending.delete(key);
+      this.#indexed.delete(key);
+      // Input waits behind the claim this turn lost: make sure someone runs it.
+      if (Number(answer[1]) > 0) this.#arm(key, this.#watch(key), Number(answer[2]) + PROBE_MARGIN);
+      return LOST;
+    }
+    if (status === "released") {
+      this.#pending.delete(key);
+      this.#indexed.delete(key);
+      this.#release(key);
+      return { status: "released", dropped: this.#drops(answer[1], key) };
+    }
+    const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+    const entries = this.#entries(answer[3], key);
+    const dropped = this.#drops(answer[4], key);
+    this.#pending.set(key, Number(answer[5]));
+    // The next batch was pending, so the key is indexed.
+    this.#indexed.add(key);
+    return { status: "next", claim: next, batch: entries, dropped };
   }
 
   abandon(key: string, claim: Claim, requeue = false): Promise<readonly E[]> {
     const names = this.#names(key);
     this.#pending.delete(key);
-    return this.#eval(
+    this.#indexed.delete(key);
+    return this.#call(
       SCRIPTS.abandon,
-      [names.lease, names.queue, names.run, names.index, names.wait],
-      [claim.token, key, this.#hints, this.replicaId, requeue ? "1" : "0"],
-    ).then(() => NONE);
+      [names.lease, names.queue, names.run, names.index],
+      [claim.token, this.#hints, this.replicaId, requeue ? "1" : "0"],
+      () => NONE,
+    );
   }
 
   clear(key: string): Promise<readonly E[]> {
     const names = this.#names(key);
-    return this.#eval(
+    return this.#call(
       SCRIPTS.clear,
       [names.lease, names.queue, names.run, names.index],
-      [key, this.#hints, this.replicaId],
-    ).then((reply) => {
-      this.#pending.set(key, 0);
-      return this.#entries(reply, key);
-    });
+      [this.#hints, this.replicaId],
+      (reply) => {
+        this.#pending.set(key, 0);
+        return this.#entries(reply, key);
+      },
+    );
   }
 
   withdraw(key: string, id: string): Promise<E | undefined> {
     const names = this.#names(key);
-    return this.#eval(
+    return this.#call(
       SCRIPTS.withdraw,
       [names.lease, names.queue, names.run, names.index],
-      [key, idField(id)],
-    ).then((reply) => {
-      if (typeof reply !== "string" && !(reply instanceof Uint8Array)) return undefined;
-      const pending = this.#pending.get(key);
-      if (pending !== undefined && pending > 0) this.#pending.set(key, pending - 1);
-      return this.#entry(text(reply), key);
-    });
+      [idField(id)],
+      (reply) => {
+        if (typeof reply !== "string" && !(reply instanceof Uint8Array)) return undefined;
+        const pending = this.#pending.get(key);
+        if (pending !== undefined && pending > 0) this.#pending.set(key, pending - 1);
+        return this.#entry(text(reply), key);
+      },
+    );
   }
 
   forget(key: string, ids: readonly string[]): Promise<void> {
@@ -644,25 +794,14 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     if (host === undefined || this.#detached || host.closed || watch.probing) return;
     watch.probing = true;
     const names = this.#names(key);
-    const argv = [
-      key,
-      "",
-      String(Date.now()),
-      "0",
-      "enqueue",
-      "0",
-      "drop-oldest",
-      String(this.lease),
-      this.#suffix(),
-      "all",
-      this.replicaId,
-      this.#hints,
-      "0",
-    ];
-    this.#eval(
+    // An empty entry: claim only if the holder is gone and input waits (whenHeld and maxPending
+    // do not apply; the batch is "all").
+    const argv = ["", this.#leaseText, `0|0|eoa0|${this.#prefixLength}`, this.#suffix()];
+    this.#call(
       SCRIPTS.acquire,
-      [names.lease, names.queue, names.run, names.fence, names.index, names.wait],
+      [names.lease, names.queue, names.run, names.fence, names.index],
       argv,
+      (reply) => reply,
     ).then(
       (reply) => {
         watch.probing = false;
@@ -693,6 +832,8 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
         const batch = this.#entries(answer[3], key);
         const dropped = this.#drops(answer[4], key);
         this.#pending.set(key, Number(answer[5] ?? 0));
+        // Input was left behind there, so the key may be in the index.
+        this.#indexed.add(key);
         this.#holding(key);
         if (this.#detached) {
           // Closed meanwhile: leave the batch to another replica.
@@ -733,9 +874,9 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     if (host === undefined || this.#detached || host.closed) return;
     const rounds: Promise<void>[] = [];
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
-      const index = `{${this.prefix}${bucket}}index`;
+      const index = this.#indexes[bucket] as string;
       rounds.push(
-        this.#eval(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT)]).then((reply) => {
+        this.#call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT)], (reply) => {
           for (const item of list(reply)) this.#probe(text(item));
         }),
       );
@@ -792,6 +933,7 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
       if (watch.timer !== undefined) clearTimeout(watch.timer);
     }
     this.#watches.clear();
+    this.#indexed.clear();
     // Input admitted here that still waits runs on other replicas.
     this.#depart([...this.#local.keys()]);
     this.#pending.clear();

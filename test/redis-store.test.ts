@@ -3,6 +3,8 @@
 // them goes through Redis exactly as between processes. Multi-process behaviour (SIGKILL, SIGSTOP,
 // random routing) is in redis-replicas.test.ts.
 
+import { connect, createServer, type Socket } from "node:net";
+import { dirname, join } from "node:path";
 import {
   ContendedError,
   createGuard,
@@ -616,5 +618,58 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
       expect(log.filter((t) => t === "during")).toHaveLength(1);
     },
     30_000,
+  );
+
+  it.skipIf(!serverAvailable)(
+    "a command that never reached Redis when its connection dropped is not sent again after the reconnect (its admission already failed)",
+    async () => {
+      prefix = testPrefix();
+      const local = await startLocalRedis();
+      open.push({ close: () => local.dispose() });
+      // A proxy in front of the server that can swallow requests and drop its connections.
+      const socket = join(dirname(local.socket), "proxy.sock");
+      let swallow = false;
+      const links = new Set<Socket>();
+      const proxy = createServer((down) => {
+        const up = connect(local.socket);
+        links.add(down);
+        down.on("data", (data) => {
+          if (!swallow) up.write(data);
+        });
+        up.on("data", (data) => down.write(data));
+        down.on("close", () => {
+          links.delete(down);
+          up.destroy();
+        });
+        up.on("close", () => down.destroy());
+        down.on("error", () => {});
+        up.on("error", () => {});
+      });
+      await new Promise<void>((resolve) => proxy.listen(socket, resolve));
+      open.push({ close: () => new Promise<void>((resolve) => proxy.close(() => resolve())) });
+      const r = replica<Msg>({ handler: () => {} }, { commandTimeout: 200 }, { socket });
+      expect(await r.guard.submit("warm", { text: "warm" })).toBe("started");
+      await r.guard.onIdle();
+      swallow = true;
+      const outcome = await r.guard.submit("k", { text: "lost" }, undefined, { id: "1" }).then(
+        () => "admitted",
+        (error: unknown) => error,
+      );
+      expect(outcome).toBeInstanceOf(StoreError);
+      for (const link of links) link.destroy();
+      swallow = false;
+      await eventually(
+        async () =>
+          (await r.guard.submit("other", { text: "x" }).catch(() => "refused")) === "started",
+        5_000,
+        "reconnection",
+      );
+      await sleep(100);
+      // The failed admission never ran: the key is free and its id unknown, so the redelivery runs.
+      expect(await r.guard.submit("k", { text: "redelivered" }, undefined, { id: "1" })).toBe(
+        "started",
+      );
+    },
+    20_000,
   );
 });

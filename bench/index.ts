@@ -20,6 +20,9 @@
 //
 // and one Redis workload of one client (bare, guard, awaitTurn, enqueue, enqueueRemote; node-redis
 // or ioredis): the same command with `--profile-redis guard node-redis`.
+//
+// Only measurement 5 (Redis), with its table and a RESULT line holding `redis` alone: the same
+// command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";
@@ -62,9 +65,18 @@ const REDIS = {
   inputs: 10_000,
   handoverRounds: 3,
   handoverKeys: 16,
+  takeoverRounds: 3,
+  takeoverKeys: 4,
+  takeoverLease: 500,
 };
 
 const GUARD = guardContender("guard", "sessionGuard({ awaitTurn: true })", { awaitTurn: true });
+// The default configuration: turns run detached, so a window ends once the guard is idle.
+const GUARD_DETACHED = guardContender(
+  "guard_detached",
+  "sessionGuard() (detached turns, the default)",
+  {},
+);
 const GUARD_NO_DEDUPE = guardContender(
   "guard_no_dedupe",
   "sessionGuard({ awaitTurn: true, dedupe: false })",
@@ -75,7 +87,7 @@ const GUARD_QUEUE = guardContender(
   'sessionGuard({ awaitTurn: true, mode: "queue" })',
   { awaitTurn: true, mode: "queue" },
 );
-const UNCONTENDED = [BARE, SEQUENTIALIZE, GUARD, GUARD_NO_DEDUPE];
+const UNCONTENDED = [BARE, SEQUENTIALIZE, GUARD, GUARD_NO_DEDUPE, GUARD_DETACHED];
 const CONTENDED = [BARE, SEQUENTIALIZE, GUARD_QUEUE];
 
 /** Fail loudly unless the package resolves to its build. */
@@ -217,8 +229,9 @@ async function main(): Promise<void> {
 
   // 3. Memory
   progress(`3. memory: ${fmt(IDLE_KEYS)} keys through the core guard, then pending inputs`);
-  const idleNoIds = await idleKeys(IDLE_KEYS, false);
-  const idleWithIds = await idleKeys(IDLE_KEYS, true);
+  const idleNoIds = await idleKeys(IDLE_KEYS, "none");
+  const idleWithIds = await idleKeys(IDLE_KEYS, "text");
+  const idleWithIntegerIds = await idleKeys(IDLE_KEYS, "integer");
   const pendingNoIds = await pendingInputs(PENDING_KEYS, PENDING_PER_KEY, false);
   const pendingWithIds = await pendingInputs(PENDING_KEYS, PENDING_PER_KEY, true);
   console.log(
@@ -235,6 +248,11 @@ async function main(): Promise<void> {
           `  same, every input with an id (${fmt(idleWithIds.idsHeld)} ids still remembered)`,
           `${fmt(idleWithIds.retainedBytes / 1024, 1)} KiB`,
           `${(idleWithIds.retainedBytes / Math.max(1, idleWithIds.idsHeld)).toFixed(1)} B/id`,
+        ],
+        [
+          `  same, ids that are increasing integers, like update ids (${fmt(idleWithIntegerIds.idsHeld)} remembered)`,
+          `${fmt(idleWithIntegerIds.retainedBytes / 1024, 1)} KiB`,
+          `${(idleWithIntegerIds.retainedBytes / Math.max(1, idleWithIntegerIds.idsHeld)).toFixed(1)} B/id`,
         ],
         [
           `  ${fmt(pendingNoIds.pending)} pending inputs (${fmt(PENDING_KEYS)} keys × ${PENDING_PER_KEY}), no ids`,
@@ -304,6 +322,8 @@ async function main(): Promise<void> {
         uncontended.ratio("guard_no_dedupe", "sequentialize"),
       ),
       guard_no_dedupe_vs_bare: round2(uncontended.ratio("guard_no_dedupe", "bare")),
+      guard_detached_vs_sequentialize: round2(uncontended.ratio("guard_detached", "sequentialize")),
+      guard_detached_vs_bare: round2(uncontended.ratio("guard_detached", "bare")),
       sequentialize_vs_bare: round2(uncontended.ratio("sequentialize", "bare")),
       guard_vs_sequentialize_range: uncontended.ratioRange("guard", "sequentialize").map(round2),
       gc_share: Object.fromEntries(
@@ -353,6 +373,13 @@ async function main(): Promise<void> {
           1,
         ),
       },
+      with_integer_ids: {
+        ids_remembered: idleWithIntegerIds.idsHeld,
+        bytes_per_remembered_id: round(
+          idleWithIntegerIds.retainedBytes / Math.max(1, idleWithIntegerIds.idsHeld),
+          1,
+        ),
+      },
       pending_inputs: pendingNoIds.pending,
       bytes_per_pending_input: round(pendingNoIds.bytesPerPending, 1),
       bytes_per_pending_input_with_id: round(pendingWithIds.bytesPerPending, 1),
@@ -374,9 +401,28 @@ async function main(): Promise<void> {
   console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
+/** Measurement 5 alone (`--only redis`): its table, then `RESULT {"redis": …}`. */
+async function onlyRedis(): Promise<void> {
+  const env = environment();
+  const loadedFrom = checkBuiltPackage();
+  console.log(
+    `session-guard benchmarks, Redis only: Node ${env.node}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}; loaded ${loadedFrom}\n`,
+  );
+  const redis = await redisBench(REDIS);
+  if (redis !== null) console.log(`${redisTable(redis)}\n`);
+  const loadEnd = os.loadavg().map(round2);
+  console.log(`Load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`);
+  console.log(
+    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, redis: redis === null ? null : redisJson(redis) })}`,
+  );
+}
+
 const args = process.argv.slice(2);
 if (args[0] === "--profile") await profile(args[1] ?? "", args.includes("--contended"));
 else if (args[0] === "--profile-redis") {
   checkBuiltPackage();
   await profileRedis(args[1] ?? "", args[2] ?? "node-redis", REDIS);
+} else if (args[0] === "--only") {
+  if (args[1] !== "redis") throw new Error("--only: redis (the one measurement that runs alone)");
+  await onlyRedis();
 } else await main();

@@ -25,27 +25,34 @@ export interface PendingResult {
 const BATCH = 10_000;
 const noop = (): void => {};
 
-/** `keys` distinct keys, each with one input whose turn runs and settles; `ids` gives each an id. */
-async function churn(guard: Guard<number>, from: number, keys: number, ids: boolean) {
+/**
+ * Which de-duplication ids the inputs carry: none, text (`update:17`), or increasing integers as
+ * text (`"17"`, as Telegram update ids are), which the memory store keeps in its integer log.
+ */
+export type IdKind = "none" | "text" | "integer";
+
+/** `keys` distinct keys, each with one input whose turn runs and settles, with ids of `ids`. */
+async function churn(guard: Guard<number>, from: number, keys: number, ids: IdKind) {
   for (let start = from; start < from + keys; start += BATCH) {
     const end = Math.min(start + BATCH, from + keys);
     for (let i = start; i < end; i++) {
-      void guard.submit(`chat:${i}`, i, noop, ids ? { id: `update:${i}` } : undefined);
+      const id = ids === "text" ? `update:${i}` : ids === "integer" ? String(i) : undefined;
+      void guard.submit(`chat:${i}`, i, noop, id === undefined ? undefined : { id });
     }
     await guard.onIdle();
   }
 }
 
-export async function idleKeys(keys: number, ids: boolean): Promise<IdleKeysResult> {
+export async function idleKeys(keys: number, ids: IdKind): Promise<IdleKeysResult> {
   const store = memoryStore();
   const guard = createGuard<number>({ store });
   // Warm up first: compiled code and the store's first generations belong to the baseline.
-  await churn(guard, -2 * BATCH, 2 * BATCH, false);
+  await churn(guard, -2 * BATCH, 2 * BATCH, "none");
   const before = await settleHeap();
   await churn(guard, 0, keys, ids);
   const after = await settleHeap();
   const retainedBytes = after - before;
-  progress(`${keys} keys ${ids ? "with" : "without"} ids: ${retainedBytes} bytes retained`);
+  progress(`${keys} keys, ids ${ids}: ${retainedBytes} bytes retained`);
   const result = {
     keys,
     retainedBytes,

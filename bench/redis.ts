@@ -26,8 +26,14 @@
 // `process.cpuUsage()` and the server's /proc/<pid>/stat. Hand-over: guard A holds keys for which guard B (same prefix, its own store and
 // connections) has queued input; A closes gracefully and its turns end; the hand-over is the time
 // from a turn's end at A to the start of B's turn for that key (the lease, 30 s, is not waited for).
+// Takeover after SIGKILL: replica A is a process of its own (bench/redis-replica.ts) holding keys
+// in turns that never end under a short lease (500 ms, renewed every lease/3); B (here, same
+// prefix) queues input for each; A is killed at a random point of its renewal period. The takeover
+// is the time from the kill to the start of B's turn for that key; the lease's remaining time at
+// the kill (its PTTL, read right after it) splits it into waiting for the lease and reacting to its
+// expiry.
 
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,7 +41,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { createGuard, type Guard, type Store, type Turn } from "session-guard";
-import { type RedisStore, redisStore } from "session-guard/redis";
+import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import {
   collectBeforeRun,
   fmt,
@@ -50,6 +56,7 @@ import {
   sleep,
   table,
 } from "./harness.js";
+import type { FromTakeoverReplica, ToTakeoverReplica } from "./redis-replica.js";
 
 export interface RedisBenchOptions {
   readonly rounds: number;
@@ -62,6 +69,10 @@ export interface RedisBenchOptions {
   /** Hand-over: rounds, and keys handed over per round. */
   readonly handoverRounds: number;
   readonly handoverKeys: number;
+  /** Takeover after SIGKILL: rounds, keys held by the killed replica per round, and its lease. */
+  readonly takeoverRounds: number;
+  readonly takeoverKeys: number;
+  readonly takeoverLease: number;
 }
 
 /** One workload's figures for one client: medians over the rounds. */
@@ -90,6 +101,18 @@ export interface ClientFigures {
   readonly enqueueFromReplica: Workload;
   /** Hand-over after `guard.close()`, ms from the turn's end at A to its next turn at B. */
   readonly handover: { readonly p50Ms: number; readonly maxMs: number; readonly samples: number };
+  /**
+   * Takeover after SIGKILL of the holder, ms from the kill to the next turn at another replica; and
+   * of it, the part after the lease ran out (the kill's remaining lease subtracted).
+   */
+  readonly takeover: {
+    readonly leaseMs: number;
+    readonly p50Ms: number;
+    readonly maxMs: number;
+    readonly afterExpiryP50Ms: number;
+    readonly afterExpiryMaxMs: number;
+    readonly samples: number;
+  };
 }
 
 export interface RedisResult {
@@ -406,6 +429,7 @@ function replica(
   lab: Lab,
   options: {
     prefix?: string;
+    lease?: number;
     awaitTurn?: boolean;
     handler?: (turn: Turn<Input>) => unknown;
     maxPending?: number;
@@ -416,7 +440,7 @@ function replica(
   const store: RedisStore = redisStore({
     client,
     prefix: options.prefix ?? freshPrefix(),
-    lease: LEASE,
+    lease: options.lease ?? LEASE,
   });
   const waiting = new Map<string, () => void>();
   const handedOn = { count: 0 };
@@ -628,6 +652,110 @@ async function handover(kind: ClientKind, lab: Lab, keys: number): Promise<numbe
   }
 }
 
+// === Takeover after SIGKILL
+
+/** The replica process of the takeover measurement. */
+const TAKEOVER_REPLICA = new URL("./redis-replica.ts", import.meta.url);
+
+/** One key of a takeover: ms from the kill to B's turn, and the lease left at the kill. */
+interface Takeover {
+  readonly tookMs: number;
+  readonly remainingMs: number;
+}
+
+/**
+ * Replica A, a process of its own, holds `keys` keys in turns that never end (renewing their
+ * leases); B, here on the same prefix, queues input for each; A is SIGKILLed at a random point of
+ * its renewal period. Per key: ms from the kill to the start of B's turn (which also runs the killed
+ * turn's input), and the lease's remaining time at the kill.
+ */
+async function takeover(
+  kind: ClientKind,
+  lab: Lab,
+  keys: number,
+  lease: number,
+): Promise<Takeover[]> {
+  const prefix = freshPrefix();
+  const startedAtB = new Map<string, number>();
+  const allStarted = gate();
+  const b = replica(kind, lab, {
+    prefix,
+    lease,
+    handler: (turn) => {
+      if (!turn.key.startsWith("t:") || startedAtB.has(turn.key)) return;
+      startedAtB.set(turn.key, performance.now());
+      if (turn.inputs.length !== 2) {
+        b.errors.push(new Error(`takeover: ${turn.inputs.length} inputs in B's turn, 2 expected`));
+      }
+      if (startedAtB.size === keys) allStarted.open();
+    },
+  });
+  const events: FromTakeoverReplica[] = [];
+  const child = fork(TAKEOVER_REPLICA, [], {
+    execArgv: ["--import", "tsx"],
+    env: {
+      ...process.env,
+      SG_SOCKET: lab.socket,
+      SG_CLIENT: kind.name,
+      SG_PREFIX: prefix,
+      SG_LEASE: String(lease),
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.on("message", (message: FromTakeoverReplica) => void events.push(message));
+  const until = async (what: string, done: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    while (!done()) {
+      const failed = events.find((event) => event.type === "error");
+      if (failed !== undefined) throw new Error(`takeover: replica A: ${JSON.stringify(failed)}`);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`takeover: replica A did not report ${what}`);
+      }
+      await sleep(5);
+    }
+  };
+  try {
+    await drive(16, 8, guardTurn(b, false, "warm-b:"));
+    await until("ready", () => events.some((event) => event.type === "ready"));
+    const names = Array.from({ length: keys }, (_, k) => `t:${k}`);
+    for (const key of names) child.send({ type: "hold", key } satisfies ToTakeoverReplica);
+    const holding = () => events.filter((event) => event.type === "holding").length === keys;
+    await until("its turns", holding);
+    for (const key of names) {
+      if ((await b.guard.submit(key, { n: 1 })) !== "queued") {
+        throw new Error("takeover: B's input was not queued");
+      }
+    }
+    // Past a renewal or two, at a random point of the renewal period.
+    await sleep(lease * (0.4 + 0.4 * Math.random()));
+    const killedAt = performance.now();
+    child.kill("SIGKILL");
+    // What is left of each lease (nothing can renew it any more).
+    const remaining = new Map<string, number>();
+    for (const key of names) {
+      const pttl = Number(await lab.admin.command(["PTTL", `{${prefix}${bucketOf(key)}}l:${key}`]));
+      remaining.set(key, Math.max(0, pttl) + (performance.now() - killedAt));
+    }
+    const timeout = setTimeout(() => allStarted.open(), lease + 5_000);
+    await allStarted.promise;
+    clearTimeout(timeout);
+    await b.guard.onIdle();
+    if (startedAtB.size !== keys) {
+      throw new Error(`takeover: ${startedAtB.size} of ${keys} keys were taken over within 5 s`);
+    }
+    check(b, `takeover (${kind.name})`);
+    return names.map((key) => ({
+      tookMs: (startedAtB.get(key) as number) - killedAt,
+      remainingMs: remaining.get(key) as number,
+    }));
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await exited;
+    await b.close();
+  }
+}
+
 // === The measurement
 
 type Series = "bare" | "guard" | "awaitTurn" | "enqueue" | "enqueueRemote";
@@ -699,10 +827,21 @@ export async function redisBench(options: RedisBenchOptions): Promise<RedisResul
       }
     }
 
+    progress("5. redis: takeover after SIGKILL of the holder");
+    const takeovers = new Map<ClientName, Takeover[]>();
+    for (let round = 0; round < options.takeoverRounds; round++) {
+      for (const kind of rotation(KINDS, round)) {
+        const samples = await takeover(kind, lab, options.takeoverKeys, options.takeoverLease);
+        takeovers.set(kind.name, [...(takeovers.get(kind.name) ?? []), ...samples]);
+      }
+    }
+
     const clients = {} as RedisResult["clients"];
     for (const kind of KINDS) {
       const series = (name: Series) => runs.get(`${kind.name}/${name}`) as Run[];
       const samples = handovers.get(kind.name) as number[];
+      const took = takeovers.get(kind.name) as Takeover[];
+      const afterExpiry = took.map((t) => t.tookMs - t.remainingMs);
       clients[kind.name] = {
         version: installedVersion(kind.name === "node-redis" ? "redis" : "ioredis"),
         bare: summarize(series("bare"), series("bare")),
@@ -714,6 +853,17 @@ export async function redisBench(options: RedisBenchOptions): Promise<RedisResul
           p50Ms: percentile(samples, 50),
           maxMs: Math.max(...samples),
           samples: samples.length,
+        },
+        takeover: {
+          leaseMs: options.takeoverLease,
+          p50Ms: percentile(
+            took.map((t) => t.tookMs),
+            50,
+          ),
+          maxMs: Math.max(...took.map((t) => t.tookMs)),
+          afterExpiryP50Ms: percentile(afterExpiry, 50),
+          afterExpiryMaxMs: Math.max(...afterExpiry),
+          samples: took.length,
         },
       };
     }
@@ -816,6 +966,13 @@ export function redisTable(result: RedisResult): string {
     })
     .join("; ");
   const samples = result.clients["node-redis"].handover.samples;
+  const ms = (value: number) => `${value.toFixed(0)} ms`;
+  const takeovers = names.map((name) => {
+    const t = result.clients[name].takeover;
+    const over = t.maxMs - t.leaseMs;
+    return `    ${name}: p50 ${ms(t.p50Ms)} (${(t.p50Ms / t.leaseMs).toFixed(2)} of the lease), max ${ms(t.maxMs)} (${(t.maxMs / t.leaseMs).toFixed(2)}, lease ${over >= 0 ? "+" : "−"} ${ms(Math.abs(over))}); after the lease ran out: p50 ${ms(t.afterExpiryP50Ms)}, max ${ms(t.afterExpiryMaxMs)}`;
+  });
+  const { leaseMs, samples: killed } = result.clients["node-redis"].takeover;
   const verdict = names
     .map((name) => {
       const value = result.clients[name].guard.vsBare;
@@ -825,6 +982,9 @@ export function redisTable(result: RedisResult): string {
   const notes = [
     `  Hand-over after guard.close() to another replica (lease 30 s, ${samples} keys per client):`,
     `    ${handover}.`,
+    `  Takeover after SIGKILL of the holder (a process of its own; lease ${leaseMs} ms, renewed every lease/3; ${killed} keys`,
+    "  per client, input queued at another replica; from the kill to that replica's turn):",
+    ...takeovers,
     "  per s: turns, or inputs for the enqueue rows. trips: commands the client sent (round trips) per turn or input;",
     "  cmds: commands Redis ran per turn or input, scripts' own calls included (INFO commandstats); B in: bytes Redis",
     "  read per turn or input (INFO stats); node µs, redis µs: CPU time per turn or input of this process and of",
@@ -874,6 +1034,15 @@ export function redisJson(result: RedisResult): Record<string, unknown> {
       handover_p50_ms: round(c.handover.p50Ms, 1),
       handover_max_ms: round(c.handover.maxMs, 1),
       handover_samples: c.handover.samples,
+      takeover_lease_ms: c.takeover.leaseMs,
+      takeover_p50_ms: round(c.takeover.p50Ms, 1),
+      takeover_max_ms: round(c.takeover.maxMs, 1),
+      takeover_p50_vs_lease: round2(c.takeover.p50Ms / c.takeover.leaseMs),
+      takeover_max_vs_lease: round2(c.takeover.maxMs / c.takeover.leaseMs),
+      takeover_max_over_lease_ms: round(c.takeover.maxMs - c.takeover.leaseMs, 1),
+      takeover_after_expiry_p50_ms: round(c.takeover.afterExpiryP50Ms, 1),
+      takeover_after_expiry_max_ms: round(c.takeover.afterExpiryMaxMs, 1),
+      takeover_samples: c.takeover.samples,
     },
   ]);
   return {

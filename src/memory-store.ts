@@ -49,6 +49,8 @@ export interface MemoryStore extends Store {
  */
 interface KeyRecord<E> extends Claim {
   queue: E[] | undefined;
+  /** Some queued entry may expire: only then is the queue scanned for expired entries. */
+  expiring: boolean;
 }
 
 const NO_DROPS: readonly never[] = Object.freeze([]);
@@ -96,7 +98,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     }
     const record = this.#keys.get(key);
     if (record === undefined) {
-      const claim = this.#claim(undefined);
+      const claim = this.#claim(undefined, false);
       this.#keys.set(key, claim);
       return { status: "acquired", claim, batch: [entry], dropped: NO_DROPS };
     }
@@ -111,18 +113,20 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     // The process-wide cap protects memory, not a conversation: past it the newcomer is refused.
     if (this.#pendingTotal - superseded - (evict ? 1 : 0) >= policy.maxPendingTotal)
       return OVERFLOW;
-    const dropped: StoreDrop<E>[] = [];
+    let dropped: StoreDrop<E>[] | readonly never[] = NO_DROPS;
+    if (superseded > 0 || evict) dropped = [];
     if (superseded > 0) {
       // Rapid corrections: the newest input replaces every earlier one it could have joined.
       let kept = 0;
       for (const pending of queue) {
         if (pending.alone) queue[kept++] = pending;
-        else dropped.push({ entry: pending, reason: "superseded" });
+        else (dropped as StoreDrop<E>[]).push({ entry: pending, reason: "superseded" });
       }
       queue.length = kept;
     }
-    if (evict) dropped.push({ entry: queue.shift() as E, reason: "overflow" });
+    if (evict) (dropped as StoreDrop<E>[]).push({ entry: queue.shift() as E, reason: "overflow" });
     queue.push(entry);
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY) record.expiring = true;
     this.#pendingTotal += 1 - dropped.length;
     return { status: "queued", pending: queue.length, dropped };
   }
@@ -140,9 +144,9 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     if (queue === undefined || queue.length === 0) {
       return { status: "taken", entries: [], dropped: NO_DROPS };
     }
-    const dropped: StoreDrop<E>[] = [];
     const before = queue.length;
-    const entries = takeBatch(queue, batch, Date.now(), dropped, false);
+    const dropped = this.#dropExpired(record, queue);
+    const entries = takeBatch(queue, batch, false);
     this.#pendingTotal -= before - queue.length;
     return { status: "taken", entries, dropped };
   }
@@ -155,15 +159,15 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
       this.#keys.delete(key);
       return RELEASED;
     }
-    const dropped: StoreDrop<E>[] = [];
     const before = queue.length;
-    const next = takeBatch(queue, batch, Date.now(), dropped);
+    const dropped = this.#dropExpired(record, queue);
+    const next = takeBatch(queue, batch);
     this.#pendingTotal -= before - queue.length;
     if (next.length === 0) {
       this.#keys.delete(key);
       return { status: "released", dropped };
     }
-    const nextClaim = this.#claim(queue);
+    const nextClaim = this.#claim(queue, record.expiring && queue.length > 0);
     this.#keys.set(key, nextClaim);
     return { status: "next", claim: nextClaim, batch: next, dropped };
   }
@@ -190,8 +194,8 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   expire(key: string): Expiry<E> {
     const queue = this.#keys.get(key)?.queue;
     if (queue === undefined || queue.length === 0) return NOTHING_EXPIRES;
-    const dropped: StoreDrop<E>[] = [];
-    dropExpired(queue, Date.now(), dropped);
+    const record = this.#keys.get(key) as KeyRecord<E>;
+    const dropped = this.#dropExpired(record, queue);
     this.#pendingTotal -= dropped.length;
     let next = Number.POSITIVE_INFINITY;
     for (const entry of queue) if (entry.expiresAt < next) next = entry.expiresAt;
@@ -223,8 +227,19 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return this.#keys.values();
   }
 
-  #claim(queue: E[] | undefined): KeyRecord<E> {
-    return { token: "", fence: ++this.#fence, holder: undefined, queue };
+  #claim(queue: E[] | undefined, expiring: boolean): KeyRecord<E> {
+    return { token: "", fence: ++this.#fence, holder: undefined, queue, expiring };
+  }
+
+  /** Drop the queue's expired entries, if it may hold any; answers them. */
+  #dropExpired(record: KeyRecord<E>, queue: E[]): readonly StoreDrop<E>[] {
+    if (!record.expiring) return NO_DROPS;
+    const dropped: StoreDrop<E>[] = [];
+    dropExpired(queue, Date.now(), dropped);
+    let expiring = false;
+    for (const entry of queue) if (entry.expiresAt !== Number.POSITIVE_INFINITY) expiring = true;
+    record.expiring = expiring;
+    return dropped.length === 0 ? NO_DROPS : dropped;
   }
 
   #held(key: string, claim: Claim): KeyRecord<E> | undefined {

@@ -35,8 +35,8 @@ export const MODES: Readonly<Record<Mode, ModeBehaviour>> = {
 };
 
 /**
- * Remove and return the next batch from a pending queue (oldest first), dropping expired entries
- * anywhere in the queue into `dropped`.
+ * Remove and return the next batch from a pending queue (oldest first). Expired entries are the
+ * caller's to drop first (`dropExpired`).
  *
  * - an entry that is `alone` (an interaction, a lane) is always a batch of its own;
  * - `"one"` takes one entry; `"all"` takes the leading entries up to the next `alone` one, so FIFO
@@ -46,11 +46,8 @@ export const MODES: Readonly<Record<Mode, ModeBehaviour>> = {
 export function takeBatch<E extends StoreEntry>(
   queue: E[],
   batch: BatchPolicy,
-  now: number,
-  dropped: StoreDrop<E>[],
   allowAlone = true,
 ): E[] {
-  dropExpired(queue, now, dropped);
   const head = queue[0];
   if (head === undefined) return [];
   if (head.alone) return allowAlone ? queue.splice(0, 1) : [];

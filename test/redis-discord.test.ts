@@ -19,7 +19,7 @@ import {
   type GuardedCommand,
 } from "session-guard/discord";
 import { type RedisStore, redisStore } from "session-guard/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   BOT_ID,
   CHANNEL_A,
@@ -35,34 +35,19 @@ import {
 } from "./discord-fixtures.js";
 import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./helpers.js";
 import {
-  type AdminClient,
-  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
   type RedisTarget,
   redisAvailable,
-  redisTarget,
   serverAvailable,
   startLocalRedis,
   testPrefix,
+  useRedis,
 } from "./redis-harness.js";
 
-let target: RedisTarget;
-let dispose: () => Promise<void>;
-let admin: AdminClient;
-
-beforeAll(async () => {
-  if (!redisAvailable) return;
-  ({ target, dispose } = await redisTarget());
-  admin = await adminClient(target);
-});
-
-afterAll(async () => {
-  if (!redisAvailable) return;
-  admin.destroy();
-  await dispose();
-});
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
 
 /** The default key of a guild channel for the test bot. */
 function keyOf(channel: string): string {
@@ -90,7 +75,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Discord replicas with $name", (k
 
   afterEach(async () => {
     for (const close of open.splice(0).reverse()) await close();
-    await cleanUp(admin, prefix);
+    await cleanUp(db.admin, prefix);
   });
 
   interface Turn {
@@ -136,7 +121,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Discord replicas with $name", (k
       : ((input as ChatInputCommandInteraction).options.getString("prompt") ?? "");
 
   function replica(name: string, options: ReplicaOptions = {}): Replica {
-    const redis = kind.create(options.at ?? target);
+    const redis = kind.create(options.at ?? db.target);
     const store = redisStore({
       client: redis,
       prefix,

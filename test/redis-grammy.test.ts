@@ -6,7 +6,7 @@ import { BotError, type Context } from "grammy";
 import { StoreError, type TurnAbortedError } from "session-guard";
 import { type SessionGuardMiddleware, sessionGuard, type TurnFlavor } from "session-guard/grammy";
 import { type RedisStore, redisStore } from "session-guard/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   type ApiRecorder,
   commandUpdate,
@@ -18,36 +18,21 @@ import {
 } from "./grammy-fixtures.js";
 import { type Deferred, deferred, sleep } from "./helpers.js";
 import {
-  type AdminClient,
-  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
   type RedisTarget,
   redisAvailable,
-  redisTarget,
   serverAvailable,
   startLocalRedis,
   testPrefix,
+  useRedis,
 } from "./redis-harness.js";
 
 type Ctx = TurnFlavor<Context> & { seenBy?: string };
 
-let target: RedisTarget;
-let dispose: () => Promise<void>;
-let admin: AdminClient;
-
-beforeAll(async () => {
-  if (!redisAvailable) return;
-  ({ target, dispose } = await redisTarget());
-  admin = await adminClient(target);
-});
-
-afterAll(async () => {
-  if (!redisAvailable) return;
-  admin.destroy();
-  await dispose();
-});
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
 
 describe("sessionGuard with a shared store", () => {
   it("throws a TypeError naming `bot` when no bot is given", () => {
@@ -65,7 +50,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
 
   afterEach(async () => {
     for (const close of open.splice(0).reverse()) await close();
-    await cleanUp(admin, prefix);
+    await cleanUp(db.admin, prefix);
   });
 
   interface Replica {
@@ -79,7 +64,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
     readonly gates: Map<string, Deferred<void>>;
   }
 
-  function replica(name: string, at: RedisTarget = target, commandTimeout?: number): Replica {
+  function replica(name: string, at: RedisTarget = db.target, commandTimeout?: number): Replica {
     const client = kind.create(at);
     const store = redisStore({
       client,

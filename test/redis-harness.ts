@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
+import { afterAll, beforeAll } from "vitest";
 
 /** Where clients connect: a URL or a unix socket. */
 export interface RedisTarget {
@@ -157,6 +158,33 @@ export async function adminClient(target: RedisTarget) {
 }
 
 export type AdminClient = Awaited<ReturnType<typeof adminClient>>;
+
+/** A suite's Redis: where clients connect, and a client for the test itself. */
+export interface SuiteRedis {
+  readonly target: RedisTarget;
+  readonly admin: AdminClient;
+}
+
+/**
+ * Connect the calling suite to Redis before its tests and let go after them (nothing happens when
+ * Redis is not available: the suite is skipped). Read `target` and `admin` inside tests.
+ */
+export function useRedis(): SuiteRedis {
+  const suite = {} as { target: RedisTarget; admin: AdminClient };
+  let dispose: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    if (!redisAvailable) return;
+    const found = await redisTarget();
+    dispose = found.dispose;
+    suite.target = found.target;
+    suite.admin = await adminClient(found.target);
+  });
+  afterAll(async () => {
+    suite.admin?.destroy();
+    await dispose?.();
+  });
+  return suite;
+}
 
 /** A fresh prefix, so tests never see each other's keys (or the shared Redis's). */
 export function testPrefix(): string {

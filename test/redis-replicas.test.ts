@@ -4,40 +4,24 @@
 
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
-  type AdminClient,
-  adminClient,
   CLIENTS,
   type ClientKind,
   cleanUp,
   eventually,
   leftovers,
-  type RedisTarget,
   redisAvailable,
-  redisTarget,
   testPrefix,
+  useRedis,
 } from "./redis-harness.js";
 import type { FromReplica, ToReplica } from "./redis-replica.js";
 
 const SCRIPT = fileURLToPath(new URL("./redis-replica.ts", import.meta.url));
 const LEASE = 500;
 
-let target: RedisTarget;
-let dispose: () => Promise<void>;
-let admin: AdminClient;
-
-beforeAll(async () => {
-  if (!redisAvailable) return;
-  ({ target, dispose } = await redisTarget());
-  admin = await adminClient(target);
-});
-
-afterAll(async () => {
-  if (!redisAvailable) return;
-  admin.destroy();
-  await dispose();
-});
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
 
 type Turn = Extract<FromReplica, { type: "start" }> & {
   end?: Extract<FromReplica, { type: "end" }>;
@@ -119,12 +103,12 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("replica processes with $name", (
       }
     }
     replicas = [];
-    await cleanUp(admin, prefix);
+    await cleanUp(db.admin, prefix);
   });
 
   async function start(count: number, kind: ClientKind = name, lease = LEASE): Promise<Replica[]> {
     const env = {
-      SG_TARGET: JSON.stringify(target),
+      SG_TARGET: JSON.stringify(db.target),
       SG_CLIENT: kind,
       SG_PREFIX: prefix,
       SG_LEASE: String(lease),
@@ -169,7 +153,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("replica processes with $name", (
       );
     await eventually(() => sent.every((s) => handled().has(s.id)), 20_000, "every input handled");
     await eventually(
-      async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")),
+      async () => (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
       5_000,
       "no state left",
     );
@@ -237,7 +221,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("replica processes with $name", (
     const ran = () => new Set([...live(), ...c.turns()].filter((t) => t.end).flatMap((t) => t.ids));
     await eventually(() => sent.every((s) => ran().has(s.id)), 20_000, "every input handled");
     await eventually(
-      async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")),
+      async () => (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
       5_000,
       "no state left",
     );

@@ -14,20 +14,18 @@ import {
   type SlackTurnContext,
   slackGuard,
 } from "session-guard/slack";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./helpers.js";
 import {
-  type AdminClient,
-  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
   type RedisTarget,
   redisAvailable,
-  redisTarget,
   serverAvailable,
   startLocalRedis,
   testPrefix,
+  useRedis,
 } from "./redis-harness.js";
 import {
   type ApiRecorder,
@@ -48,21 +46,8 @@ import {
 
 type Ctx = SlackTurnContext & { seenBy?: string };
 
-let target: RedisTarget;
-let dispose: () => Promise<void>;
-let admin: AdminClient;
-
-beforeAll(async () => {
-  if (!redisAvailable) return;
-  ({ target, dispose } = await redisTarget());
-  admin = await adminClient(target);
-});
-
-afterAll(async () => {
-  if (!redisAvailable) return;
-  admin.destroy();
-  await dispose();
-});
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
 
 /** The default key of a thread (or of a channel, for slash commands). */
 function key(channel: string, thread?: string): string {
@@ -88,7 +73,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Slack replicas with $name", (kin
   afterEach(async () => {
     for (const close of open.splice(0).reverse()) await close();
     disposeDeliveries();
-    await cleanUp(admin, prefix);
+    await cleanUp(db.admin, prefix);
   });
 
   interface Turn {
@@ -127,7 +112,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Slack replicas with $name", (kin
 
   function replica(
     name: string,
-    at: RedisTarget = target,
+    at: RedisTarget = db.target,
     commandTimeout?: number,
     awaitTurn = false,
   ): Replica {
@@ -301,8 +286,8 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Slack replicas with $name", (kin
 
   it("with awaitTurn, a command queued on B is acknowledged at admission, not when its turn ends", async () => {
     prefix = testPrefix();
-    const a = replica("A", target, undefined, true);
-    const b = replica("B", target, undefined, true);
+    const a = replica("A", db.target, undefined, true);
+    const b = replica("B", db.target, undefined, true);
     const gate = deferred();
     a.gates.set("first", gate);
     const first = deliver(a.app, command("/ask", "first", { channel: "C9" }));

@@ -20,21 +20,19 @@ import {
   TurnAbortedError,
 } from "session-guard";
 import { BUCKETS, bucketOf, type RedisStore, redisStore } from "session-guard/redis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { deferred, sleep } from "./helpers.js";
 import {
-  type AdminClient,
-  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
   leftovers,
   type RedisTarget,
   redisAvailable,
-  redisTarget,
   serverAvailable,
   startLocalRedis,
   testPrefix,
+  useRedis,
 } from "./redis-harness.js";
 
 const LEASE = 500;
@@ -43,21 +41,8 @@ interface Msg {
   readonly text: string;
 }
 
-let target: RedisTarget;
-let dispose: () => Promise<void>;
-let admin: AdminClient;
-
-beforeAll(async () => {
-  if (!redisAvailable) return;
-  ({ target, dispose } = await redisTarget());
-  admin = await adminClient(target);
-});
-
-afterAll(async () => {
-  if (!redisAvailable) return;
-  admin.destroy();
-  await dispose();
-});
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
 
 describe("bucketOf (part of the stored layout: these values must never change)", () => {
   it("is FNV-1a 32-bit of the UTF-8 bytes, mod 64", () => {
@@ -104,7 +89,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
 
   afterEach(async () => {
     for (const item of open.splice(0).reverse()) await item.close();
-    await cleanUp(admin, prefix);
+    await cleanUp(db.admin, prefix);
   });
 
   interface Replica<I> {
@@ -119,7 +104,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
   function replica<I = Msg>(
     options: Partial<GuardOptions<I>> & { handler: GuardOptions<I>["handler"] },
     storeOptions: { lease?: number; sweepInterval?: number; commandTimeout?: number } = {},
-    at: RedisTarget = target,
+    at: RedisTarget = db.target,
   ): Replica<I> {
     const client = kind.create(at);
     const store = redisStore({ client, prefix, lease: LEASE, ...storeOptions });
@@ -168,7 +153,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     expect(log.map((t) => t.inputs)).toEqual([["one"], ["two"]]);
     expect(log[1]?.fence).toBeGreaterThan(log[0]?.fence ?? Infinity);
     // Only de-duplication ids (with their window) and the fence counter remain.
-    const keys = await leftovers(admin, prefix);
+    const keys = await leftovers(db.admin, prefix);
     expect(keys.every((key) => key.includes("}d:"))).toBe(true);
     expect(keys).toHaveLength(2);
     expect(a.errors).toEqual([]);
@@ -199,7 +184,9 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
       ["A", ["b1", "b2"]],
     ]);
     expect(log[1]?.fence).toBeGreaterThan(log[0]?.fence as number);
-    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+    await eventually(async () =>
+      (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
+    );
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
@@ -247,7 +234,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
 
   it("without hints, renewals still interrupt the turn and report pending input", async () => {
     prefix = testPrefix();
-    const client = kind.create(target);
+    const client = kind.create(db.target);
     const store = redisStore({ client, prefix, lease: LEASE });
     // The same store, but the "input is pending" hint never reaches this guard.
     const deaf = new Proxy(store, {
@@ -304,7 +291,9 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     await a.guard.submit("k", { text: "a1" }, () => gate.promise);
     await b.guard.submit("k", { text: "bad" }, undefined, { id: "bad" });
     gate.resolve();
-    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+    await eventually(async () =>
+      (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
+    );
     await a.guard.onIdle();
     expect(ran).toEqual([]);
     expect(a.errors.map((e) => String((e as Error).cause))).toEqual(["Error: cannot decode"]);
@@ -327,7 +316,9 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     expect(((await aborted.promise) as TurnAbortedError).code).toBe("stopped");
     expect(b.drops.map((d) => [d.input.text, d.reason])).toEqual([["b1", "stopped"]]);
     await a.guard.onIdle();
-    await eventually(async () => (await leftovers(admin, prefix)).every((k) => k.includes("}d:")));
+    await eventually(async () =>
+      (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
+    );
   });
 
   it("de-duplicates across replicas: the same id at A and B runs once", async () => {
@@ -388,7 +379,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     );
     // The lease vanishes (as after a long pause or a failover): the next renewal learns it.
     const leaseKey = `{${prefix}${bucketOf("k")}}l:k`;
-    expect(await admin.del(leaseKey)).toBe(1);
+    expect(await db.admin.del(leaseKey)).toBe(1);
     const reason = await lost.promise;
     expect(reason).toBeInstanceOf(LeaseLostError);
     expect(turnA?.stale).toBe(true);
@@ -489,7 +480,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     );
     await expect(a.guard.submit("k", { n: 1n }, () => {})).rejects.toThrow(TypeError);
     expect(a.guard.isBusy("k")).toBe(false);
-    expect(await leftovers(admin, prefix)).toEqual([]);
+    expect(await leftovers(db.admin, prefix)).toEqual([]);
     expect(() => createGuard({ store: a.store })).toThrow(/shared store needs "handler"/);
     expect(() => createGuard({ store: a.store, handler: () => {} })).toThrow(
       /already serves a guard/,

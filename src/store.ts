@@ -42,7 +42,8 @@ export interface Claim {
   readonly fence: number;
   /**
    * The guard's state for the turn that holds this claim, written by the guard on the claims of a
-   * store that offers `claimOf` (create claims with it `undefined`; a store never reads it).
+   * store that offers `claimOf`: such a store creates its claims as writable objects with it
+   * `undefined`, and never reads it.
    */
   holder?: unknown;
 }

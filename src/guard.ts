@@ -645,7 +645,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
       case "queued": {
         entry.outcome = "queued";
         this.#reportDrops(key, admission.dropped);
-        if (!entry.lane) {
+        if (!entry.lane && (this.#events.has("admitted") || this.#events.has("queued"))) {
           const { id, input } = entry;
           this.#events.emit("admitted", { key, id, input, outcome: "queued" });
           this.#events.emit("queued", { key, id, input, pending: admission.pending });
@@ -1135,7 +1135,7 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
     if (this.#mode.interrupts && turn.phase === "running" && !(turn.entries[0] as Entry<I>).lane) {
       turn.abort(new TurnAbortedError("superseded", turn.key, turn.fence));
     }
-    turn.notifyPending(pending, (error) => this.#reportError(error, turn, turn.key, turn.fence));
+    turn.notifyPending(pending);
   }
 
   // --- shared stores: serialization and the host the store calls
@@ -1241,6 +1241,10 @@ class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   }
 
   // --- steer: TurnHost
+
+  listenerFailed(turn: TurnState<I>, error: unknown): void {
+    this.#reportError(error, turn, turn.key, turn.fence);
+  }
 
   take(turn: TurnState<I>): Promise<I[]> {
     if (turn.phase !== "running" || turn.released) return Promise.resolve([]);

@@ -69,6 +69,8 @@ export interface Turn<I> {
 export interface TurnHost<I> {
   take(turn: TurnState<I>): Promise<I[]>;
   pendingCount(key: string): number;
+  /** An `onPending` listener threw: report it (`onError`). */
+  listenerFailed(turn: TurnState<I>, error: unknown): void;
 }
 
 /** A turn's lease watchdog, on a store whose claims expire unless renewed. */
@@ -203,13 +205,13 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   /** Tell `onPending` listeners that input arrived; a throwing listener goes to `onError`. */
-  notifyPending(pending: number, onListenerError: (error: unknown) => void): void {
+  notifyPending(pending: number): void {
     if (this.#listeners === undefined) return;
     for (const listener of this.#listeners) {
       try {
         listener(pending);
       } catch (error) {
-        onListenerError(error);
+        this.host.listenerFailed(this, error);
       }
     }
   }

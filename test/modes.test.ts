@@ -538,6 +538,34 @@ describe("turn.onPending", () => {
     expect(pendingSeen).toBe(3);
   });
 
+  it("a listener that throws goes to onError with the turn; the others and the turn go on", async () => {
+    const errors: [unknown, string, number | undefined, readonly string[]][] = [];
+    const guard = createGuard<string>({
+      onError: (error, info) => errors.push([error, info.key, info.fence, info.inputs]),
+    });
+    const counts: number[] = [];
+    const gate = deferred();
+    const ready = deferred();
+    const boom = new Error("listener failed");
+    let fence = 0;
+    await guard.submit("k", "a", async (turn) => {
+      fence = turn.fence;
+      turn.onPending(() => {
+        throw boom;
+      });
+      turn.onPending((n) => counts.push(n));
+      ready.resolve();
+      await gate.promise;
+    });
+    await ready.promise;
+    expect(await guard.submit("k", "b", () => {})).toBe("queued");
+    expect(errors).toEqual([[boom, "k", fence, ["a"]]]);
+    expect(counts).toEqual([1]);
+    gate.resolve();
+    await guard.onIdle();
+    expect(errors).toHaveLength(1);
+  });
+
   it("in latest mode reports the count after superseding", async () => {
     const guard = createGuard<string>({ mode: "latest" });
     const counts: number[] = [];

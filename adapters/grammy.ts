@@ -508,7 +508,7 @@ export function sessionGuard<C extends Context = Context>(
   };
 
   // One options object and one turn function serve every update (`submit` reads its options
-  // before it returns): the path of a plain message allocates nothing of its own here.
+  // before it returns): admitting a plain message makes no closure and no options object.
   const submitOptions: SubmitOptions = { id: undefined, alone: false, awaitTurn };
   const ownIds = settings.guard === undefined && options.store === undefined;
   function runTurn(turn: Turn<C>, ctx: C): Promise<void> {

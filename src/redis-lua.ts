@@ -410,6 +410,38 @@ end
 return false
 `;
 
+/**
+ * KEYS: lease, queue, run, index. Drops the expired pending entries (Redis' clock). Answers
+ * {drops ("expired", entry, …), pending left, earliest expiresAt of those left or ""}.
+ */
+export const EXPIRE = `${LIB}
+local items = redis.call("LRANGE", KEYS[2], 0, -1)
+local kept = {}
+local drops = {}
+local earliest = nil
+for i = 1, #items do
+  local e = items[i]
+  if expired(e) then
+    drops[#drops + 1] = "expired"
+    drops[#drops + 1] = e
+  else
+    kept[#kept + 1] = e
+    if string.byte(e, 4) ~= 124 then
+      local at = tonumber(field(e, 2))
+      if at ~= nil and (earliest == nil or at < earliest) then earliest = at end
+    end
+  end
+end
+if #drops > 0 then
+  redis.call("DEL", KEYS[2])
+  push(KEYS[2], kept, 1, #kept)
+  if #kept == 0 and redis.call("EXISTS", KEYS[1]) == 0 and redis.call("LLEN", KEYS[3]) == 0 then
+    redis.call("ZREM", KEYS[4], key_of(KEYS[1]))
+  end
+end
+return {drops, #kept, earliest and tostring(earliest) or ""}
+`;
+
 /** KEYS: index. ARGV: limit. Keys of the bucket whose lease deadline passed (Redis' clock). */
 export const SWEEP = `
 local t = redis.call("TIME")

@@ -29,6 +29,7 @@ import type {
   AdmitPolicy,
   BatchPolicy,
   Claim,
+  Expiry,
   Finish,
   Renewal,
   Store,
@@ -37,7 +38,17 @@ import type {
   StoreHost,
   Take,
 } from "session-guard";
-import { ABANDON, ACQUIRE, CLEAR, FINISH, RENEW, SWEEP, TAKE, WITHDRAW } from "./redis-lua.js";
+import {
+  ABANDON,
+  ACQUIRE,
+  CLEAR,
+  EXPIRE,
+  FINISH,
+  RENEW,
+  SWEEP,
+  TAKE,
+  WITHDRAW,
+} from "./redis-lua.js";
 import { portFor, type RedisPort } from "./redis-port.js";
 
 // === Public API
@@ -159,6 +170,7 @@ const SCRIPTS = {
   abandon: script(ABANDON),
   clear: script(CLEAR),
   withdraw: script(WITHDRAW),
+  expire: script(EXPIRE),
   sweep: script(SWEEP),
 };
 
@@ -700,6 +712,23 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
         const pending = this.#pending.get(key);
         if (pending !== undefined && pending > 0) this.#pending.set(key, pending - 1);
         return this.#entry(text(reply), key);
+      },
+    );
+  }
+
+  expire(key: string): Promise<Expiry<E>> {
+    const names = this.#names(key);
+    return this.#call(
+      SCRIPTS.expire,
+      [names.lease, names.queue, names.run, names.index],
+      [],
+      (reply) => {
+        const answer = list(reply);
+        const dropped = this.#drops(answer[0], key);
+        this.#pending.set(key, Number(answer[1]));
+        const next = text(answer[2]);
+        // Redis' clock: the guard's timer, on this host's clock, errs by their skew.
+        return { dropped, next: next === "" ? Number.POSITIVE_INFINITY : Number(next) };
       },
     );
   }

@@ -190,6 +190,34 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
+  it("input queued at B expires when due (on Redis' clock), while A's turn still runs", async () => {
+    prefix = testPrefix();
+    const log: { by: string; fence: number; inputs: string[] }[] = [];
+    const gate = deferred();
+    const a = replica({ handler: recorder("A", log) });
+    const b = replica({ handler: recorder("B", log), pendingTtl: 300 });
+    await a.guard.submit("k", { text: "a1" }, () => gate.promise);
+    expect(await b.guard.submit("k", { text: "b1" }, undefined, { id: "b1" })).toBe("queued");
+    expect(await b.guard.submit("k", { text: "b2" }, undefined, { id: "b2" })).toBe("queued");
+    expect(b.drops).toEqual([]);
+    // Dropped when due, not when A's turn ends (it has not).
+    await eventually(() => b.drops.length === 2, 2_000, "the expiry at B");
+    expect(b.drops.map((d) => [d.input.text, d.id, d.reason])).toEqual([
+      ["b1", "b1", "expired"],
+      ["b2", "b2", "expired"],
+    ]);
+    expect(b.guard.pendingCount("k")).toBe(0);
+    expect(await db.admin.lLen(`{${prefix}${bucketOf("k")}}q:k`)).toBe(0);
+    gate.resolve();
+    await a.guard.onIdle();
+    // Nothing ran after A's turn: the expired input is gone from Redis too.
+    expect(log).toEqual([]);
+    await eventually(async () =>
+      (await leftovers(db.admin, prefix)).every((k) => k.includes("}d:")),
+    );
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
   it("steer: A's running turn takes input admitted at B", async () => {
     prefix = testPrefix();
     const taken: string[][] = [];

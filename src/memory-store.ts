@@ -61,6 +61,13 @@ const LOST = Object.freeze({ status: "lost" as const });
 const RELEASED = Object.freeze({ status: "released" as const, dropped: NO_DROPS });
 const NOTHING_EXPIRES = Object.freeze({ dropped: NO_DROPS, next: Number.POSITIVE_INFINITY });
 
+/** The earliest `expiresAt` in a queue (`Infinity` when nothing in it expires). */
+function earliestExpiry(queue: readonly StoreEntry[]): number {
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const entry of queue) if (entry.expiresAt < earliest) earliest = entry.expiresAt;
+  return earliest;
+}
+
 /** Pending entries that a newer input may supersede (everything not `alone`). */
 function countCoalescable(queue: readonly StoreEntry[]): number {
   let count = 0;
@@ -192,14 +199,12 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   expire(key: string): Expiry<E> {
-    const queue = this.#keys.get(key)?.queue;
-    if (queue === undefined || queue.length === 0) return NOTHING_EXPIRES;
-    const record = this.#keys.get(key) as KeyRecord<E>;
+    const record = this.#keys.get(key);
+    const queue = record?.queue;
+    if (record === undefined || queue === undefined || queue.length === 0) return NOTHING_EXPIRES;
     const dropped = this.#dropExpired(record, queue);
     this.#pendingTotal -= dropped.length;
-    let next = Number.POSITIVE_INFINITY;
-    for (const entry of queue) if (entry.expiresAt < next) next = entry.expiresAt;
-    return { dropped, next };
+    return { dropped, next: record.expiring ? earliestExpiry(queue) : Number.POSITIVE_INFINITY };
   }
 
   withdraw(key: string, id: string): E | undefined {
@@ -236,9 +241,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     if (!record.expiring) return NO_DROPS;
     const dropped: StoreDrop<E>[] = [];
     dropExpired(queue, Date.now(), dropped);
-    let expiring = false;
-    for (const entry of queue) if (entry.expiresAt !== Number.POSITIVE_INFINITY) expiring = true;
-    record.expiring = expiring;
+    record.expiring = earliestExpiry(queue) !== Number.POSITIVE_INFINITY;
     return dropped.length === 0 ? NO_DROPS : dropped;
   }
 

@@ -85,9 +85,8 @@ local function flag(lease, value, f, pttl)
     redis.call("SET", lease, value .. f)
   end
 end
-local function take_batch(queue, mode, drops, allow_alone)
-  if redis.call("LLEN", queue) == 0 then return {} end
-  local items = redis.call("LRANGE", queue, 0, -1)
+-- The entries of \`items\` that have not expired; the expired ones go to \`drops\` ("expired", entry).
+local function unexpired(items, drops)
   local kept = {}
   for i = 1, #items do
     local e = items[i]
@@ -98,6 +97,12 @@ local function take_batch(queue, mode, drops, allow_alone)
       kept[#kept + 1] = e
     end
   end
+  return kept
+end
+local function take_batch(queue, mode, drops, allow_alone)
+  if redis.call("LLEN", queue) == 0 then return {} end
+  local items = redis.call("LRANGE", queue, 0, -1)
+  local kept = unexpired(items, drops)
   local take = 0
   local head = kept[1]
   if head ~= nil then
@@ -415,21 +420,13 @@ return false
  * {drops ("expired", entry, …), pending left, earliest expiresAt of those left or ""}.
  */
 export const EXPIRE = `${LIB}
-local items = redis.call("LRANGE", KEYS[2], 0, -1)
-local kept = {}
 local drops = {}
+local kept = unexpired(redis.call("LRANGE", KEYS[2], 0, -1), drops)
 local earliest = nil
-for i = 1, #items do
-  local e = items[i]
-  if expired(e) then
-    drops[#drops + 1] = "expired"
-    drops[#drops + 1] = e
-  else
-    kept[#kept + 1] = e
-    if string.byte(e, 4) ~= 124 then
-      local at = tonumber(field(e, 2))
-      if at ~= nil and (earliest == nil or at < earliest) then earliest = at end
-    end
+for i = 1, #kept do
+  if string.byte(kept[i], 4) ~= 124 then
+    local at = tonumber(field(kept[i], 2))
+    if at ~= nil and (earliest == nil or at < earliest) then earliest = at end
   end
 end
 if #drops > 0 then

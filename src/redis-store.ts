@@ -418,6 +418,24 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
     return out;
   }
 
+  /**
+   * An `acquired` reply ({"acquired", token, fence, batch, drops, pending}), from an admission or a
+   * takeover: the claim, its batch and drops; this replica now holds the key.
+   */
+  #acquired(
+    key: string,
+    answer: readonly unknown[],
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] } {
+    const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+    const batch = this.#entries(answer[3], key);
+    const dropped = this.#drops(answer[4], key);
+    this.#pending.set(key, Number(answer[5] ?? 0));
+    // Input was left behind there, so the key may be in the index.
+    this.#indexed.add(key);
+    this.#holding(key);
+    return { claim, batch, dropped };
+  }
+
   #drops(stored: unknown, key: string): StoreDrop<E>[] {
     const pairs = list(stored);
     if (pairs.length === 0) return NONE as never;
@@ -552,16 +570,8 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
         if (replicaOf(holder) === this.replicaId) this.#indexed.add(key);
         return { status: "queued", pending, dropped };
       }
-      case "acquired": {
-        const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
-        const batch = this.#entries(answer[3], key);
-        const dropped = this.#drops(answer[4], key);
-        this.#pending.set(key, Number(answer[5] ?? 0));
-        // Input was left behind there, so the key may be in the index.
-        this.#indexed.add(key);
-        this.#holding(key);
-        return { status: "acquired", claim, batch, dropped };
-      }
+      case "acquired":
+        return { status: "acquired", ...this.#acquired(key, answer) };
       default: {
         // "free": the entry itself had expired on arrival; it is among the drops.
         this.#local.delete(uid);
@@ -857,13 +867,7 @@ class RedisStoreImpl<E extends StoreEntry> implements Store<E> {
           return;
         }
         // Acquired: this replica holds the key now.
-        const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
-        const batch = this.#entries(answer[3], key);
-        const dropped = this.#drops(answer[4], key);
-        this.#pending.set(key, Number(answer[5] ?? 0));
-        // Input was left behind there, so the key may be in the index.
-        this.#indexed.add(key);
-        this.#holding(key);
+        const { claim, batch, dropped } = this.#acquired(key, answer);
         if (this.#detached) {
           // Closed meanwhile: leave the batch to another replica.
           this.abandon(key, claim, true).catch((error: unknown) => this.#background(error, key));

@@ -5,10 +5,10 @@ import { defineConfig } from "tsup";
 // here and caught by publint, which checks every path of the exports map.)
 const entries = {
   index: "src/index.ts",
-  grammy: "adapters/grammy.ts",
-  slack: "adapters/slack.ts",
-  discord: "adapters/discord.ts",
-  redis: "src/redis-store.ts",
+  grammy: "adapters/grammy/index.ts",
+  slack: "adapters/slack/index.ts",
+  discord: "adapters/discord/index.ts",
+  redis: "src/stores/redis/index.ts",
 };
 const entry = Object.fromEntries(Object.entries(entries).filter(([, path]) => existsSync(path)));
 

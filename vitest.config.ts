@@ -8,8 +8,11 @@ export default defineConfig({
     // Tests import the package by its name, as users do; resolve it to the sources.
     alias: [
       { find: /^session-guard$/, replacement: source("./src/index.ts") },
-      { find: /^session-guard\/(grammy|slack|discord)$/, replacement: source("./adapters/$1.ts") },
-      { find: /^session-guard\/redis$/, replacement: source("./src/redis-store.ts") },
+      {
+        find: /^session-guard\/(grammy|slack|discord)$/,
+        replacement: source("./adapters/$1/index.ts"),
+      },
+      { find: /^session-guard\/redis$/, replacement: source("./src/stores/redis/index.ts") },
     ],
   },
   test: {

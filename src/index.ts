@@ -2,13 +2,6 @@
 // This entry point re-exports the core only; it imports no chat framework.
 
 export {
-  type AdapterGuard,
-  type AdapterOptions,
-  adapterGuard,
-  type GuardControls,
-  withGuardControls,
-} from "./controls.js";
-export {
   type AbortCode,
   ContendedError,
   DroppedError,
@@ -17,20 +10,21 @@ export {
   StoreError,
   TurnAbortedError,
   TurnTimeoutError,
-} from "./errors.js";
-export type { GuardEvents } from "./events.js";
-export {
-  type CloseOptions,
-  type CloseReport,
-  createGuard,
-  type Guard,
-  type RunOptions,
-  type SubmitOptions,
-  type SubmitOutcome,
-} from "./guard.js";
-export { type MemoryStore, type MemoryStoreOptions, memoryStore } from "./memory-store.js";
-export { MODES, type Mode, type ModeBehaviour } from "./modes.js";
-export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./options.js";
+} from "./core/errors.js";
+export type { GuardEvents } from "./core/events.js";
+export type {
+  CloseOptions,
+  CloseReport,
+  Guard,
+  RunOptions,
+  SubmitOptions,
+  SubmitOutcome,
+} from "./core/guard.js";
+export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
+export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
+export type { Turn } from "./core/turn.js";
+export { createGuard } from "./create-guard.js";
+export { type MemoryStore, type MemoryStoreOptions, memoryStore } from "./stores/memory/store.js";
 export type {
   Admission,
   AdmitPolicy,
@@ -45,5 +39,4 @@ export type {
   StoreEntry,
   StoreHost,
   Take,
-} from "./store.js";
-export type { Turn } from "./turn.js";
+} from "./stores/store.js";

@@ -40,7 +40,7 @@ import {
   THREAD_A,
   USER,
   USER_2,
-} from "./discord-fixtures.js";
+} from "./support/discord-fixtures.js";
 import {
   type Deferred,
   deferred,
@@ -48,7 +48,7 @@ import {
   errorRecorder,
   flush,
   macrotask,
-} from "./helpers.js";
+} from "./support/helpers.js";
 
 // === Harness
 

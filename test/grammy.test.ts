@@ -33,7 +33,7 @@ import {
   stoppedGenerationUpdate,
   textOf,
   textUpdate,
-} from "./grammy-fixtures.js";
+} from "./support/grammy-fixtures.js";
 import {
   type Deferred,
   deferred,
@@ -42,7 +42,7 @@ import {
   macrotask,
   sleep,
   track,
-} from "./helpers.js";
+} from "./support/helpers.js";
 
 type Ctx = TurnFlavor<Context>;
 

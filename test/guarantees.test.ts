@@ -19,7 +19,7 @@ import {
   flush,
   macrotask,
   track,
-} from "./helpers.js";
+} from "./support/helpers.js";
 
 /** Fake only the clock and timeouts: promise callbacks and setImmediate stay real. */
 function useFakeTimers(): void {

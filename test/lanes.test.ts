@@ -2,7 +2,7 @@
 
 import { ContendedError, createGuard, DroppedError, type Turn } from "session-guard";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { deferred, dropRecorder, flush, track } from "./helpers.js";
+import { deferred, dropRecorder, flush, track } from "./support/helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();

@@ -2,7 +2,7 @@
 
 import { createGuard, type Handler, type Mode, type Turn, TurnAbortedError } from "session-guard";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { deferred, dropRecorder, flush, sleep } from "./helpers.js";
+import { deferred, dropRecorder, flush, sleep } from "./support/helpers.js";
 
 afterEach(() => {
   vi.useRealTimers();

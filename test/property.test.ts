@@ -24,7 +24,7 @@ import {
   TurnTimeoutError,
 } from "session-guard";
 import { afterEach, describe, it, vi } from "vitest";
-import { flush } from "./helpers.js";
+import { flush } from "./support/helpers.js";
 
 /** Fake only the clock and timeouts: promise callbacks and setImmediate stay real. */
 function useFakeTimers(): void {

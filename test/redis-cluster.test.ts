@@ -25,8 +25,8 @@ import {
 } from "session-guard";
 import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { slotOf } from "../src/redis-port.js";
-import { deferred, sleep } from "./helpers.js";
+import { slotOf } from "../src/stores/redis/port.js";
+import { deferred, sleep } from "./support/helpers.js";
 import {
   CLUSTER_CLIENTS,
   type ClusterAdmin,
@@ -41,7 +41,7 @@ import {
   type Seed,
   type ServerErrors,
   testPrefix,
-} from "./redis-cluster-harness.js";
+} from "./support/redis-cluster-harness.js";
 
 const LEASE = 600;
 

@@ -32,8 +32,8 @@ import {
   RestFailure,
   USER,
   USER_2,
-} from "./discord-fixtures.js";
-import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./helpers.js";
+} from "./support/discord-fixtures.js";
+import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./support/helpers.js";
 import {
   CLIENTS,
   cleanUp,
@@ -44,7 +44,7 @@ import {
   startLocalRedis,
   testPrefix,
   useRedis,
-} from "./redis-harness.js";
+} from "./support/redis-harness.js";
 
 /** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
 const db = useRedis();

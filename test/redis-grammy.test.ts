@@ -15,8 +15,8 @@ import {
   recordApi,
   textOf,
   textUpdate,
-} from "./grammy-fixtures.js";
-import { type Deferred, deferred, sleep } from "./helpers.js";
+} from "./support/grammy-fixtures.js";
+import { type Deferred, deferred, sleep } from "./support/helpers.js";
 import {
   CLIENTS,
   cleanUp,
@@ -27,7 +27,7 @@ import {
   startLocalRedis,
   testPrefix,
   useRedis,
-} from "./redis-harness.js";
+} from "./support/redis-harness.js";
 
 type Ctx = TurnFlavor<Context> & { seenBy?: string };
 

@@ -1,4 +1,4 @@
-// Several real replica processes on one Redis (test/redis-replica.ts, forked with tsx), for both
+// Several real replica processes on one Redis (test/support/redis-replica.ts, forked with tsx), for both
 // clients: random routing with duplicates under an overlap oracle, SIGKILL and SIGSTOP of the
 // holder, and graceful hand-over. Times are wall-clock, measured from the signal or the close.
 
@@ -14,10 +14,10 @@ import {
   redisAvailable,
   testPrefix,
   useRedis,
-} from "./redis-harness.js";
-import type { FromReplica, ToReplica } from "./redis-replica.js";
+} from "./support/redis-harness.js";
+import type { FromReplica, ToReplica } from "./support/redis-replica.js";
 
-const SCRIPT = fileURLToPath(new URL("./redis-replica.ts", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("./support/redis-replica.ts", import.meta.url));
 const LEASE = 500;
 
 /** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */

@@ -15,7 +15,7 @@ import {
   slackGuard,
 } from "session-guard/slack";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./helpers.js";
+import { type Deferred, deferred, dropRecorder, errorRecorder, sleep } from "./support/helpers.js";
 import {
   CLIENTS,
   cleanUp,
@@ -26,7 +26,7 @@ import {
   startLocalRedis,
   testPrefix,
   useRedis,
-} from "./redis-harness.js";
+} from "./support/redis-harness.js";
 import {
   type ApiRecorder,
   command,
@@ -42,7 +42,7 @@ import {
   recordWebApi,
   TEAM,
   textOf,
-} from "./slack-fixtures.js";
+} from "./support/slack-fixtures.js";
 
 type Ctx = SlackTurnContext & { seenBy?: string };
 

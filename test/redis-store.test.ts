@@ -21,7 +21,7 @@ import {
 } from "session-guard";
 import { BUCKETS, bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import { afterEach, describe, expect, it } from "vitest";
-import { deferred, sleep } from "./helpers.js";
+import { deferred, sleep } from "./support/helpers.js";
 import {
   CLIENTS,
   cleanUp,
@@ -33,7 +33,7 @@ import {
   startLocalRedis,
   testPrefix,
   useRedis,
-} from "./redis-harness.js";
+} from "./support/redis-harness.js";
 
 const LEASE = 500;
 

@@ -20,7 +20,7 @@ import {
   errorRecorder,
   macrotask,
   track,
-} from "./helpers.js";
+} from "./support/helpers.js";
 import {
   type ApiRecorder,
   BOT_USER,
@@ -43,7 +43,7 @@ import {
   recordWebApi,
   TEAM,
   textOf,
-} from "./slack-fixtures.js";
+} from "./support/slack-fixtures.js";
 
 type Ctx = SlackTurnContext;
 

@@ -38,18 +38,8 @@ import type {
   StoreHost,
   Take,
 } from "session-guard";
-import {
-  ABANDON,
-  ACQUIRE,
-  CLEAR,
-  EXPIRE,
-  FINISH,
-  RENEW,
-  SWEEP,
-  TAKE,
-  WITHDRAW,
-} from "./redis-lua.js";
-import { portFor, type RedisPort } from "./redis-port.js";
+import { ABANDON, ACQUIRE, CLEAR, EXPIRE, FINISH, RENEW, SWEEP, TAKE, WITHDRAW } from "./lua.js";
+import { portFor, type RedisPort } from "./port.js";
 
 // === Public API
 

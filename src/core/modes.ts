@@ -3,10 +3,9 @@
 // What happens to input that arrives while a key's turn runs. Each mode is a small table row: how
 // the store admits the input (`whenHeld`), how pending input is grouped into the next turn
 // (`batch`), and whether new input aborts the running turn (`interrupts`). Stores apply the first
-// two atomically; the guard applies the third. `takeBatch` is the one grouping rule, shared by every
-// store that keeps entries in process.
+// two atomically; the guard applies the third.
 
-import type { BatchPolicy, StoreDrop, StoreEntry } from "./store.js";
+import type { BatchPolicy } from "../stores/store.js";
 
 /** What happens to input that arrives while a turn of its key runs. */
 export type Mode = "collect" | "queue" | "steer" | "interrupt" | "latest" | "reject";
@@ -33,41 +32,3 @@ export const MODES: Readonly<Record<Mode, ModeBehaviour>> = {
   // input that arrives during a turn is dropped as busy
   reject: { whenHeld: "reject", batch: "all", interrupts: false },
 };
-
-/**
- * Remove and return the next batch from a pending queue (oldest first). Expired entries are the
- * caller's to drop first (`dropExpired`).
- *
- * - an entry that is `alone` (an interaction, a lane) is always a batch of its own;
- * - `"one"` takes one entry; `"all"` takes the leading entries up to the next `alone` one, so FIFO
- *   order across batches is kept;
- * - `allowAlone: false` (steer's `take()`) never takes an `alone` entry: it must run as its own turn.
- */
-export function takeBatch<E extends StoreEntry>(
-  queue: E[],
-  batch: BatchPolicy,
-  allowAlone = true,
-): E[] {
-  const head = queue[0];
-  if (head === undefined) return [];
-  if (head.alone) return allowAlone ? queue.splice(0, 1) : [];
-  if (batch === "one") return queue.splice(0, 1);
-  let end = 1;
-  while (end < queue.length && !(queue[end] as E).alone) end++;
-  return queue.splice(0, end);
-}
-
-/** Compact `queue` in place, moving entries whose `expiresAt` has passed into `dropped`. */
-export function dropExpired<E extends StoreEntry>(
-  queue: E[],
-  now: number,
-  dropped: StoreDrop<E>[],
-): void {
-  let kept = 0;
-  for (let i = 0; i < queue.length; i++) {
-    const entry = queue[i] as E;
-    if (entry.expiresAt <= now) dropped.push({ entry, reason: "expired" });
-    else queue[kept++] = entry;
-  }
-  queue.length = kept;
-}

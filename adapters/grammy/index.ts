@@ -15,19 +15,17 @@
 
 import type { Bot, Context, MiddlewareFn, NextFunction } from "grammy";
 import type { Message, Update, UserFromGetMe } from "grammy/types";
-import {
-  adapterGuard,
-  type CloseOptions,
-  type Codec,
-  type Drop,
-  type ErrorInfo,
-  type Guard,
-  type GuardControls,
-  type GuardOptions,
-  type SubmitOptions,
-  type Turn,
-  withGuardControls,
+import type {
+  CloseOptions,
+  Codec,
+  Drop,
+  ErrorInfo,
+  Guard,
+  GuardOptions,
+  SubmitOptions,
+  Turn,
 } from "session-guard";
+import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";
 
 // === Types users see
 

@@ -6,9 +6,9 @@
 // when someone reads `signal`: the uncontended path never pays for one.
 
 import { setMaxListeners } from "node:events";
+import type { Claim } from "../stores/store.js";
 import type { Timed } from "./deadlines.js";
 import type { GuardEntry } from "./entry.js";
-import type { Claim } from "./store.js";
 
 /**
  * One run of the handler over the inputs of one key.

@@ -9,7 +9,7 @@
 // turn is then one lookup in the store's map and nothing to delete. A shared store keeps its claims
 // elsewhere, so the guard keeps its own map for it.
 
-import type { Claim, Store } from "./store.js";
+import type { Claim, Store } from "../stores/store.js";
 
 /** A turn as the holders need it: the key, and the claim it holds the key with. */
 export interface Holder {

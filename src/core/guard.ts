@@ -11,6 +11,19 @@
 // synchronous path, which keeps the uncontended in-memory path free of promises and timers.
 
 import pLimit from "p-limit";
+import type {
+  Admission,
+  AdmitPolicy,
+  Claim,
+  Expiry,
+  Finish,
+  Renewal,
+  Store,
+  StoreDrop,
+  StoreEntry,
+  StoreHost,
+  Take,
+} from "../stores/store.js";
 import { Deadlines } from "./deadlines.js";
 import type { GuardEntry, Waiter } from "./entry.js";
 import {
@@ -25,28 +38,7 @@ import {
 import { Emitter, type GuardEvents, type Listener } from "./events.js";
 import { ClaimHolders, type Holders, hasLocalClaims, MapHolders } from "./holders.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
-import {
-  type Codec,
-  type Drop,
-  type GuardOptions,
-  type Handler,
-  invalid,
-  type ResolvedOptions,
-  resolveOptions,
-} from "./options.js";
-import type {
-  Admission,
-  AdmitPolicy,
-  Claim,
-  Expiry,
-  Finish,
-  Renewal,
-  Store,
-  StoreDrop,
-  StoreEntry,
-  StoreHost,
-  Take,
-} from "./store.js";
+import { type Codec, type Drop, type Handler, invalid, type ResolvedOptions } from "./options.js";
 import { type LeaseWatch, type Turn, type TurnHost, TurnState } from "./turn.js";
 
 // === Public types
@@ -292,7 +284,7 @@ function isGracefulAbort(reason: unknown): boolean {
   );
 }
 
-class SessionGuard<I> implements Guard<I>, TurnHost<I> {
+export class SessionGuard<I> implements Guard<I>, TurnHost<I> {
   readonly #options: ResolvedOptions<I>;
   readonly #store: Store<Entry<I>>;
   /** Other processes share the store: inputs are serialized, keys handed over on close. */
@@ -1487,25 +1479,4 @@ function checkSubmitOptions(options: SubmitOptions): TypeError | undefined {
     return new TypeError(`submit: "awaitTurn" must be true or false, got ${typeof awaitTurn}.`);
   }
   return undefined;
-}
-
-/**
- * Create a guard: one agent turn per key at a time, with pending input handled by `mode`.
- * Options are validated at once; a wrong value throws a `TypeError` saying what is expected.
- *
- * @example
- * ```ts
- * import { createGuard } from "session-guard";
- *
- * const guard = createGuard<string>({ mode: "collect" });
- * bus.on("message", (chatId: string, text: string, id: string) =>
- *   guard.submit(chatId, text, async (turn) => {
- *     const reply = await agent(turn.inputs.join("\n"), { signal: turn.signal });
- *     await send(chatId, reply);
- *   }, { id }),
- * );
- * ```
- */
-export function createGuard<I = unknown>(options?: GuardOptions<I>): Guard<I> {
-  return new SessionGuard<I>(resolveOptions(options));
 }

@@ -3,10 +3,9 @@
 // Options are checked once, when the guard is created. A wrong value throws a TypeError naming the
 // option, what it expects and what it got, so the fix is in the message.
 
+import type { Store, StoreEntry } from "../stores/store.js";
 import type { DropReason } from "./errors.js";
-import { memoryStore } from "./memory-store.js";
 import { MODES, type Mode } from "./modes.js";
-import type { Store, StoreEntry } from "./store.js";
 import type { Turn } from "./turn.js";
 
 /**
@@ -209,7 +208,10 @@ function isStore(value: unknown): value is Store {
 }
 
 /** Validates `createGuard` options and fills in the defaults. */
-export function resolveOptions<I>(options: GuardOptions<I> | undefined): ResolvedOptions<I> {
+export function resolveOptions<I>(
+  options: GuardOptions<I> | undefined,
+  defaultStore: () => Store,
+): ResolvedOptions<I> {
   const where = "createGuard";
   if (options === undefined) options = {};
   if (typeof options !== "object" || options === null) {
@@ -278,7 +280,7 @@ export function resolveOptions<I>(options: GuardOptions<I> | undefined): Resolve
     turnTimeout: checkNumber(where, "turnTimeout", turnTimeout, 1, true),
     onStuck: checkChoice(where, "onStuck", onStuck, ["wait", "abandon"] as const),
     concurrency: checkNumber(where, "concurrency", concurrency, 1, true),
-    store: (store ?? memoryStore()) as Store<StoreEntry>,
+    store: (store ?? defaultStore()) as Store<StoreEntry>,
     awaitTurn,
     handler: checkFunction<Handler<I>>(where, "handler", handler),
     codec,

@@ -39,18 +39,16 @@ import type {
   UserContextMenuCommandInteraction,
 } from "discord.js";
 import {
-  adapterGuard,
   type Codec,
   type Drop,
   type DropReason,
   type ErrorInfo,
   type Guard,
-  type GuardControls,
   type GuardOptions,
   StoreError,
   type Turn,
-  withGuardControls,
 } from "session-guard";
+import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";
 
 // === Types users see
 

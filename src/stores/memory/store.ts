@@ -5,8 +5,7 @@
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
 // key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
 
-import { dropExpired, takeBatch } from "./modes.js";
-import { SeenIds } from "./seen-ids.js";
+import { dropExpired, takeBatch } from "../batch.js";
 import type {
   Admission,
   AdmitPolicy,
@@ -19,7 +18,8 @@ import type {
   StoreDrop,
   StoreEntry,
   Take,
-} from "./store.js";
+} from "../store.js";
+import { SeenIds } from "./seen-ids.js";
 
 /** Options of `memoryStore()`. */
 export interface MemoryStoreOptions {

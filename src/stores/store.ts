@@ -14,7 +14,7 @@
 // A shared store also acts on its own (`attach`): it takes over keys whose holder died or handed
 // them over, and relays hints from other processes (input arrived, stop, key released).
 
-import type { DropReason } from "./errors.js";
+import type { DropReason } from "../core/errors.js";
 
 /** A value or a promise of it: memory stores answer synchronously, networked stores do not. */
 export type MaybePromise<T> = T | Promise<T>;

@@ -5,8 +5,8 @@
 // replica) is run by the guard's registered handler. `waiter` exists only for callers that wait for
 // the input's fate (`awaitTurn`, lanes), so the detached path allocates no promise.
 
+import type { StoreEntry } from "../stores/store.js";
 import type { Handler } from "./options.js";
-import type { StoreEntry } from "./store.js";
 
 /** Settles the promise of a caller that waits for an entry's fate. */
 export interface Waiter {

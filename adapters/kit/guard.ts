@@ -5,8 +5,14 @@
 // middleware, a set of discord.js listener wrappers) that also carries the guard's control and
 // observability methods. These are those pieces, written once for all adapters.
 
-import { type CloseOptions, type CloseReport, createGuard, type Guard } from "./guard.js";
-import type { ErrorInfo, GuardOptions } from "./options.js";
+import {
+  type CloseOptions,
+  type CloseReport,
+  createGuard,
+  type ErrorInfo,
+  type Guard,
+  type GuardOptions,
+} from "session-guard";
 
 /** Options every adapter accepts besides its own: the core options, or a shared guard. */
 export interface AdapterOptions<I> extends GuardOptions<I> {

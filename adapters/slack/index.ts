@@ -40,17 +40,8 @@ import type {
   SlashCommand,
   types,
 } from "@slack/bolt";
-import {
-  adapterGuard,
-  type Codec,
-  type Drop,
-  type ErrorInfo,
-  type Guard,
-  type GuardControls,
-  type GuardOptions,
-  type Turn,
-  withGuardControls,
-} from "session-guard";
+import type { Codec, Drop, ErrorInfo, Guard, GuardOptions, Turn } from "session-guard";
+import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";
 
 // === Types users see
 

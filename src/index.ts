@@ -34,6 +34,7 @@ export type {
   Finish,
   MaybePromise,
   Renewal,
+  Stopped,
   Store,
   StoreDrop,
   StoreEntry,

@@ -12,6 +12,8 @@ import type { BatchPolicy, StoreDrop, StoreEntry } from "./store.js";
  * - an entry that is `alone` (an interaction, a lane) is always a batch of its own;
  * - `"one"` takes one entry; `"all"` takes the leading entries up to the next `alone` one, so FIFO
  *   order across batches is kept;
+ * - a batch that takes an entry of a `group` takes every pending entry of that group too (the
+ *   photos of one album are one input, wherever they stand in the queue);
  * - `allowAlone: false` (steer's `take()`) never takes an `alone` entry: it must run as its own turn.
  */
 export function takeBatch<E extends StoreEntry>(
@@ -22,10 +24,33 @@ export function takeBatch<E extends StoreEntry>(
   const head = queue[0];
   if (head === undefined) return [];
   if (head.alone) return allowAlone ? queue.splice(0, 1) : [];
-  if (batch === "one") return queue.splice(0, 1);
   let end = 1;
-  while (end < queue.length && !(queue[end] as E).alone) end++;
-  return queue.splice(0, end);
+  if (batch === "all") while (end < queue.length && !(queue[end] as E).alone) end++;
+  const taken = queue.splice(0, end);
+  if (queue.length > 0) joinGroups(taken, queue);
+  return taken;
+}
+
+/** Move every entry of `queue` that shares a group with an entry of `taken` into `taken`. */
+function joinGroups<E extends StoreEntry>(taken: E[], queue: E[]): void {
+  let groups: Set<string> | undefined;
+  for (const entry of taken) if (entry.group !== undefined) (groups ??= new Set()).add(entry.group);
+  if (groups === undefined) return;
+  let kept = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const entry = queue[i] as E;
+    if (entry.group !== undefined && groups.has(entry.group)) taken.push(entry);
+    else queue[kept++] = entry;
+  }
+  queue.length = kept;
+}
+
+/**
+ * Whether a `latest` newcomer supersedes a pending entry: every entry it could have joined, except
+ * those that must run alone and those of its own group (the earlier photos of its album).
+ */
+export function supersedes(newcomer: StoreEntry, pending: StoreEntry): boolean {
+  return !pending.alone && (newcomer.group === undefined || pending.group !== newcomer.group);
 }
 
 /** Compact `queue` in place, moving entries whose `expiresAt` has passed into `dropped`. */

@@ -28,6 +28,17 @@ export interface StoreEntry {
   /** Epoch milliseconds after which the entry is dropped as `expired` rather than run. */
   readonly expiresAt: number;
   /**
+   * Entries of one key that share a group always run in the same turn, whatever the batch policy
+   * (the photos of an album): a batch that takes one of them takes every pending one, and a
+   * `latest` newcomer never supersedes entries of its own group. `undefined`: no group.
+   */
+  readonly group?: string | undefined;
+  /**
+   * With `group`: ms the turn that holds the group waits after the last entry of the group it knows
+   * of, before it runs (the rest of an album may still be arriving, on any replica).
+   */
+  readonly settle?: number | undefined;
+  /**
    * The input as JSON text, for a shared store to carry to other processes. The guard sets it when
    * `store.shared`; `undefined` there means the entry cannot leave this process (a lane), so a
    * shared store never hands it to another one.
@@ -123,8 +134,32 @@ export interface Expiry<E> extends WithDrops<E> {
 
 /** Answer of `renew`. */
 export type Renewal =
-  | { readonly status: "held"; readonly pending: number }
+  | {
+      readonly status: "held";
+      readonly pending: number;
+      /**
+       * Another process stopped the key since the claim was made (`Store.stop`): the holder aborts
+       * its turn. A shared store carries it here so that a stop never depends on a hint arriving.
+       */
+      readonly stopped?: boolean;
+      /**
+       * The earliest `expiresAt` among the key's pending entries, when the store knows it: the
+       * holder then drops them on time (`expire`) even if the process that queued them is gone.
+       */
+      readonly expires?: number;
+    }
   | { readonly status: "lost" };
+
+/** Answer of `stop`. */
+export type Stopped<E> =
+  | {
+      readonly status: "stopped";
+      /** The pending entries removed, oldest first. */
+      readonly entries: readonly E[];
+      /** A claim held the key (in this process or another): its turn is told to stop. */
+      readonly held: boolean;
+    }
+  | { readonly status: "duplicate" };
 
 /**
  * The operations a guard needs from its store. Implement it to add a backend; use
@@ -166,6 +201,21 @@ export interface Store<E extends StoreEntry = StoreEntry> {
 
   /** Remove every pending entry of the key (stop). Answers the removed entries, oldest first. */
   clear(key: string): MaybePromise<readonly E[]>;
+
+  /**
+   * Stop the key: remove its pending entries and mark the claim that holds it as stopped, wherever
+   * its turn runs (the holder learns it from its next `renew`, or at once through a hint). With an
+   * `id`, the stop is de-duplicated like an input, in the same atomic step (a retried stop command
+   * delivered to another replica must not stop a later turn). Optional: without it the guard uses
+   * `clear` and stops only turns of this process.
+   */
+  stop?(key: string, id: string | undefined, dedupe: number): MaybePromise<Stopped<E>>;
+
+  /**
+   * Keys that are held or have pending input and start with `prefix`, in any process (a stop of
+   * every thread of a channel). Optional: without it the guard knows only its own keys.
+   */
+  keys?(prefix: string): MaybePromise<readonly string[]>;
 
   /** Remove one pending entry by id (a lane that gave up waiting, an input withdrawn). */
   withdraw(key: string, id: string): MaybePromise<E | undefined>;

@@ -5,7 +5,7 @@
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
 // key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
 
-import { dropExpired, takeBatch } from "../batch.js";
+import { dropExpired, supersedes, takeBatch } from "../batch.js";
 import type {
   Admission,
   AdmitPolicy,
@@ -14,6 +14,7 @@ import type {
   Expiry,
   Finish,
   Renewal,
+  Stopped,
   Store,
   StoreDrop,
   StoreEntry,
@@ -41,6 +42,8 @@ export interface MemoryStore extends Store {
   expire: NonNullable<Store["expire"]>;
   claimOf: NonNullable<Store["claimOf"]>;
   claims: NonNullable<Store["claims"]>;
+  stop: NonNullable<Store["stop"]>;
+  keys: NonNullable<Store["keys"]>;
 }
 
 /**
@@ -68,10 +71,10 @@ function earliestExpiry(queue: readonly StoreEntry[]): number {
   return earliest;
 }
 
-/** Pending entries that a newer input may supersede (everything not `alone`). */
-function countCoalescable(queue: readonly StoreEntry[]): number {
+/** Pending entries that `newcomer` supersedes in `latest` mode. */
+function countSuperseded(queue: readonly StoreEntry[], newcomer: StoreEntry): number {
   let count = 0;
-  for (const entry of queue) if (!entry.alone) count++;
+  for (const entry of queue) if (supersedes(newcomer, entry)) count++;
   return count;
 }
 
@@ -113,7 +116,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     const queue = (record.queue ??= []);
     // Decide first, then change anything: a refused newcomer leaves the queue as it was.
     const supersede = policy.whenHeld === "latest" && !entry.alone;
-    const superseded = supersede ? countCoalescable(queue) : 0;
+    const superseded = supersede ? countSuperseded(queue, entry) : 0;
     const evict = queue.length - superseded >= policy.maxPending;
     if (evict && (policy.overflow === "drop-newest" || queue.length === superseded))
       return OVERFLOW;
@@ -126,7 +129,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
       // Rapid corrections: the newest input replaces every earlier one it could have joined.
       let kept = 0;
       for (const pending of queue) {
-        if (pending.alone) queue[kept++] = pending;
+        if (!supersedes(entry, pending)) queue[kept++] = pending;
         else (dropped as StoreDrop<E>[]).push({ entry: pending, reason: "superseded" });
       }
       queue.length = kept;
@@ -196,6 +199,17 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     record.queue = undefined;
     this.#pendingTotal -= queue.length;
     return queue;
+  }
+
+  stop(key: string, id: string | undefined, dedupe: number): Stopped<E> {
+    if (id !== undefined && dedupe > 0 && this.#seen.check(id, dedupe)) return DUPLICATE;
+    return { status: "stopped", entries: this.clear(key), held: this.#keys.has(key) };
+  }
+
+  keys(prefix: string): readonly string[] {
+    const keys: string[] = [];
+    for (const key of this.#keys.keys()) if (key.startsWith(prefix)) keys.push(key);
+    return keys;
   }
 
   expire(key: string): Expiry<E> {

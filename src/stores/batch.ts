@@ -31,6 +31,19 @@ export function takeBatch<E extends StoreEntry>(
   return taken;
 }
 
+/** Remove and return the entries of `group` from a pending queue, oldest first. */
+export function takeGroup<E extends StoreEntry>(queue: E[], group: string): E[] {
+  const taken: E[] = [];
+  let kept = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const entry = queue[i] as E;
+    if (entry.group === group) taken.push(entry);
+    else queue[kept++] = entry;
+  }
+  queue.length = kept;
+  return taken;
+}
+
 /** Move every entry of `queue` that shares a group with an entry of `taken` into `taken`. */
 function joinGroups<E extends StoreEntry>(taken: E[], queue: E[]): void {
   let groups: Set<string> | undefined;

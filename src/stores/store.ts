@@ -181,8 +181,12 @@ export interface Store<E extends StoreEntry = StoreEntry> {
   /** Keep the claim alive; report how much input is pending. */
   renew(key: string, claim: Claim): MaybePromise<Renewal>;
 
-  /** Move pending entries into the running turn (steer; a settle window). */
-  take(key: string, claim: Claim, batch: BatchPolicy): MaybePromise<Take<E>>;
+  /**
+   * Move pending entries into the running turn (steer; a settle window). With `group`, only the
+   * pending entries of that group, wherever they stand (the rest of an album, once its window is
+   * over); a store that predates groups may ignore it only if it never stores `group`.
+   */
+  take(key: string, claim: Claim, batch: BatchPolicy, group?: string): MaybePromise<Take<E>>;
 
   /**
    * End the turn: release the key, or, when input is pending, keep the claim and hand back the next

@@ -5,7 +5,7 @@
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
 // key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
 
-import { dropExpired, supersedes, takeBatch } from "../batch.js";
+import { dropExpired, supersedes, takeBatch, takeGroup } from "../batch.js";
 import type {
   Admission,
   AdmitPolicy,
@@ -147,7 +147,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     return { status: "held", pending: record.queue?.length ?? 0 };
   }
 
-  take(key: string, claim: Claim, batch: BatchPolicy): Take<E> {
+  take(key: string, claim: Claim, batch: BatchPolicy, group?: string): Take<E> {
     const record = this.#held(key, claim);
     if (record === undefined) return LOST;
     const queue = record.queue;
@@ -156,7 +156,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     }
     const before = queue.length;
     const dropped = this.#dropExpired(record, queue);
-    const entries = takeBatch(queue, batch, false);
+    const entries = group === undefined ? takeBatch(queue, batch, false) : takeGroup(queue, group);
     this.#pendingTotal -= before - queue.length;
     return { status: "taken", entries, dropped };
   }

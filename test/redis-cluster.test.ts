@@ -25,7 +25,7 @@ import {
 } from "session-guard";
 import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { slotOf } from "../src/stores/redis/port.js";
+import { slotOf } from "../src/stores/redis/port/slot.js";
 import { deferred, sleep } from "./support/helpers.js";
 import {
   CLUSTER_CLIENTS,

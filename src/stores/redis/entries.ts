@@ -1,0 +1,107 @@
+// === Entries between Redis and this process
+//
+// An entry admitted here keeps its object (its `run` closure, its waiter) in this process while its
+// text waits in Redis; when the text comes back to this process (in a batch, a drop), the object is
+// used again. Text admitted by another replica is rebuilt by the guard (`StoreHost.revive`).
+
+import type { StoreDrop, StoreEntry, StoreHost } from "session-guard";
+import { parseEntry } from "./format.js";
+
+/** A reply's value as text (node-redis answers strings, ioredis strings or buffers). */
+export function text(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
+  return String(value);
+}
+
+/** A reply's value as an array (a nil reply is an empty list). */
+export function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+const NONE: readonly never[] = Object.freeze([]);
+
+export class LocalEntries<E extends StoreEntry> {
+  /** Entries admitted here, by uid, while they wait in Redis. */
+  readonly #local = new Map<string, { readonly entry: E; readonly key: string }>();
+  host: StoreHost<E> | undefined;
+  /** Called when an entry admitted here comes back from Redis (it no longer waits there). */
+  onBack: (key: string, uid: string) => void = () => {};
+
+  add(uid: string, entry: E, key: string): void {
+    this.#local.set(uid, { entry, key });
+  }
+
+  has(uid: string): boolean {
+    return this.#local.has(uid);
+  }
+
+  delete(uid: string): void {
+    this.#local.delete(uid);
+  }
+
+  /** The entry a stored text stands for: the object admitted here, or one rebuilt by the guard. */
+  entry(stored: string, key: string): E | undefined {
+    const parsed = parseEntry(stored);
+    const local = this.#local.get(parsed.uid);
+    if (local !== undefined) {
+      this.#local.delete(parsed.uid);
+      this.onBack(local.key, parsed.uid);
+      return local.entry;
+    }
+    // A lane of another process cannot run here (scripts drop them before they travel).
+    const host = this.host;
+    if (parsed.lane || host === undefined) return undefined;
+    try {
+      return host.revive(parsed as StoreEntry & { data: string });
+    } catch (error) {
+      host.error(
+        new Error(`session-guard/redis: an input could not be decoded and was skipped`, {
+          cause: error,
+        }),
+        key,
+      );
+      return undefined;
+    }
+  }
+
+  entries(stored: unknown, key: string): E[] {
+    const out: E[] = [];
+    for (const item of list(stored)) {
+      const entry = this.entry(text(item), key);
+      if (entry !== undefined) out.push(entry);
+    }
+    return out;
+  }
+
+  /** Drops as scripts answer them: reason, entry, reason, entry… */
+  drops(stored: unknown, key: string): StoreDrop<E>[] {
+    const pairs = list(stored);
+    if (pairs.length === 0) return NONE as never;
+    const out: StoreDrop<E>[] = [];
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const entry = this.entry(text(pairs[i + 1]), key);
+      if (entry !== undefined) {
+        out.push({ entry, reason: text(pairs[i]) as StoreDrop<E>["reason"] });
+      }
+    }
+    return out;
+  }
+
+  /** Entries admitted here left the queue for another replica's turn: their callers learn it. */
+  depart(uids: Iterable<string>): void {
+    const gone: E[] = [];
+    for (const uid of uids) {
+      const local = this.#local.get(uid);
+      if (local === undefined) continue;
+      this.#local.delete(uid);
+      gone.push(local.entry);
+    }
+    if (gone.length > 0) this.host?.departed(gone);
+  }
+
+  /** Every entry admitted here that still waits runs on other replicas (this store detaches). */
+  departAll(): void {
+    this.depart([...this.#local.keys()]);
+  }
+}

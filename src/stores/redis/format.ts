@@ -1,0 +1,159 @@
+// === The stored layout of session-guard/redis: FROZEN
+//
+// Everything in this file is part of the format that replicas share through Redis. It must never
+// change between versions without a migration: during a rolling deploy, replicas of two versions
+// run side by side on one Redis, and if they disagree on a bucket, a key name or how an entry reads,
+// they no longer exclude each other (two turns of one chat at once) or cannot read each other's
+// input. Add to it only in ways an older replica reads as before; say so where you do.
+//
+//   bucket  = FNV-1a 32-bit of the key's UTF-8 bytes, mod 64
+//   tag     = "{" + prefix + bucket + "}"       (one Cluster slot per bucket)
+//   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX, followed by
+//                       flags (see lua/index.ts): "+p" once input was queued during the claim,
+//                       "+w" while a lane on some replica waits for the key's release
+//   tag + "q:" + key    pending entries (a list)
+//   tag + "r:" + key    entries of the running turn, handed to the next holder if it dies
+//   tag + "d:" + len + ":" + key + ":" + id     de-duplication id, with PX
+//   tag + "fence"       the bucket's fence counter (INCR, no expiry)
+//   tag + "index"       keys with pending input or a turn that renewed its lease, scored by lease
+//                       deadline (ms, Redis' clock): the sweep finds those whose holder is gone
+//
+// An entry is text whose header Lua reads without decoding JSON:
+//
+//   <alone: "a" | "-"><kind: "m" message | "l" local-only lane>|<expiresAt ms or "">|<uid>|<id>|<json>
+//
+// `<id>` is "-" (none) or "=" + encodeURIComponent(id), so it never holds a "|".
+//
+// Hints travel on `prefix + "hint"` (every replica) and `prefix + "hint:" + replica` (one
+// replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>".
+
+import type { StoreEntry } from "session-guard";
+
+/** Buckets of the layout. Part of the stored format: never change it. */
+export const BUCKETS = 64;
+
+/** FNV-1a 32-bit of the key's UTF-8 bytes, mod 64. Part of the stored format: never change it. */
+export function bucketOf(key: string): number {
+  let hash = 0x811c9dc5;
+  const step = (byte: number) => {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  };
+  for (let i = 0; i < key.length; i++) {
+    let code = key.charCodeAt(i);
+    if (code < 0x80) {
+      step(code);
+      continue;
+    }
+    if (code >= 0xd800 && code < 0xdc00 && i + 1 < key.length) {
+      const low = key.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low < 0xe000) {
+        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      }
+    }
+    if (code >= 0xd800 && code < 0xe000) code = 0xfffd; // a lone surrogate, as UTF-8 encodes it
+    if (code < 0x800) {
+      step(0xc0 | (code >> 6));
+    } else if (code < 0x10000) {
+      step(0xe0 | (code >> 12));
+      step(0x80 | ((code >> 6) & 0x3f));
+    } else {
+      step(0xf0 | (code >> 18));
+      step(0x80 | ((code >> 12) & 0x3f));
+      step(0x80 | ((code >> 6) & 0x3f));
+    }
+    if (code >= 0x80) step(0x80 | (code & 0x3f));
+  }
+  return hash % BUCKETS;
+}
+
+/** The names of one bucket's shared keys, and its hash tag. */
+export interface Bucket {
+  readonly tag: string;
+  readonly fence: string;
+  readonly index: string;
+}
+
+/** Every bucket of a prefix, by bucket number. */
+export function bucketsOf(prefix: string): readonly Bucket[] {
+  const buckets: Bucket[] = [];
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    const tag = `{${prefix}${bucket}}`;
+    buckets.push({ tag, fence: `${tag}fence`, index: `${tag}index` });
+  }
+  return buckets;
+}
+
+/** The names of a session's keys. */
+export interface Names extends Bucket {
+  readonly lease: string;
+  readonly queue: string;
+  readonly run: string;
+}
+
+export function namesOf(bucket: Bucket, key: string): Names {
+  const tag = bucket.tag;
+  return {
+    tag,
+    fence: bucket.fence,
+    index: bucket.index,
+    lease: `${tag}l:${key}`,
+    queue: `${tag}q:${key}`,
+    run: `${tag}r:${key}`,
+  };
+}
+
+/** The de-duplication key of `id` for `key`. */
+export function idKeyOf(tag: string, key: string, id: string): string {
+  return `${tag}d:${key.length}:${key}:${id}`;
+}
+
+/** The hint channel every replica hears, and the one of a single replica. */
+export function hintChannel(prefix: string, replica?: string): string {
+  return replica === undefined ? `${prefix}hint` : `${prefix}hint:${replica}`;
+}
+
+/** The replica part of a token `<fence>:<replica>:<n>`. */
+export function replicaOf(token: string): string {
+  const start = token.indexOf(":") + 1;
+  return token.slice(start, token.indexOf(":", start));
+}
+
+// --- entries as text
+
+/** An entry as read back from Redis. */
+export interface Stored {
+  readonly alone: boolean;
+  readonly lane: boolean;
+  readonly expiresAt: number;
+  readonly uid: string;
+  readonly id: string | undefined;
+  readonly data: string;
+}
+
+/** The `<id>` field of an entry: "-" or "=" + the id, URI-encoded. */
+export function idField(id: string | undefined): string {
+  return id === undefined ? "-" : `=${encodeURIComponent(id)}`;
+}
+
+export function encodeEntry(entry: StoreEntry, uid: string): string {
+  const expires = Number.isFinite(entry.expiresAt) ? String(entry.expiresAt) : "";
+  const kind = entry.data === undefined ? "l" : "m";
+  return `${entry.alone ? "a" : "-"}${kind}|${expires}|${uid}|${idField(entry.id)}|${entry.data ?? ""}`;
+}
+
+export function parseEntry(text: string): Stored {
+  const p2 = text.indexOf("|", 3);
+  const p3 = text.indexOf("|", p2 + 1);
+  const p4 = text.indexOf("|", p3 + 1);
+  const expires = text.slice(3, p2);
+  const id = text.slice(p3 + 1, p4);
+  return {
+    alone: text.charCodeAt(0) === 97,
+    lane: text.charCodeAt(1) === 108,
+    expiresAt: expires === "" ? Number.POSITIVE_INFINITY : Number(expires),
+    uid: text.slice(p2 + 1, p3),
+    id: id === "-" ? undefined : decodeURIComponent(id.slice(1)),
+    data: text.slice(p4 + 1),
+  };
+}

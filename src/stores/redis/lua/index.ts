@@ -1,0 +1,69 @@
+// === The Redis store's Lua scripts: one file per script, the shared Lua in lib.ts
+//
+// Every operation on a session is one script, so it is atomic and one round trip. All keys a script
+// declares share the session's hash tag (`{<prefix><bucket>}`), so each script is single-slot in
+// Redis Cluster; every key a script touches is declared in KEYS. Entries are stored as text whose
+// header Lua reads without decoding JSON:
+//
+//   <alone: "a" | "-"><kind: "m" message | "l" local-only lane>|<expiresAt ms or "">|<uid>|<id>|<json>
+//
+// `<id>` is "-" (none) or "=" + encodeURIComponent(id), so it never holds a "|". The rules are the
+// memory store's (`takeBatch`, the admission policy) written once more in Lua; test/redis-store
+// runs the same scenarios against both.
+//
+// The lease holds the holder's token, `<fence>:<replica>:<n>`, followed by flags: "+p" once input
+// was queued during the claim (so a release must look at the queue), "+w" once a lane on some
+// replica waits for the key's release (a `notifyFree` admission: whoever releases the key then
+// publishes "f|<key>"). Flags live and die with the lease: renewals keep them, a hand-on to the
+// next batch keeps "+w" and sets "+p" again if input remains. A lease that is the bare token thus
+// proves that nothing is pending and no one waits, and the release is a compare-and-delete.
+//
+// Cost: the scripts run on every turn, so the uncontended path of `ACQUIRE` and `FINISH` comes
+// first, inline, before the helpers are even defined (defining them is work Redis repeats on every
+// call), with as few calls, keys and arguments as the protocol allows: a free key is claimed with
+// EXISTS, INCR, SET, RPUSH and answered with the bare fence; a lease without flags is released
+// with GET, DEL and answered with 0, the finish declaring only the lease and run keys. Everything
+// else (a held key, input left behind, waiters) takes the general path. The policy travels packed
+// in one "|"-separated string (the same for every call of a guard), parsed only by the general
+// path. The key of the session (index member, hints) is read back from the lease key's name,
+// `<tag>l:<key>`, the tag ending at the first "}" (a prefix has no braces); the hint channel from
+// the prefix's length.
+//
+// Every key a script touches is declared in KEYS, none derived, although all share the session's
+// tag and so its slot: Redis Cluster checks declared keys before it runs a script, and only that
+// check makes a script wait (ASK, TRYAGAIN) while its slot is being migrated. A derived key could
+// be read on the source node after it moved (a queue that looks empty, a fence counter that
+// starts again at 1), which would break exclusion and fencing during a resharding.
+
+import { createHash } from "node:crypto";
+import { ABANDON } from "./abandon.js";
+import { ACQUIRE } from "./acquire.js";
+import { CLEAR } from "./clear.js";
+import { EXPIRE } from "./expire.js";
+import { FINISH } from "./finish.js";
+import { RENEW } from "./renew.js";
+import { SWEEP } from "./sweep.js";
+import { TAKE } from "./take.js";
+import { WITHDRAW } from "./withdraw.js";
+
+/** A script's source and its SHA-1, for EVALSHA (EVAL once when the server does not know it). */
+export interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+export const SCRIPTS = {
+  acquire: script(ACQUIRE),
+  renew: script(RENEW),
+  take: script(TAKE),
+  finish: script(FINISH),
+  abandon: script(ABANDON),
+  clear: script(CLEAR),
+  withdraw: script(WITHDRAW),
+  expire: script(EXPIRE),
+  sweep: script(SWEEP),
+};

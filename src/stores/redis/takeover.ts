@@ -1,0 +1,278 @@
+// === Taking keys over: probes at lease expiry, the sweep, hints from other replicas
+//
+// A replica that queued input behind another replica's turn probes the key when that turn's lease
+// runs out (the holder may have died), and again at every later expiry while its input waits. Input
+// only a dead holder knew of is found by a periodic sweep of each bucket's index. Hints (pub/sub)
+// only make things prompt: every decision is taken by a script. This runs on timers beside the
+// store's hot path and reaches the store through the narrow `TakeoverStore`.
+
+import type { Claim, StoreDrop, StoreEntry, StoreHost } from "session-guard";
+import type { LocalEntries } from "./entries.js";
+import { list, text } from "./entries.js";
+import { BUCKETS, type Bucket, hintChannel, type Names, replicaOf } from "./format.js";
+import { SCRIPTS, type Script } from "./lua/index.js";
+import type { RedisPort } from "./port/index.js";
+
+/** Ms after a lease's expiry at which a waiting replica probes it. */
+export const PROBE_MARGIN = 15;
+/** Due keys a sweep takes per bucket. */
+const SWEEP_LIMIT = 100;
+
+/** What the takeover needs from its store. */
+export interface TakeoverStore<E extends StoreEntry> {
+  readonly lease: number;
+  readonly prefix: string;
+  readonly replicaId: string;
+  readonly sweepInterval: number;
+  readonly leaseText: string;
+  readonly prefixLength: string;
+  readonly buckets: readonly Bucket[];
+  readonly port: RedisPort;
+  readonly entries: LocalEntries<E>;
+  /** Pending counts last learned, for keys held or watched here. */
+  readonly pending: Map<string, number>;
+  names(key: string): Names;
+  suffix(): string;
+  call<T>(
+    script: Script,
+    keys: readonly string[],
+    argv: readonly string[],
+    parse: (reply: unknown) => T,
+  ): Promise<T>;
+  /** An `acquired` reply: this replica holds the key now. */
+  acquired(
+    key: string,
+    answer: readonly unknown[],
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
+  abandon(key: string, claim: Claim, requeue: boolean): Promise<unknown>;
+  /** Report a failure of background work (once per outage). */
+  background(error: unknown, key: string | undefined): void;
+}
+
+/** A key this replica probes: it queued input there, or its own claim there was lost. */
+interface Watch {
+  /** Uids of entries admitted here and still pending there. */
+  readonly uids: Set<string>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  probing: boolean;
+}
+
+export class Takeover<E extends StoreEntry> {
+  readonly #store: TakeoverStore<E>;
+  readonly #watches = new Map<string, Watch>();
+  #host: StoreHost<E> | undefined;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #detached = false;
+
+  constructor(store: TakeoverStore<E>) {
+    this.#store = store;
+    store.entries.onBack = (key, uid) => this.#watches.get(key)?.uids.delete(uid);
+  }
+
+  get detached(): boolean {
+    return this.#detached;
+  }
+
+  /** Start: hear hints and sweep. */
+  attach(host: StoreHost<E>): void {
+    const store = this.#store;
+    this.#host = host;
+    const channels = [hintChannel(store.prefix), hintChannel(store.prefix, store.replicaId)];
+    store.port
+      .subscribe(channels, (message) => this.#hint(message))
+      .catch((error: unknown) => store.background(error, undefined));
+    // Replicas started together should not sweep in step.
+    this.#scheduleSweep(Math.floor(store.sweepInterval * (0.5 + Math.random())));
+  }
+
+  /** Input admitted here (`uid`) was queued behind a holder on another replica. */
+  queued(key: string, uid: string, holder: string, pttl: number): void {
+    const watch = this.#watch(key);
+    watch.uids.add(uid);
+    // Held by another replica: probe when its lease runs out, in case it died.
+    if (replicaOf(holder) !== this.#store.replicaId) this.#arm(key, watch, pttl + PROBE_MARGIN);
+  }
+
+  /** This replica's claim was lost while input waits: make sure someone runs it. */
+  lost(key: string, pttl: number): void {
+    this.#arm(key, this.#watch(key), pttl + PROBE_MARGIN);
+  }
+
+  /** This replica holds the key: its own turns drain the queue, so no probe is needed. */
+  holding(key: string): void {
+    const watch = this.#watches.get(key);
+    if (watch === undefined) return;
+    if (watch.timer !== undefined) clearTimeout(watch.timer);
+    watch.timer = undefined;
+    if (watch.uids.size === 0 && !watch.probing) this.#watches.delete(key);
+  }
+
+  /** The key was released here: nothing of this replica can wait there any more. */
+  released(key: string): void {
+    const watch = this.#watches.get(key);
+    if (watch === undefined || watch.probing) return;
+    if (watch.timer !== undefined) clearTimeout(watch.timer);
+    this.#watches.delete(key);
+    this.#store.entries.depart(watch.uids);
+  }
+
+  /** Stop every timer; nothing more is taken over. */
+  detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    for (const watch of this.#watches.values()) {
+      if (watch.timer !== undefined) clearTimeout(watch.timer);
+    }
+    this.#watches.clear();
+  }
+
+  #watch(key: string): Watch {
+    let watch = this.#watches.get(key);
+    if (watch === undefined) {
+      watch = { uids: new Set(), timer: undefined, probing: false };
+      this.#watches.set(key, watch);
+    }
+    return watch;
+  }
+
+  #arm(key: string, watch: Watch, delay: number): void {
+    if (this.#detached) return;
+    if (watch.timer !== undefined) clearTimeout(watch.timer);
+    watch.timer = setTimeout(() => this.#probe(key), Math.max(0, delay));
+    watch.timer.unref?.();
+  }
+
+  #unwatch(key: string, watch: Watch): void {
+    if (watch.timer !== undefined) clearTimeout(watch.timer);
+    watch.timer = undefined;
+    if (this.#watches.get(key) === watch && watch.uids.size === 0) {
+      this.#watches.delete(key);
+      this.#store.pending.delete(key);
+    }
+  }
+
+  /**
+   * Claim the key if its holder is gone and input waits (the holder died, its lease expired, or it
+   * handed the key over); otherwise learn when to look again.
+   */
+  #probe(key: string): void {
+    const host = this.#host;
+    const store = this.#store;
+    const watch = this.#watch(key);
+    watch.timer = undefined;
+    if (host === undefined || this.#detached || host.closed || watch.probing) return;
+    watch.probing = true;
+    const names = store.names(key);
+    // An empty entry: claim only if the holder is gone and input waits (whenHeld and maxPending
+    // do not apply; the batch is "all").
+    const argv = ["", store.leaseText, `0|0|eoa0|${store.prefixLength}`, store.suffix()];
+    store
+      .call(
+        SCRIPTS.acquire,
+        [names.lease, names.queue, names.run, names.fence, names.index],
+        argv,
+        (reply) => reply,
+      )
+      .then(
+        (reply) => {
+          watch.probing = false;
+          const answer = list(reply);
+          const status = text(answer[0]);
+          if (status === "held") {
+            const holder = text(answer[1]);
+            const present = new Set(list(answer[3]).map(text));
+            const gone = [...watch.uids].filter((uid) => !present.has(uid));
+            for (const uid of gone) watch.uids.delete(uid);
+            store.entries.depart(gone);
+            store.pending.set(key, present.size);
+            if (replicaOf(holder) === store.replicaId) return this.holding(key);
+            if (watch.uids.size > 0) return this.#arm(key, watch, Number(answer[2]) + PROBE_MARGIN);
+            this.#unwatch(key, watch);
+            return;
+          }
+          if (status === "free") {
+            const dropped = store.entries.drops(answer[1], key);
+            if (dropped.length > 0) host.dropped(key, dropped);
+            this.#unwatch(key, watch);
+            store.entries.depart(watch.uids);
+            watch.uids.clear();
+            return;
+          }
+          // Acquired: this replica holds the key now.
+          const { claim, batch, dropped } = store.acquired(key, answer);
+          if (this.#detached) {
+            // Closed meanwhile: leave the batch to another replica.
+            store.abandon(key, claim, true).catch((error: unknown) => store.background(error, key));
+            host.departed(batch);
+            return;
+          }
+          host.acquired(key, claim, batch, dropped);
+        },
+        (error: unknown) => {
+          watch.probing = false;
+          store.background(error, key);
+          // Redis is unreachable: look again later (the sweep would find the key too).
+          if (watch.uids.size > 0) this.#arm(key, watch, Math.floor(store.lease / 2));
+          else this.#unwatch(key, watch);
+        },
+      );
+  }
+
+  #scheduleSweep(delay: number): void {
+    if (this.#detached) return;
+    this.#sweepTimer = setTimeout(() => this.#sweep(), delay);
+    this.#sweepTimer.unref?.();
+  }
+
+  /** Probe every key whose lease deadline passed with a turn or input left behind. */
+  #sweep(): void {
+    const host = this.#host;
+    const store = this.#store;
+    if (host === undefined || this.#detached || host.closed) return;
+    const rounds: Promise<void>[] = [];
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      const index = (store.buckets[bucket] as Bucket).index;
+      rounds.push(
+        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT)], (reply) => {
+          for (const item of list(reply)) this.#probe(text(item));
+        }),
+      );
+    }
+    Promise.all(rounds).then(
+      () => this.#scheduleSweep(store.sweepInterval),
+      (error: unknown) => {
+        store.background(error, undefined);
+        this.#scheduleSweep(store.sweepInterval);
+      },
+    );
+  }
+
+  /** A hint from another replica (or one this replica sent to everyone). */
+  #hint(message: string): void {
+    const host = this.#host;
+    if (host === undefined || this.#detached) return;
+    const type = message.charAt(0);
+    const a = message.indexOf("|", 2);
+    if (type === "p") {
+      // p|token|pending|key
+      const b = message.indexOf("|", a + 1);
+      const token = message.slice(2, a);
+      const pending = Number(message.slice(a + 1, b));
+      const key = message.slice(b + 1);
+      this.#store.pending.set(key, pending);
+      host.pending(key, token, pending);
+    } else if (type === "s") {
+      // s|token|key
+      host.stopped(message.slice(a + 1), message.slice(2, a));
+    } else if (type === "h") {
+      // h|replica|key: the key was handed over; the closing replica does not take it back.
+      if (message.slice(2, a) !== this.#store.replicaId && !host.closed) {
+        this.#probe(message.slice(a + 1));
+      }
+    } else if (type === "f") {
+      // f|key
+      host.freed(message.slice(2));
+    }
+  }
+}

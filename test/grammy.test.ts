@@ -343,17 +343,98 @@ describe("sessionGuard: the key option", () => {
     await h.guard.onIdle();
     expect(log).toEqual(["start a", "start free c", "start b"]);
   });
+});
 
-  it("a key function that returns an empty string rejects handleUpdate (never an unhandled rejection)", async () => {
-    const h = harness({ key: () => "" });
+describe("sessionGuard: an adapter's own error", () => {
+  /** A group message from an anonymous admin: `sender_chat`, no `from`. */
+  function anonymousAdminUpdate(chatId: number, text: string): Update {
+    const update = textUpdate(chatId, text);
+    const message = update.message as unknown as Record<string, unknown>;
+    delete message.from;
+    message.sender_chat = { id: chatId, type: "supergroup", title: "Forum" };
+    return update;
+  }
+
+  it("a throwing key function goes to onError with the update; the update is not run, and bot.start() keeps polling", async () => {
+    const bot = offlineBot<Ctx>();
+    const batches: Update[][] = [
+      [anonymousAdminUpdate(-100, "from the admin"), textUpdate(-100, "from a member")],
+      [textUpdate(-100, "later")],
+    ];
+    const polled = deferred();
+    const api = recordApi(bot, async (call) => {
+      if (call.method !== "getUpdates") return undefined;
+      const batch = batches.shift();
+      if (batch !== undefined) return batch;
+      polled.resolve();
+      await sleep(10);
+      return [];
+    });
+    const { errors, onError } = errorRecorder<Ctx>();
+    // The README's per-user key, as a user writes it: `ctx.from` is missing on an anonymous admin.
+    const guard = sessionGuard<Ctx>({
+      key: (ctx) => `${ctx.chatId}:${(ctx.from as { id: number }).id}`,
+      onError,
+    });
+    opened.push(guard);
+    bot.use(guard);
     const ran: string[] = [];
-    h.bot.on("message", (ctx) => void ran.push(textOf(ctx)));
-    const error = await rejection(h.send(textUpdate(1, "hi")));
-    expect(error).toBeInstanceOf(BotError);
-    expect((error as BotError).error).toBeInstanceOf(TypeError);
-    expect(((error as BotError).error as Error).message).toMatch(/non-empty string/);
-    expect(ran).toEqual([]);
+    bot.on("message", (ctx) => void ran.push(textOf(ctx)));
+    // No bot.catch: a BotError would stop polling (grammY's default error handler).
+    const polling = bot.start();
+    await polled.promise;
+    await guard.onIdle();
+    expect(bot.isRunning()).toBe(true);
+    expect(ran).toEqual(["from a member", "later"]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.error).toBeInstanceOf(TypeError);
+    expect(textOf(errors[0]?.info.inputs[0] as Ctx)).toBe("from the admin");
+    expect(errors[0]?.info.key).toBe("");
+    await bot.stop();
+    await polling;
+    expect(api.calls.some((c) => c.method === "sendMessage")).toBe(false);
   });
+
+  it.each<[string, SessionGuardOptions<Ctx>, (chat: number) => Update]>([
+    ["a key function that returns an empty string", { key: () => "" }, (c) => textUpdate(c, "x")],
+    [
+      "a key function that returns a lone surrogate",
+      { key: () => "user:\uD800" },
+      (c) => textUpdate(c, "x"),
+    ],
+    [
+      "a throwing bypass function",
+      {
+        bypass: () => {
+          throw new Error("bypass failed");
+        },
+      },
+      (c) => textUpdate(c, "x"),
+    ],
+    [
+      "a malformed update (a message without its chat)",
+      {},
+      (c) => {
+        const update = textUpdate(c, "x");
+        delete (update.message as unknown as Record<string, unknown>).chat;
+        return update;
+      },
+    ],
+  ])(
+    "%s goes to onError with the update; handleUpdate resolves and the update is not run",
+    async (_name, options, make) => {
+      const h = harness(options);
+      const ran: string[] = [];
+      h.bot.use((ctx) => void ran.push(textOf(ctx)));
+      const update = make(1);
+      await h.send(update); // resolves: no BotError
+      expect(ran).toEqual([]);
+      expect(h.errors).toHaveLength(1);
+      expect(h.errors[0]?.error).toBeInstanceOf(Error);
+      expect(h.errors[0]?.info.inputs).toEqual([expect.objectContaining({ update })]);
+      expect(h.guard.activeCount).toBe(0);
+    },
+  );
 });
 
 describe("sessionGuard: stop", () => {

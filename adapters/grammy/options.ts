@@ -1,0 +1,109 @@
+// === Options of `sessionGuard()`
+
+import type { Bot, Context } from "grammy";
+import type { ErrorInfo, Guard, GuardOptions } from "session-guard";
+import { isShared, OptionChecks } from "../kit/options.js";
+
+/** Options of `sessionGuard()`: every core option, plus the Telegram-specific ones. */
+export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> {
+  /**
+   * Share an existing core guard (several bots or platforms on one guard). Core options then
+   * belong to `createGuard`, not here.
+   */
+  guard?: Guard<unknown>;
+  /**
+   * The key of an update: `undefined` lets the update pass unguarded. Default: bot id + chat id
+   * (+ forum topic) — see the README for matching grammY's session key. If it throws (or returns
+   * something that is no non-empty string), the error goes to `onError` with the update, and the
+   * update is not run.
+   */
+  key?: (ctx: C) => string | undefined;
+  /** More updates that pass straight through (callback queries always do). */
+  bypass?: (ctx: C) => boolean;
+  /** Commands that stop the chat's turn and then reach your handlers. Default `["stop"]`. */
+  stopCommands?: readonly string[];
+  /**
+   * Ms to wait after the last photo of an album before it enters a turn. Default 800. The photos
+   * of one album run in one turn even when they reach different replicas.
+   */
+  mediaGroupSettle?: number;
+  /**
+   * Show "typing…" in the chat (`sendChatAction`, renewed every 4 s) while a turn runs. Default
+   * `false`.
+   */
+  typing?: boolean;
+  /**
+   * Keep the middleware waiting until the update's turn has settled, and reject with the turn's
+   * error (serverless hosts). Default `false`: the turn runs detached. An adapter setting: with a
+   * shared `guard` it applies to this bot's updates, whatever the guard's own default.
+   */
+  awaitTurn?: boolean;
+  /**
+   * Receives the errors of turns (with an own guard) and errors raised in the adapter outside a
+   * turn: a throwing `key` or `bypass` function, a malformed update, a stop that failed. With a
+   * shared `guard`, only the latter; without it they go to the shared guard's `onError`.
+   */
+  onError?: (error: unknown, info: ErrorInfo<C>) => void;
+  /**
+   * The bot this middleware is installed on. Required with a shared store (`redisStore`): updates
+   * admitted on another replica run here through `bot.handleUpdate`, and their contexts are built
+   * with the bot's context class.
+   */
+  bot?: Bot<C>;
+}
+
+/** Options that belong to the adapter, not to the core guard. */
+export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
+  "bot",
+  "guard",
+  "key",
+  "bypass",
+  "stopCommands",
+  "mediaGroupSettle",
+  "typing",
+  "awaitTurn",
+]);
+
+/** The adapter's own options, checked, with their defaults. */
+export function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
+  const check = new OptionChecks("sessionGuard");
+  check.object(options);
+  const {
+    guard,
+    key,
+    bypass,
+    stopCommands = ["stop"],
+    mediaGroupSettle = 800,
+    typing = false,
+    awaitTurn = false,
+    onError,
+    bot,
+  } = options;
+  check.framework("bot", bot, ["handleUpdate"], "the grammY Bot this middleware is installed on");
+  if (isShared(options.store) && bot === undefined) {
+    throw check.error(
+      `a shared store (redisStore) needs "bot": sessionGuard({ store, bot }). Updates admitted on another replica run on this one through bot.handleUpdate.`,
+    );
+  }
+  check.flag("awaitTurn", awaitTurn);
+  check.flag("typing", typing);
+  check.fn("onError", onError, "(error, info) => void");
+  check.fn("key", key, "(ctx) => string | undefined");
+  check.fn("bypass", bypass, "(ctx) => boolean");
+  check.words("stopCommands", stopCommands, '["stop", "cancel"] (without the slash)');
+  check.ms("mediaGroupSettle", mediaGroupSettle);
+  return {
+    guard,
+    key,
+    bypass,
+    stopCommands: new Set(stopCommands),
+    mediaGroupSettle,
+    typing,
+    awaitTurn,
+    bot,
+    /** Turns of updates admitted on another replica replay here (own guard, shared store). */
+    replaying: guard === undefined && isShared(options.store) && bot !== undefined,
+    /** A guard and store of this bot's own: update ids need no bot scope. */
+    ownIds: guard === undefined && options.store === undefined,
+  };
+}

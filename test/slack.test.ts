@@ -312,14 +312,65 @@ describe("slackGuard: keys", () => {
     await h.guard.onIdle();
     expect(h.log).toEqual(["a one-key", "bypass no turn", "b one-key"]);
   });
-  it("a key function that returns an empty string rejects processEvent (Bolt's error handler), never an unhandled rejection", async () => {
-    const h = harness({ key: () => "" });
+});
+
+describe("slackGuard: an adapter's own error", () => {
+  it.each<[string, SlackGuardOptions, () => Record<string, unknown>]>([
+    [
+      "a throwing key function",
+      {
+        key: (args) =>
+          `${(args as unknown as { event: { user_profile: { id: string } } }).event.user_profile.id}`,
+      },
+      () => message("hi"),
+    ],
+    ["a key function that returns an empty string", { key: () => "" }, () => message("hi")],
+    [
+      "a throwing bypass function",
+      {
+        bypass: () => {
+          throw new Error("bypass failed");
+        },
+      },
+      () => message("hi"),
+    ],
+  ])(
+    "%s goes to onError with the payload; processEvent resolves, Bolt sees no error, the payload is not run",
+    async (_name, options, make) => {
+      const h = harness(options);
+      const ran: string[] = [];
+      h.app.message(async ({ message: m }) => void ran.push(textOf(m)));
+      const body = make();
+      await h.send(body);
+      await settle();
+      expect(ran).toEqual([]);
+      expect(h.boltLog).toEqual([]);
+      expect(h.errors).toHaveLength(1);
+      expect(h.errors[0]?.error).toBeInstanceOf(Error);
+      expect(h.errors[0]?.info.inputs).toEqual([(body as EventBody).event]);
+      expect(h.guard.activeCount).toBe(0);
+    },
+  );
+
+  it("a command whose key function throws is reported and not run, and the next command runs", async () => {
+    const h = harness({
+      key: (args) => {
+        if ("command" in args && args.command.text === "boom") throw new Error("no key");
+        return "k";
+      },
+    });
     const ran: string[] = [];
-    h.app.message(async ({ message: m }) => void ran.push(textOf(m)));
-    await h.send(message("hi"));
-    expect(ran).toEqual([]);
-    expect(h.boltLog).toHaveLength(1);
-    expect(h.boltLog[0]).toMatch(/^error .*non-empty string/);
+    h.app.command("/ask", async ({ command: c, ack, context }) => {
+      if (!context.acknowledged) await ack();
+      ran.push(c.text);
+    });
+    await h.send(command("/ask", "boom"));
+    await h.send(command("/ask", "fine"));
+    await h.guard.onIdle();
+    await settle();
+    expect(ran).toEqual(["fine"]);
+    expect(h.errors.map((e) => String(e.error))).toEqual(["Error: no key"]);
+    expect(h.boltLog).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@
 
 import type { Bot, Context } from "grammy";
 import type { ErrorInfo, Guard, GuardOptions } from "session-guard";
-import { isShared, OptionChecks } from "../kit/options.js";
+import { commonOptions } from "../kit/options.js";
 
 /** Options of `sessionGuard()`: every core option, plus the Telegram-specific ones. */
 export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> {
@@ -66,29 +66,20 @@ export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
 
 /** The adapter's own options, checked, with their defaults. */
 export function checkOptions<C extends Context>(options: SessionGuardOptions<C>) {
-  const check = new OptionChecks("sessionGuard");
-  check.object(options);
-  const {
-    guard,
-    key,
-    bypass,
-    stopCommands = ["stop"],
-    mediaGroupSettle = 800,
-    typing = false,
-    awaitTurn = false,
-    onError,
-    bot,
-  } = options;
+  const { check, awaitTurn, shared } = commonOptions(
+    "sessionGuard",
+    options,
+    "(ctx) => string | undefined",
+  );
+  const { guard, key, bypass, stopCommands = ["stop"], mediaGroupSettle = 800 } = options;
+  const { typing = false, bot } = options;
   check.framework("bot", bot, ["handleUpdate"], "the grammY Bot this middleware is installed on");
-  if (isShared(options.store) && bot === undefined) {
+  if (shared && bot === undefined) {
     throw check.error(
       `a shared store (redisStore) needs "bot": sessionGuard({ store, bot }). Updates admitted on another replica run on this one through bot.handleUpdate.`,
     );
   }
-  check.flag("awaitTurn", awaitTurn);
   check.flag("typing", typing);
-  check.fn("onError", onError, "(error, info) => void");
-  check.fn("key", key, "(ctx) => string | undefined");
   check.fn("bypass", bypass, "(ctx) => boolean");
   check.words("stopCommands", stopCommands, '["stop", "cancel"] (without the slash)');
   check.ms("mediaGroupSettle", mediaGroupSettle);
@@ -102,7 +93,7 @@ export function checkOptions<C extends Context>(options: SessionGuardOptions<C>)
     awaitTurn,
     bot,
     /** Turns of updates admitted on another replica replay here (own guard, shared store). */
-    replaying: guard === undefined && isShared(options.store) && bot !== undefined,
+    replaying: guard === undefined && shared && bot !== undefined,
     /** A guard and store of this bot's own: update ids need no bot scope. */
     ownIds: guard === undefined && options.store === undefined,
   };

@@ -96,3 +96,34 @@ export class OptionChecks {
 export function isShared(store: unknown): boolean {
   return (store as { shared?: unknown } | undefined)?.shared === true;
 }
+
+/** What every adapter's options have: the key function, `awaitTurn`, `onError`, a store. */
+interface CommonOptions {
+  readonly key?: unknown;
+  readonly awaitTurn?: unknown;
+  readonly onError?: unknown;
+  readonly store?: unknown;
+}
+
+/**
+ * Check the options every adapter has (the options object, `key`, `awaitTurn`, `onError`); answers
+ * the checks for the adapter's own, `awaitTurn` with its default, and whether the store is shared.
+ */
+export function commonOptions(
+  where: string,
+  options: CommonOptions,
+  keyShape: string,
+): { check: OptionChecks; awaitTurn: boolean; shared: boolean } {
+  const check = new OptionChecks(where);
+  check.object(options);
+  const { awaitTurn = false } = options;
+  check.flag("awaitTurn", awaitTurn);
+  check.fn("onError", options.onError, "(error, info) => void");
+  check.fn("key", options.key, keyShape);
+  return { check, awaitTurn: awaitTurn as boolean, shared: isShared(options.store) };
+}
+
+/** Stop words as they are compared: trimmed, lower case. */
+export function stopWords(words: readonly string[]): ReadonlySet<string> {
+  return new Set(words.map((word) => word.trim().toLowerCase()));
+}

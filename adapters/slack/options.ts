@@ -2,7 +2,7 @@
 
 import type { App } from "@slack/bolt";
 import type { ErrorInfo, Guard, GuardOptions } from "session-guard";
-import { isShared, OptionChecks } from "../kit/options.js";
+import { commonOptions, stopWords } from "../kit/options.js";
 import type { SlackInput, SlackMiddlewareArgs, SlackQueued } from "./types.js";
 
 /** Options of `slackGuard()`: every core option, plus the Slack-specific ones. */
@@ -89,36 +89,24 @@ export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
 
 /** The adapter's own options, checked, with their defaults. */
 export function checkOptions(options: SlackGuardOptions) {
-  const check = new OptionChecks("slackGuard");
-  check.object(options);
-  const {
-    guard,
-    key,
-    bypass,
-    stopTexts = ["stop"],
-    stopCommands = ["/stop"],
-    onQueued,
-    status,
-    awaitTurn = false,
-    onError,
-    dedupe,
-    app,
-  } = options;
-  check.flag("awaitTurn", awaitTurn);
-  check.fn("onError", onError, "(error, info) => void");
+  const { check, awaitTurn, shared } = commonOptions(
+    "slackGuard",
+    options,
+    "(args) => string | undefined",
+  );
+  const { guard, key, bypass, stopTexts = ["stop"], stopCommands = ["/stop"] } = options;
+  const { onQueued, status, dedupe, app } = options;
   check.framework(
     "app",
     app,
     ["processEvent"],
     "the Bolt App this middleware is installed on (new App(…))",
   );
-  const shared = isShared(options.store);
   if (shared && app === undefined) {
     throw check.error(
       `a shared store ("store", e.g. redisStore) needs "app": slackGuard({ store, app }). Payloads admitted on another replica run on this one through app.processEvent.`,
     );
   }
-  check.fn("key", key, "(args) => string | undefined");
   check.fn("bypass", bypass, "(args) => boolean");
   check.fn("onQueued", onQueued, "({ key, input, say, … }) => void");
   if (status !== undefined && (typeof status !== "string" || status.trim() === "")) {
@@ -132,9 +120,9 @@ export function checkOptions(options: SlackGuardOptions) {
     guard,
     key,
     bypass,
-    // Only with a store of its own: a shared `guard` comes with its creator's handler and codec.
+    // On a shared store only (a shared `guard` comes with its creator's handler and codec).
     app: shared ? app : undefined,
-    stopTexts: new Set(texts.map((text) => text.trim().toLowerCase())),
+    stopTexts: stopWords(texts),
     // Slack sends the command with its slash; accept the name either way.
     stopCommands: new Set(
       commands.map((c) => (c.startsWith("/") ? c : `/${c}`).trim().toLowerCase()),

@@ -7,6 +7,7 @@
 //
 // REDIS_URL (default redis://127.0.0.1:6379) picks the Redis; REDIS_CLIENT=ioredis uses ioredis
 // instead of node-redis. WEBHOOK_URL, when set, is registered with Telegram at start.
+// TELEGRAM_API_ROOT=http://127.0.0.1:8081 points it at a local Bot API server.
 
 import { createServer } from "node:http";
 import { Bot, type Context, webhookCallback } from "grammy";
@@ -24,8 +25,9 @@ if (!token) {
 }
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const port = Number(process.env.PORT ?? 8080);
+const apiRoot = process.env.TELEGRAM_API_ROOT;
 
-const bot = new Bot<MyContext>(token);
+const bot = new Bot<MyContext>(token, apiRoot ? { client: { apiRoot } } : {});
 // The client as created: the store opens its own connections from it.
 const client = process.env.REDIS_CLIENT === "ioredis" ? new Redis(url) : createClient({ url });
 const store = redisStore({ client, prefix: "sg:example:", lease: 30_000 });
@@ -57,21 +59,28 @@ bot.on("message", async (ctx) => {
 
 bot.catch((error) => console.error("bot error:", error.error));
 
+// Shut down on Ctrl-C or SIGTERM, whatever the network does: stop taking updates, hand this
+// replica's chats over (running turns get up to 10 s), close the store, exit 0.
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping — no new updates; running turns get up to 10 s to finish`);
+  server?.close(); // stop taking updates
+  const report = await guard.close({ timeout: 10_000 }); // hands this replica's chats over
+  console.log(`closed: aborted ${report.aborted} turn(s); closing the Redis connections…`);
+  await store.close().catch((error: unknown) => console.log(`(store: ${String(error)})`));
+  if (client instanceof Redis) client.disconnect();
+  process.exit(0);
+}
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+let server: ReturnType<typeof createServer> | undefined;
+console.log(`connecting to the Bot API at ${apiRoot ?? "https://api.telegram.org"} (getMe)…`);
 await bot.init(); // handleUpdate needs the bot's info
 if (process.env.WEBHOOK_URL) await bot.api.setWebhook(process.env.WEBHOOK_URL);
 // A StoreError (Redis down) makes the callback answer 500, so Telegram redelivers the update.
-const server = createServer(webhookCallback(bot, "http")).listen(port, () =>
-  console.log(`@${bot.botInfo.username} serving webhooks on :${port}`),
+server = createServer(webhookCallback(bot, "http")).listen(port, () =>
+  console.log(`@${bot.botInfo.username} serving webhooks on :${port} (Redis at ${url})`),
 );
-
-async function shutdown(signal: string) {
-  console.log(`${signal}: stopping`);
-  server.close(); // stop taking updates
-  const report = await guard.close({ timeout: 10_000 }); // hands this replica's chats over
-  await store.close();
-  if (client instanceof Redis) client.disconnect();
-  console.log(`closed: aborted ${report.aborted} turn(s)`);
-  process.exit(0);
-}
-process.once("SIGINT", () => void shutdown("SIGINT"));
-process.once("SIGTERM", () => void shutdown("SIGTERM"));

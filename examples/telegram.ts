@@ -68,16 +68,29 @@ bot.on("message", async (ctx) => {
 
 bot.catch((error) => console.error("bot error:", error.error));
 
+// Shut down on Ctrl-C or SIGTERM, whatever the network does: stop polling (a long poll or a retry
+// delay in flight is cut short), then let running turns finish, then exit 0.
+let stopping = false;
 async function shutdown(signal: string) {
-  console.log(`${signal}: stopping`);
-  await bot.stop(); // stop fetching updates
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping — no new updates; running turns get up to 10 s to finish`);
+  await bot.stop().catch((error: unknown) => console.log(`(polling ended: ${String(error)})`));
   const report = await guard.close({ timeout: 10_000 }); // let running turns finish
   console.log(
     `closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`,
   );
   process.exit(0);
 }
-process.once("SIGINT", () => void shutdown("SIGINT"));
-process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
-await bot.start({ onStart: (me) => console.log(`@${me.username} is running`) });
+console.log(`connecting to the Bot API at ${apiRoot ?? "https://api.telegram.org"}…`);
+bot
+  .start({ onStart: (me) => console.log(`@${me.username} is running`) })
+  .catch((error: unknown) => {
+    // Stopping cuts grammY's retry delay short ("Aborted delay"): that is not a failure.
+    if (stopping) return;
+    console.error("polling failed:", error);
+    process.exit(1);
+  });

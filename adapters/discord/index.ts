@@ -27,6 +27,7 @@ import {
 } from "session-guard";
 import { adapterGuard, withGuardControls } from "../kit/guard.js";
 import { withHeartbeat } from "../kit/heartbeat.js";
+import { errorLog } from "../kit/log.js";
 import { describe } from "../kit/options.js";
 import { userKey } from "../kit/own-errors.js";
 import { type AdmitOptions, commands } from "./commands.js";
@@ -53,16 +54,7 @@ const TYPING_EVERY = 8_000;
 const DONE: Promise<void> = Promise.resolve();
 const NOOP = (): void => {};
 
-function logTurnError(error: unknown, info: ErrorInfo<unknown>): void {
-  const ids = (info.inputs as { id?: unknown }[])
-    .map((input) => input?.id)
-    .filter((id) => id !== undefined);
-  const what = info.fence === undefined ? "an input for key" : "the turn for key";
-  console.error(
-    `session-guard/discord: ${what} "${info.key}" (inputs ${ids.join(", ") || "none"}) failed:`,
-    error,
-  );
-}
+const logTurnError = errorLog("discord", "inputs", (input) => (input as { id?: unknown }).id);
 
 function checkHandler(method: string, handler: unknown): void {
   if (typeof handler !== "function") {

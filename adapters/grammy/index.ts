@@ -13,6 +13,7 @@ import type { Message } from "grammy/types";
 import type { Drop, ErrorInfo, Guard, GuardOptions, SubmitOptions, Turn } from "session-guard";
 import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";
 import { type Heartbeat, withHeartbeat } from "../kit/heartbeat.js";
+import { errorLog } from "../kit/log.js";
 import { classify, SKIPPED, userKey } from "../kit/own-errors.js";
 import { Replays } from "../kit/replay.js";
 import { Albums } from "./album.js";
@@ -54,16 +55,7 @@ const ADMIT = 2;
 const TYPING_EVERY = 4_000;
 const DONE: Promise<void> = Promise.resolve();
 
-function logTurnError(error: unknown, info: ErrorInfo<unknown>): void {
-  const updates = (info.inputs as Context[])
-    .map((ctx) => ctx?.update?.update_id)
-    .filter((id) => id !== undefined);
-  const what = info.fence === undefined ? "an update for key" : "the turn for key";
-  console.error(
-    `session-guard/grammy: ${what} "${info.key}" (updates ${updates.join(", ") || "none"}) failed:`,
-    error,
-  );
-}
+const logTurnError = errorLog("grammy", "updates", (ctx) => (ctx as Context).update?.update_id);
 
 /**
  * grammY middleware that runs one agent turn per chat at a time. Install it first, with

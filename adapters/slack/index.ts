@@ -26,6 +26,7 @@
 import type { AnyMiddlewareArgs, Middleware, types } from "@slack/bolt";
 import type { Drop, ErrorInfo, Guard, GuardOptions, Turn } from "session-guard";
 import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";
+import { errorLog } from "../kit/log.js";
 import { classify, SKIPPED, userKey } from "../kit/own-errors.js";
 import { Replays } from "../kit/replay.js";
 import { admitter } from "./admit.js";
@@ -78,17 +79,12 @@ type Plan =
     };
 const PASS: Plan = { kind: "pass" };
 
-function describeInput(input: SlackInput): string {
-  return isCommand(input)
-    ? `command ${input.command}`
-    : `ts ${(input as types.AppMentionEvent).ts}`;
-}
-
-function logTurnError(error: unknown, info: ErrorInfo<unknown>): void {
-  const what = (info.inputs as SlackInput[]).map(describeInput).join(", ") || "no input";
-  const where = info.fence === undefined ? "an input for key" : "the turn for key";
-  console.error(`session-guard/slack: ${where} "${info.key}" (${what}) failed:`, error);
-}
+const logTurnError = errorLog("slack", "", (input) => {
+  const payload = input as SlackInput;
+  return isCommand(payload)
+    ? `command ${payload.command}`
+    : `ts ${(payload as types.AppMentionEvent).ts}`;
+});
 
 /**
  * Bolt global middleware that runs one agent turn per Slack thread at a time. Install it with

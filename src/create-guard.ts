@@ -2,9 +2,10 @@
 //
 // The core (`src/core/`) knows no store implementation; this is where the default one is chosen.
 
-import { type Guard, SessionGuard } from "./core/guard.js";
+import { SessionGuard } from "./core/guard.js";
 import type { GuardOptions } from "./core/options.js";
 import { resolveOptions } from "./core/options.js";
+import type { Guard } from "./core/types.js";
 import { memoryStore } from "./stores/memory/store.js";
 
 /**

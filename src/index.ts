@@ -4,14 +4,19 @@
 export {
   type AbortCode,
   ContendedError,
+  CycleError,
   DroppedError,
   type DropReason,
   LeaseLostError,
   StoreError,
+  StoreRecoveredError,
   TurnAbortedError,
   TurnTimeoutError,
 } from "./core/errors.js";
 export type { GuardEvents } from "./core/events.js";
+export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
+export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
+export type { Turn } from "./core/turn.js";
 export type {
   CloseOptions,
   CloseReport,
@@ -19,10 +24,7 @@ export type {
   RunOptions,
   SubmitOptions,
   SubmitOutcome,
-} from "./core/guard.js";
-export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
-export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
-export type { Turn } from "./core/turn.js";
+} from "./core/types.js";
 export { createGuard } from "./create-guard.js";
 export { type MemoryStore, type MemoryStoreOptions, memoryStore } from "./stores/memory/store.js";
 export type {

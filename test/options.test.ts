@@ -200,7 +200,7 @@ describe("submit argument validation", () => {
     [
       "expiresAt not a number",
       { expiresAt: "soon" },
-      /"expiresAt" must be epoch milliseconds .*got soon/,
+      /"expiresAt" must be epoch milliseconds .*got "soon"/,
     ],
     [
       "expiresAt NaN",

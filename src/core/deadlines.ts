@@ -6,6 +6,8 @@
 // The list is intrusive (the items carry their own links), so starting and finishing a turn are a
 // few pointer writes: no hashing, no allocation, no timer on the uncontended path.
 
+import { MAX_DELAY } from "./timers.js";
+
 export interface Timed {
   /** When the item expires: ms since the list was created (see `Deadlines.add`). */
   deadline: number;
@@ -67,8 +69,12 @@ export class Deadlines<T extends Timed> {
     // one before the loop re-arms; a second, orphaned timer would later fire with `#armedFor` of
     // the newer one and expire items early.
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#armedFor = deadline;
-    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - (Date.now() - this.#origin)));
+    const now = Date.now() - this.#origin;
+    // A deadline past Node's longest timer is reached in steps: the timer fires at the step's end,
+    // finds nothing due yet, and re-arms (see `MAX_DELAY`).
+    const step = Math.min(Math.max(0, deadline - now), MAX_DELAY);
+    this.#armedFor = Math.min(deadline, now + step);
+    this.#timer = setTimeout(this.#fire, step);
     // A deadline must not keep the process alive on its own.
     this.#timer.unref?.();
   }

@@ -1,12 +1,14 @@
 // === Entries: one admitted input as the guard tracks it
 //
-// The store sees only `id`, `alone` and `expiresAt`; the rest is the guard's. `run` is the closure
-// of the call that admitted the input; an entry that arrives without one (admitted by another
-// replica) is run by the guard's registered handler. `waiter` exists only for callers that wait for
-// the input's fate (`awaitTurn`, lanes), so the detached path allocates no promise.
+// The store sees only `id`, `alone`, `expiresAt`, `group` and `settle`; the rest is the guard's.
+// `run` is the closure of the call that admitted the input; an entry that arrives without one
+// (admitted by another replica) is run by the guard's registered handler. `waiter` exists only for
+// callers that wait for the input's fate (`awaitTurn`, lanes), so the detached path allocates no
+// promise. `ended` makes every end of an entry happen once (see `endings.ts`).
 
 import type { StoreEntry } from "../stores/store.js";
-import type { Handler } from "./options.js";
+import type { Drop, Handler } from "./options.js";
+import type { SubmitOptions } from "./types.js";
 
 /** Settles the promise of a caller that waits for an entry's fate. */
 export interface Waiter {
@@ -15,6 +17,9 @@ export interface Waiter {
 }
 
 export interface GuardEntry<I> extends StoreEntry {
+  group: string | undefined;
+  settle: number | undefined;
+  data: string | undefined;
   readonly input: I;
   readonly run: Handler<I> | undefined;
   /** A lane (`guard.run`): not an input, so not in `turn.inputs` and never reported to onDrop. */
@@ -22,4 +27,63 @@ export interface GuardEntry<I> extends StoreEntry {
   /** How the entry was admitted: what an awaiting `submit` resolves with. */
   outcome: "started" | "queued";
   waiter: Waiter | undefined;
+  /** The submit's own drop callback (`SubmitOptions.onDrop`). */
+  onDrop: ((drop: Drop<I>) => void) | undefined;
+  /** The entry's life is over here: handled, failed, dropped, or run by another replica. */
+  ended: boolean;
+}
+
+/**
+ * Ids of the guard's own entries (lanes) start with a lone surrogate. The door refuses ill-formed
+ * strings as user ids, so no user input can ever share one (a withdrawal by id is exact).
+ */
+export const LANE_ID_PREFIX = "\uD800lane:";
+
+/** An entry of an input or lane, with every field an entry has, in the same order. */
+export function newEntry<I>(
+  id: string | undefined,
+  input: I,
+  run: Handler<I> | undefined,
+  lane: boolean,
+  alone: boolean,
+  expiresAt: number,
+): GuardEntry<I> {
+  return {
+    id,
+    alone,
+    expiresAt,
+    group: undefined,
+    settle: undefined,
+    data: undefined,
+    input,
+    run,
+    lane,
+    outcome: "started",
+    waiter: undefined,
+    onDrop: undefined,
+    ended: false,
+  };
+}
+
+/**
+ * The entry of a submitted input. `ttl`: the guard's `pendingTtl`; the entry expires at the
+ * earlier of `now + ttl` and the submit's own `expiresAt`.
+ */
+export function submitted<I>(
+  input: I,
+  run: Handler<I>,
+  options: SubmitOptions<I> | undefined,
+  ttl: number,
+): GuardEntry<I> {
+  if (options === undefined) {
+    const expiresAt = ttl === Number.POSITIVE_INFINITY ? ttl : Date.now() + ttl;
+    return newEntry(undefined, input, run, false, false, expiresAt);
+  }
+  let expiresAt = options.expiresAt ?? Number.POSITIVE_INFINITY;
+  if (ttl !== Number.POSITIVE_INFINITY) expiresAt = Math.min(expiresAt, Date.now() + ttl);
+  const entry = newEntry(options.id, input, run, false, options.alone === true, expiresAt);
+  entry.group = options.group;
+  entry.settle = options.settle;
+  entry.onDrop = options.onDrop;
+  return entry;
 }

@@ -150,3 +150,47 @@ export class StoreError extends Error {
     this.key = key;
   }
 }
+
+/**
+ * The store works again after an outage that was reported as a `StoreError` (an incident is
+ * reported once when it starts and once when it ends, never at every retry). Reaches `onError`
+ * like the error that opened the incident, so a log or an alert can close it.
+ */
+export class StoreRecoveredError extends Error {
+  override name = "StoreRecoveredError";
+  /** The store operation that works again, e.g. `"renew"` or `"sweep"`. */
+  readonly operation: string;
+  /** Ms since the first failure of the incident. */
+  readonly downFor: number;
+
+  constructor(operation: string, downFor: number) {
+    super(`The store's ${operation} works again after failing for ${downFor} ms.`);
+    this.operation = operation;
+    this.downFor = downFor;
+  }
+}
+
+/**
+ * A call waited for a key whose turn timed out while it waited — what happens when a turn awaits
+ * work on its own key (`guard.run(key, …)` or an awaited `submit` from inside that key's turn): the
+ * call waits for the turn, the turn for the call. The call settles with this error at the turn's
+ * timeout (at once when the guard can tell), so the turn can end and the key moves on. An awaited
+ * `submit`'s input is not lost: it stays queued and runs detached.
+ */
+export class CycleError extends Error {
+  override name = "CycleError";
+  /** The key both the turn and the waiting call are on. */
+  readonly key: string;
+  /** The fence of the turn the call waited for. */
+  readonly fence: number;
+
+  constructor(key: string, fence: number, known: boolean) {
+    super(
+      known
+        ? `A call from inside the turn for key "${key}" (fence ${fence}) waits for that same key: a turn that awaits work on its own key waits for itself (a cycle). Do the work inside the turn, or start it without awaiting it.`
+        : `The turn for key "${key}" (fence ${fence}) timed out while this call waited for the key. If the call came from inside that turn, the turn awaited work on its own key, which waits for itself (a cycle): do the work inside the turn, or start it without awaiting it.`,
+    );
+    this.key = key;
+    this.fence = fence;
+  }
+}

@@ -19,7 +19,7 @@ export interface GuardEvents<I> {
   finished: { key: string; fence: number; inputs: readonly I[]; failed: boolean };
   /** An input ended without being handled. */
   dropped: Drop<I>;
-  /** A turn failed; the same error went to `onError`. */
+  /** A turn failed, or an error outside a turn; the same error went to `onError`. */
   error: { error: unknown; key: string; fence: number | undefined; inputs: readonly I[] };
   /** A turn outlived `turnTimeout`. */
   stuck: { key: string; fence: number; error: TurnTimeoutError; abandoned: boolean };
@@ -27,17 +27,42 @@ export interface GuardEvents<I> {
 
 export type Listener<T> = (payload: T) => void;
 
+/** The names of the guard's events. */
+export const EVENT_NAMES = [
+  "admitted",
+  "queued",
+  "started",
+  "finished",
+  "dropped",
+  "error",
+  "stuck",
+] as const satisfies readonly (keyof GuardEvents<unknown>)[];
+
 export class Emitter<M> {
   #listeners: { [K in keyof M]?: Set<Listener<M[K]>> } = {};
   /** Listeners across all events: with none (the usual case) `has` answers without a lookup. */
   #total = 0;
-  readonly #onListenerError: (error: unknown) => void;
+  readonly #names: ReadonlySet<string>;
+  readonly #onListenerError: (error: unknown, payload: M[keyof M]) => void;
 
-  constructor(onListenerError: (error: unknown) => void) {
+  /**
+   * `names`: the events there are (`on` refuses others). `onListenerError`: a listener threw; the
+   * emitter goes on with the next listener.
+   */
+  constructor(
+    names: readonly (keyof M & string)[],
+    onListenerError: (error: unknown, payload: M[keyof M]) => void,
+  ) {
+    this.#names = new Set(names);
     this.#onListenerError = onListenerError;
   }
 
   on<K extends keyof M>(name: K, listener: Listener<M[K]>): () => void {
+    if (!this.#names.has(name as string)) {
+      throw new TypeError(
+        `on(${JSON.stringify(name)}, listener): there is no such event. Events: ${[...this.#names].join(", ")}.`,
+      );
+    }
     if (typeof listener !== "function") {
       throw new TypeError(`on("${String(name)}", listener): listener must be a function.`);
     }
@@ -65,7 +90,7 @@ export class Emitter<M> {
       try {
         listener(payload);
       } catch (error) {
-        this.#onListenerError(error);
+        this.#onListenerError(error, payload);
       }
     }
   }

@@ -4,7 +4,7 @@
 // option, what it expects and what it got, so the fix is in the message.
 
 import type { Store, StoreEntry } from "../stores/store.js";
-import type { DropReason } from "./errors.js";
+import { type DropReason, StoreError, StoreRecoveredError } from "./errors.js";
 import { MODES, type Mode } from "./modes.js";
 import type { Turn } from "./turn.js";
 
@@ -133,16 +133,28 @@ const KNOWN = new Set([
   "onDrop",
 ]);
 
-/** The default `onError`: one clear line per failed turn, never an unhandled rejection. */
+/**
+ * The default `onError`: one clear line per error, saying what failed — a turn, the store (and
+ * which operation), or something outside a turn — never an unhandled rejection.
+ */
 export function logError(error: unknown, info: ErrorInfo<unknown>): void {
-  const fence = info.fence === undefined ? "" : ` (fence ${info.fence})`;
-  console.error(
-    `session-guard: the turn for key "${info.key}"${fence} with ${info.inputs.length} input(s) failed:`,
-    error,
-  );
+  const key = info.key === "" ? "" : ` for key "${info.key}"`;
+  let what: string;
+  if (info.fence !== undefined) {
+    what = `the turn${key} (fence ${info.fence}) with ${info.inputs.length} input(s) failed:`;
+  } else if (error instanceof StoreRecoveredError) {
+    what = "the store recovered:";
+  } else if (error instanceof StoreError) {
+    what = `the store's ${error.operation} failed${key}:`;
+  } else {
+    const inputs = info.inputs.length === 0 ? "" : ` with ${info.inputs.length} input(s)`;
+    what = `error${key}${inputs} outside a turn:`;
+  }
+  console.error(`session-guard: ${what}`, error);
 }
 
-function describe(value: unknown): string {
+/** A value as an error message shows it: strings quoted, objects by kind. */
+export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "function") return "a function";
   if (value === null) return "null";

@@ -9,6 +9,7 @@ import { setMaxListeners } from "node:events";
 import type { Claim } from "../stores/store.js";
 import type { Timed } from "./deadlines.js";
 import type { GuardEntry } from "./entry.js";
+import type { LongTimer } from "./timers.js";
 
 /**
  * One run of the handler over the inputs of one key.
@@ -78,7 +79,7 @@ export interface LeaseWatch {
   /** Epoch ms at which the claim was last known to be renewed. */
   renewedAt: number;
   /** The next renewal or expiry check. */
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: LongTimer | undefined;
   /** A renewal is in flight. */
   renewing: boolean;
   /** Pending count last reported to `onPending` listeners by a renewal or a hint. */
@@ -114,8 +115,19 @@ export class TurnState<I> implements Turn<I>, Timed {
   newer: TurnState<I> | undefined = undefined;
   older: TurnState<I> | undefined = undefined;
   queued = false;
-  /** The settle-window timer, while the turn waits for a burst to complete. */
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The settle-window timer, while the turn waits for a burst or a group to complete. */
+  timer: LongTimer | undefined = undefined;
+  /**
+   * Entries of this key with a waiting caller (an awaited submit, a lane) admitted behind this turn
+   * while it ran: if the turn times out, they may be what it waits for (a cycle).
+   */
+  behind: GuardEntry<I>[] | undefined = undefined;
+  /** The turn outlived `turnTimeout` (whatever aborted its signal first). */
+  overdue = false;
+  /** The group whose window the turn waits out before it runs (see `SettleWindows`). */
+  settling: string | undefined = undefined;
+  /** The quiet ms that end that window. */
+  settleMs = 0;
   /** Resolves the concurrency slot (p-limit) once the turn settles. */
   release: (() => void) | undefined = undefined;
   /** The guard that runs this turn. */

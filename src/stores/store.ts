@@ -289,6 +289,11 @@ export interface StoreHost<E> {
    * queued for other processes when this store detaches): their callers learn they were queued.
    */
   departed(entries: readonly E[]): void;
-  /** A background operation of the store failed (a probe, a sweep, a subscription). */
+  /**
+   * A background operation of the store failed (a probe, a sweep, a subscription). Pass a
+   * `StoreError` naming the operation: the guard reports an outage once, not at every retry.
+   */
   error(error: unknown, key: string | undefined): void;
+  /** The background `operation` that failed works again: the guard reports the end of the outage. */
+  recovered?(operation: string): void;
 }

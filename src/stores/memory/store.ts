@@ -277,10 +277,23 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
  * ```
  */
 export function memoryStore(options: MemoryStoreOptions = {}): MemoryStore {
-  const { maxIds = 100_000 } = options;
-  if (typeof maxIds !== "number" || !(maxIds >= 1)) {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(
-      `memoryStore: "maxIds" must be a number of at least 1 (the most de-duplication ids kept), got ${String(maxIds)}.`,
+      `memoryStore: options must be an object such as { maxIds: 100_000 }, got ${options === null ? "null" : Array.isArray(options) ? "an array" : typeof options}.`,
+    );
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== "maxIds") {
+      throw new TypeError(
+        `memoryStore: unknown option ${JSON.stringify(name)}. Known options: maxIds.`,
+      );
+    }
+  }
+  const { maxIds = 100_000 } = options;
+  if (typeof maxIds !== "number" || !Number.isInteger(maxIds) || maxIds < 1) {
+    const got = typeof maxIds === "string" ? JSON.stringify(maxIds) : String(maxIds);
+    throw new TypeError(
+      `memoryStore: "maxIds" must be an integer of at least 1 (the most de-duplication ids kept), got ${got}.`,
     );
   }
   return new InMemoryStore(maxIds);

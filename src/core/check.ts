@@ -1,0 +1,154 @@
+// === Checks at the door: keys, ids and per-call options
+//
+// Options of `createGuard` are checked once (`options.ts`); these are the checks of each call. A
+// wrong argument is a TypeError that says how to fix it, returned rather than thrown so that the
+// caller can reject its promise (the guard's methods never throw synchronously).
+
+import { describe } from "./options.js";
+import type { CloseOptions, StopOptions, SubmitOptions } from "./types.js";
+
+/** `String.prototype.isWellFormed` (ES2024, in Node 20), which the project's lib does not type. */
+const wellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * A key must be a non-empty, well-formed string: a lone UTF-16 surrogate cannot be stored as
+ * UTF-8 (a shared store would merge `"a\uD800"` and `"a\uDBFF"` into one key).
+ */
+export function checkKey(where: string, key: unknown): TypeError | undefined {
+  if (typeof key === "string" && key !== "" && wellFormed(key)) return undefined;
+  if (typeof key === "string" && key !== "") {
+    return new TypeError(
+      `${where}: "key" must be well-formed text, got ${JSON.stringify(key)} with a lone UTF-16 surrogate (a cut emoji?). Build keys from whole characters.`,
+    );
+  }
+  return new TypeError(
+    `${where}: "key" must be a non-empty string such as a chat id, got ${key === "" ? '"" (an empty string)' : describe(key)}.`,
+  );
+}
+
+/** An id (of an input or a stop command): a well-formed string. */
+function checkId(where: string, id: unknown): TypeError | undefined {
+  if (id === undefined) return undefined;
+  if (typeof id !== "string") {
+    return new TypeError(
+      `${where}: "id" must be a string (convert numeric ids with String(id)), got ${typeof id}.`,
+    );
+  }
+  if (!wellFormed(id)) {
+    return new TypeError(
+      `${where}: "id" must be well-formed text, got ${JSON.stringify(id)} with a lone UTF-16 surrogate.`,
+    );
+  }
+  return undefined;
+}
+
+/** Unknown option names: a typo such as `awaitturn` must not pass silently. */
+function checkNames(
+  where: string,
+  options: object,
+  known: readonly string[],
+): TypeError | undefined {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      return new TypeError(
+        `${where}: unknown option ${JSON.stringify(name)}. Known options: ${known.join(", ")}.`,
+      );
+    }
+  }
+  return undefined;
+}
+
+function notObject(where: string, options: unknown, example: string): TypeError | undefined {
+  if (typeof options === "object" && options !== null && !Array.isArray(options)) return undefined;
+  return new TypeError(
+    `${where}: options must be an object such as ${example}, got ${describe(options)}.`,
+  );
+}
+
+const SUBMIT_OPTIONS = [
+  "id",
+  "alone",
+  "expiresAt",
+  "awaitTurn",
+  "group",
+  "settle",
+  "onDrop",
+] as const;
+
+export function checkSubmitOptions(options: SubmitOptions<unknown>): TypeError | undefined {
+  const where = "submit";
+  const problem =
+    notObject(where, options, "{ id: String(update.update_id) }") ??
+    checkNames(where, options, SUBMIT_OPTIONS) ??
+    checkId(where, options.id);
+  if (problem !== undefined) return problem;
+  const { alone, expiresAt, awaitTurn, group, settle, onDrop } = options;
+  if (alone !== undefined && typeof alone !== "boolean") {
+    return new TypeError(`submit: "alone" must be true or false, got ${typeof alone}.`);
+  }
+  if (expiresAt !== undefined && (typeof expiresAt !== "number" || Number.isNaN(expiresAt))) {
+    return new TypeError(
+      `submit: "expiresAt" must be epoch milliseconds (a number such as Date.now() + 60_000), got ${describe(expiresAt)}.`,
+    );
+  }
+  if (awaitTurn !== undefined && typeof awaitTurn !== "boolean") {
+    return new TypeError(`submit: "awaitTurn" must be true or false, got ${typeof awaitTurn}.`);
+  }
+  if (group !== undefined && (typeof group !== "string" || group === "" || !wellFormed(group))) {
+    return new TypeError(
+      `submit: "group" must be a non-empty, well-formed string such as \`album:\${media_group_id}\`, got ${describe(group)}.`,
+    );
+  }
+  if (settle !== undefined) {
+    if (group === undefined) {
+      return new TypeError(
+        `submit: "settle" goes with "group" (the quiet ms that end the group's window).`,
+      );
+    }
+    if (!(typeof settle === "number" && Number.isInteger(settle) && settle >= 0)) {
+      return new TypeError(
+        `submit: "settle" must be an integer of at least 0 (ms), got ${describe(settle)}.`,
+      );
+    }
+  }
+  if (onDrop !== undefined && typeof onDrop !== "function") {
+    return new TypeError(
+      `submit: "onDrop" must be a function (drop) => void, got ${describe(onDrop)}.`,
+    );
+  }
+  return undefined;
+}
+
+export function checkStopOptions(
+  where: string,
+  options: StopOptions | undefined,
+): TypeError | undefined {
+  if (options === undefined) return undefined;
+  return (
+    notObject(where, options, "{ id: commandId }") ??
+    checkNames(where, options, ["id"]) ??
+    checkId(where, options.id)
+  );
+}
+
+/** `close` options, answering the timeout (default 10 s). */
+export function checkCloseOptions(options: CloseOptions | undefined): TypeError | number {
+  if (options === undefined) return 10_000;
+  const problem =
+    notObject("close", options, "{ timeout: 10_000 }") ?? checkNames("close", options, ["timeout"]);
+  if (problem !== undefined) return problem;
+  const { timeout = 10_000 } = options;
+  if (
+    !(
+      typeof timeout === "number" &&
+      timeout >= 0 &&
+      (Number.isInteger(timeout) || timeout === Number.POSITIVE_INFINITY)
+    )
+  ) {
+    return new TypeError(
+      `close: "timeout" must be an integer number of ms (0 or more) or Infinity, got ${describe(timeout)}.`,
+    );
+  }
+  return timeout;
+}

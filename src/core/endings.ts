@@ -1,0 +1,151 @@
+// === The input's life ends here
+//
+// Every admitted entry ends exactly once, through one of these functions: handled in a turn,
+// failed with its turn, dropped with a reason, or gone to another replica that runs it. Each
+// function first marks the entry `ended`, so a second end (a turn that settles after it was
+// abandoned, a stop racing a finish) is a no-op: G3 holds by construction, not by care at every
+// branch. The waiting caller, the submit's own `onDrop`, the guard's `onDrop`, the `dropped` event
+// and the shutdown report all hear of the end here and nowhere else.
+
+import type { StoreDrop } from "../stores/store.js";
+import type { GuardEntry } from "./entry.js";
+import { DroppedError, type DropReason, LeaseLostError, TurnAbortedError } from "./errors.js";
+import type { Emitter, GuardEvents } from "./events.js";
+import type { Drop } from "./options.js";
+import type { Reporter } from "./report.js";
+import type { TurnState } from "./turn.js";
+
+/** Abort reasons after which a turn's inputs count as handled, not failed. */
+function isGracefulAbort(reason: unknown): boolean {
+  return (
+    reason instanceof TurnAbortedError &&
+    (reason.code === "stopped" || reason.code === "superseded")
+  );
+}
+
+export class Endings<I> {
+  readonly #onDrop: ((drop: Drop<I>) => void) | undefined;
+  readonly #events: Emitter<GuardEvents<I>>;
+  readonly #report: Reporter<I>;
+  /** While the guard closes: the inputs it dropped, for the close report. */
+  closeDrops: Drop<I>[] | undefined = undefined;
+
+  constructor(
+    onDrop: ((drop: Drop<I>) => void) | undefined,
+    events: Emitter<GuardEvents<I>>,
+    report: Reporter<I>,
+  ) {
+    this.#onDrop = onDrop;
+    this.#events = events;
+    this.#report = report;
+  }
+
+  /** The entry ran in a turn that ended well (or was stopped or superseded: handled too). */
+  handled(entry: GuardEntry<I>, value: unknown): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const waiter = entry.waiter;
+    if (waiter === undefined) return;
+    entry.waiter = undefined;
+    waiter.resolve(entry.lane ? value : entry.outcome);
+  }
+
+  /** The entry ran in a turn that failed with `error`. */
+  failed(entry: GuardEntry<I>, error: unknown): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const waiter = entry.waiter;
+    if (waiter === undefined) return;
+    entry.waiter = undefined;
+    waiter.reject(error);
+  }
+
+  /** The entry ended without being handled, for `reason`. */
+  dropped(key: string, entry: GuardEntry<I>, reason: DropReason): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const waiter = entry.waiter;
+    entry.waiter = undefined;
+    if (entry.lane) {
+      waiter?.reject(new DroppedError(key, reason));
+      return;
+    }
+    // An awaiting submit resolves as a detached one would: a redelivery is "duplicate".
+    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    const own = entry.onDrop;
+    const onDrop = this.#onDrop;
+    const closeDrops = reason === "shutdown" ? this.closeDrops : undefined;
+    if (own === undefined && onDrop === undefined && closeDrops === undefined) {
+      if (!this.#events.has("dropped")) return;
+    }
+    const drop: Drop<I> = { key, input: entry.input, id: entry.id, reason };
+    closeDrops?.push(drop);
+    if (own !== undefined) this.#callDrop(own, drop);
+    if (onDrop !== undefined) this.#callDrop(onDrop, drop);
+    this.#events.emit("dropped", drop);
+  }
+
+  /** Entries a store removed without running them, each with its reason. */
+  droppedAll(key: string, drops: readonly StoreDrop<GuardEntry<I>>[]): void {
+    for (let i = 0; i < drops.length; i++) {
+      const { entry, reason } = drops[i] as StoreDrop<GuardEntry<I>>;
+      this.dropped(key, entry, reason);
+    }
+  }
+
+  /**
+   * The entry left this process: another replica runs it (it took the entry into its turn, or the
+   * key was handed over). Its caller learns it was queued; a lane, which cannot travel, fails.
+   */
+  departed(key: string, entry: GuardEntry<I>, laneError?: unknown): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const waiter = entry.waiter;
+    if (waiter === undefined) return;
+    entry.waiter = undefined;
+    if (entry.lane) waiter.reject(laneError ?? new DroppedError(key, "shutdown"));
+    else waiter.resolve("queued");
+  }
+
+  /**
+   * A turn's handler settled with `value` (`failed`: it threw or rejected): end its entries.
+   * Answers the ids to forget so that the platform's redelivery runs (an awaited input that
+   * failed), or `undefined`.
+   */
+  turnSettled(
+    turn: TurnState<I>,
+    value: unknown,
+    failed: boolean,
+    shared: boolean,
+  ): string[] | undefined {
+    // A stopped or superseded turn handled its inputs: the platform must not redeliver them,
+    // whatever the handler threw on abort (signal.reason, or an SDK's own abort error).
+    const inputsFailed = failed && !isGracefulAbort(value) && !isGracefulAbort(turn.abortReason);
+    // A turn that lost its lease on a shared store: the next holder runs its inputs again, so a
+    // redelivery must stay a duplicate.
+    const keepIds = shared && turn.abortReason instanceof LeaseLostError;
+    let forget: string[] | undefined;
+    for (const entry of turn.entries) {
+      if (entry.ended) continue;
+      if (entry.lane) {
+        if (failed) this.failed(entry, value);
+        else this.handled(entry, value);
+      } else if (inputsFailed) {
+        if (entry.waiter !== undefined && entry.id !== undefined && !keepIds) {
+          (forget ??= []).push(entry.id);
+        }
+        this.failed(entry, value);
+      } else this.handled(entry, value);
+    }
+    return forget;
+  }
+
+  #callDrop(onDrop: (drop: Drop<I>) => void, drop: Drop<I>): void {
+    try {
+      onDrop(drop);
+    } catch (error) {
+      // Like a listener's: to onError only, never re-emitted as an `error` event.
+      this.#report.listenerFailed(error, drop.key);
+    }
+  }
+}

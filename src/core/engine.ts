@@ -1,0 +1,376 @@
+// === The engine: admission → turn → finish, the hot path of a guard
+//
+// One turn per key at a time. `submit` claims the key or queues the input in one synchronous store
+// call (for the memory store), so nothing can slip between "is a turn running?" and "register the
+// turn" — the await gap that makes other guards start duplicate runs. The turn then runs detached;
+// when it settles, `finish` atomically hands back the next batch (keeping the claim) or releases
+// the key, so input is never stranded between "queue empty" and "released".
+//
+// This file is the hot path and nothing else: no allocation or indirection per input beyond what it
+// needs. Every input ends in `endings.ts`, every turn in `retire`. The concerns beside the hot path
+// are collaborators that `guard.ts` builds once (lanes, settle windows, the lease watchdog, the
+// expiry timer, stuck turns, the other exits of a turn, replicas, stop and close, reporting).
+
+import type pLimit from "p-limit";
+import type { Admission, AdmitPolicy, Finish, Store } from "../stores/store.js";
+import { awaited, current, noHandler, OUTCOMES } from "./callers.js";
+import { checkKey, checkSubmitOptions } from "./check.js";
+import type { Controls } from "./control.js";
+import type { Deadlines } from "./deadlines.js";
+import type { Endings } from "./endings.js";
+import { type GuardEntry, submitted } from "./entry.js";
+import { StoreError, TurnAbortedError } from "./errors.js";
+import type { Emitter, GuardEvents } from "./events.js";
+import type { Exits } from "./exits.js";
+import type { ExpiryTimer } from "./expiry.js";
+import type { Holders } from "./holders.js";
+import type { Lanes } from "./lanes.js";
+import type { LeaseWatchdog } from "./lease-watch.js";
+import type { ModeBehaviour } from "./modes.js";
+import type { Handler, ResolvedOptions } from "./options.js";
+import type { Replicas } from "./replicas.js";
+import type { Reporter } from "./report.js";
+import type { SettleWindows } from "./settle.js";
+import type { Stuck } from "./stuck.js";
+import { type TurnHost, TurnState } from "./turn.js";
+import type { SubmitOptions, SubmitOutcome } from "./types.js";
+
+type Entry<I> = GuardEntry<I>;
+
+const DONE: Promise<void> = Promise.resolve();
+
+export abstract class Engine<I> implements TurnHost<I> {
+  // What the engine works with; the guard (`guard.ts`) builds them, the collaborators after it.
+  abstract readonly options: ResolvedOptions<I>;
+  abstract readonly store: Store<Entry<I>>;
+  /** Other processes share the store: inputs are serialized, keys handed over on close. */
+  abstract readonly shared: boolean;
+  abstract readonly mode: ModeBehaviour;
+  abstract readonly admitPolicy: AdmitPolicy;
+  abstract readonly events: Emitter<GuardEvents<I>>;
+  abstract readonly report: Reporter<I>;
+  abstract readonly ends: Endings<I>;
+  /** The current turn of every key this guard holds. */
+  abstract readonly keys: Holders<TurnState<I>>;
+  /** Turns running at once (`concurrency`), unless unlimited. */
+  abstract readonly limit: ReturnType<typeof pLimit> | undefined;
+  abstract readonly deadlines: Deadlines<TurnState<I>> | undefined;
+  abstract readonly settle: SettleWindows<I>;
+  abstract readonly exits: Exits<I>;
+  abstract readonly stuck: Stuck<I>;
+  abstract readonly expiry: ExpiryTimer<I>;
+  abstract readonly leases: LeaseWatchdog<I> | undefined;
+  abstract readonly lanes: Lanes<I>;
+  abstract readonly controls: Controls<I>;
+  abstract readonly replicas: Replicas<I> | undefined;
+  // What a turn asks of its guard (`TurnHost`), answered by the guard.
+  abstract take(turn: TurnState<I>): Promise<I[]>;
+  abstract pendingCount(key: string): number;
+  abstract listenerFailed(turn: TurnState<I>, error: unknown): void;
+  #idleWaiters: (() => void)[] = [];
+
+  /** Resolves when this guard holds no key. */
+  idle(): Promise<void> {
+    if (this.keys.size === 0) return DONE;
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  // --- admission
+
+  submit(
+    key: string,
+    input: I,
+    run?: Handler<I>,
+    options?: SubmitOptions<I>,
+  ): Promise<SubmitOutcome> {
+    const badKey = checkKey("submit", key);
+    if (badKey !== undefined) return Promise.reject(badKey);
+    const handler = run ?? this.options.handler;
+    if (typeof handler !== "function") return Promise.reject(noHandler("submit"));
+    let awaitTurn = this.options.awaitTurn;
+    if (options !== undefined) {
+      const problem = checkSubmitOptions(options as SubmitOptions<unknown>);
+      if (problem !== undefined) return Promise.reject(problem);
+      awaitTurn = options.awaitTurn ?? awaitTurn;
+    }
+    const entry = submitted(input, handler, options, this.options.pendingTtl);
+    if (this.shared) {
+      try {
+        // biome-ignore lint/style/noNonNullAssertion: a shared store always has replicas
+        entry.data = this.replicas!.encode(input);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (this.controls.closing !== undefined) {
+      this.ends.dropped(key, entry, "shutdown");
+      return OUTCOMES.dropped;
+    }
+    if (entry.expiresAt !== Number.POSITIVE_INFINITY && entry.expiresAt <= Date.now()) {
+      // Already past its deadline (a dying interaction token): it must not claim a free key.
+      this.ends.dropped(key, entry, "expired");
+      return OUTCOMES.dropped;
+    }
+    const settled = awaitTurn ? awaited(entry) : undefined;
+    const outcome = this.admit(key, entry, this.admitPolicy);
+    const caller = current.turn as TurnState<I> | undefined;
+    // Awaited from inside its own key's turn: it would wait for itself. The input stays admitted.
+    if (awaitTurn && caller?.key === key && caller.host === this) this.stuck.cycle(entry, caller);
+    if (typeof outcome === "string") return settled ?? OUTCOMES[outcome];
+    return settled === undefined ? outcome : outcome.then(() => settled);
+  }
+
+  /** Admit an entry: claim or queue it in the store, then act on the answer. */
+  admit(key: string, entry: Entry<I>, policy: AdmitPolicy): SubmitOutcome | Promise<SubmitOutcome> {
+    let admission: Admission<Entry<I>> | Promise<Admission<Entry<I>>>;
+    try {
+      admission = this.store.acquireOrEnqueue(key, entry, policy);
+    } catch (error) {
+      return Promise.reject(new StoreError("acquireOrEnqueue", key, error));
+    }
+    if (admission instanceof Promise) {
+      return admission.then(
+        (answer) => this.admitted(key, entry, answer),
+        (error: unknown) => {
+          throw new StoreError("acquireOrEnqueue", key, error);
+        },
+      );
+    }
+    return this.admitted(key, entry, admission);
+  }
+
+  admitted(key: string, entry: Entry<I>, admission: Admission<Entry<I>>): SubmitOutcome {
+    switch (admission.status) {
+      case "acquired": {
+        const turn = new TurnState(
+          this as unknown as TurnHost<I>,
+          key,
+          admission.claim,
+          admission.batch,
+        );
+        this.replace(key, turn);
+        this.ends.droppedAll(key, admission.dropped);
+        // A shared store may claim the key for input a dead holder left behind, older than this
+        // entry: the entry then waits for the next batch of this guard's own turns.
+        const outcome = this.shared && !admission.batch.includes(entry) ? "queued" : "started";
+        entry.outcome = outcome;
+        if (!entry.lane && this.events.has("admitted")) {
+          this.events.emit("admitted", { key, id: entry.id, input: entry.input, outcome });
+        }
+        this.begin(turn, true);
+        return outcome;
+      }
+      case "queued": {
+        entry.outcome = "queued";
+        this.ends.droppedAll(key, admission.dropped);
+        if (!entry.lane && (this.events.has("admitted") || this.events.has("queued"))) {
+          const { id, input } = entry;
+          this.events.emit("admitted", { key, id, input, outcome: "queued" });
+          this.events.emit("queued", { key, id, input, pending: admission.pending });
+        }
+        if (entry.expiresAt !== Number.POSITIVE_INFINITY) this.expiry.watch(key, entry.expiresAt);
+        const turn = this.keys.get(key);
+        if (turn !== undefined && !turn.stale) {
+          if (entry.waiter !== undefined) this.stuck.waiting(turn, entry);
+          if (entry.group !== undefined) this.settle.arrived(turn, entry.group);
+          if (!entry.lane) {
+            if (turn.watch !== undefined) turn.watch.knownPending = admission.pending;
+            this.pendingArrived(turn, admission.pending);
+          }
+        }
+        return "queued";
+      }
+      case "rejected":
+        this.ends.dropped(key, entry, admission.reason);
+        return "dropped";
+      default:
+        this.ends.dropped(key, entry, "duplicate");
+        return "duplicate";
+    }
+  }
+
+  // --- turns
+
+  /** A turn holds its key: watch its lease, wait out its settle window, then launch it. */
+  begin(turn: TurnState<I>, admitted: boolean): void {
+    this.leases?.watch(turn);
+    this.settle.begin(turn, admitted);
+  }
+
+  launch(turn: TurnState<I>): void {
+    const limit = this.limit;
+    if (limit === undefined) {
+      this.#invoke(turn);
+      return;
+    }
+    limit(() => {
+      if (turn.phase !== "claimed" || turn.released) return undefined;
+      return new Promise<void>((resolve) => {
+        turn.release = resolve;
+        this.#invoke(turn);
+      });
+    });
+  }
+
+  /** Run the turn's handler. A turn aborted before it started drops its inputs instead. */
+  #invoke(turn: TurnState<I>): void {
+    if (turn.phase !== "claimed" || turn.released) return;
+    if (turn.abortReason !== undefined) {
+      this.exits.discard(turn);
+      return;
+    }
+    if (turn.entries.length === 0) {
+      // A shared store handed over a batch none of whose inputs could be rebuilt here (each was
+      // reported to onError): nothing to run, the key moves on.
+      this.retire(turn, "finish");
+      return;
+    }
+    turn.phase = "running";
+    this.deadlines?.add(turn, this.options.turnTimeout);
+    if (this.events.has("started")) {
+      this.events.emit("started", { key: turn.key, fence: turn.fence, inputs: turn.inputs });
+    }
+    const entries = turn.entries;
+    const last = entries[entries.length - 1] as Entry<I>;
+    const run = last.run ?? this.options.handler;
+    const outer = current.turn;
+    current.turn = turn as TurnState<unknown>;
+    try {
+      if (run === undefined) throw noHandler(`the turn for key "${turn.key}"`);
+      const result = run(turn, last.input);
+      current.turn = outer;
+      if (result instanceof Promise) {
+        result.then(
+          (value) => this.settleTurn(turn, value, false),
+          (error) => this.settleTurn(turn, error, true),
+        );
+      } else if (result !== null && (typeof result === "object" || typeof result === "function")) {
+        // Perhaps a foreign thenable: a native promise adopts it, so a `then` that throws, a `then`
+        // getter that throws or a `then` that calls back twice is one settlement, never a throw here.
+        Promise.resolve(result).then(
+          (value) => this.settleTurn(turn, value, false),
+          (error) => this.settleTurn(turn, error, true),
+        );
+      } else {
+        queueMicrotask(() => this.settleTurn(turn, result, false));
+      }
+    } catch (error) {
+      current.turn = outer;
+      // Settle on a later tick, never inside `submit`: a queue of synchronous handlers must not
+      // recurse through finish → next turn → handler.
+      queueMicrotask(() => this.settleTurn(turn, error, true));
+    }
+  }
+
+  /** The handler returned or threw: report, end its entries, and retire the turn. */
+  settleTurn(turn: TurnState<I>, value: unknown, failed: boolean): void {
+    if (turn.phase === "settled") return;
+    // An error that is the turn's own abort reason was expected (stop, interrupt) or was already
+    // reported when it happened (timeout, lease loss).
+    if (failed && value !== turn.abortReason)
+      this.report.error(value, turn.key, turn.fence, turn.inputs);
+    const forget = this.ends.turnSettled(turn, value, failed, this.shared);
+    if (forget !== undefined) this.exits.forget(turn, forget);
+    if (this.events.has("finished")) {
+      const { key, fence, inputs } = turn;
+      this.events.emit("finished", { key, fence, inputs, failed });
+    }
+    this.retire(turn, "finish");
+  }
+
+  /**
+   * Every turn ends here: its timers, deadline, lease watch and concurrency slot go, then its key
+   * moves on — to the next batch or released (`finish`), or given up without running its pending
+   * input here (`give-up`; `requeue`: the turn's own batch did not run either).
+   */
+  retire(turn: TurnState<I>, next: "finish" | "give-up" | "requeue"): void {
+    turn.phase = "settled";
+    this.settle.cancel(turn);
+    this.deadlines?.delete(turn);
+    this.leases?.stop(turn);
+    turn.behind = undefined;
+    this.freeSlot(turn);
+    if (turn.released) return;
+    if (next === "finish") this.finish(turn);
+    else this.exits.giveUp(turn, next === "requeue");
+  }
+
+  /** Give back the turn's concurrency slot (p-limit), once. */
+  freeSlot(turn: TurnState<I>): void {
+    const release = turn.release;
+    turn.release = undefined;
+    release?.();
+  }
+
+  /** Hand the key to its next batch, or release it. */
+  finish(turn: TurnState<I>): void {
+    if (this.controls.closing !== undefined && this.shared) {
+      // Across replicas a closing guard hands its keys over instead of draining them.
+      this.exits.giveUp(turn);
+      return;
+    }
+    // Every turn ends here, so no closure is made unless the store answers with a promise.
+    let answer: Finish<Entry<I>> | Promise<Finish<Entry<I>>>;
+    try {
+      answer = this.store.finish(turn.key, turn.claim, this.mode.batch);
+    } catch (error) {
+      this.exits.storeFailed(turn, "finish", error);
+      return;
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (finish) => this.#finished(turn, finish),
+        (error: unknown) => this.exits.storeFailed(turn, "finish", error),
+      );
+    } else this.#finished(turn, answer);
+  }
+
+  /** The store answered `finish`: release the key, or start its next batch. */
+  #finished(turn: TurnState<I>, finish: Finish<Entry<I>>): void {
+    if (finish.status === "lost") return this.exits.refused(turn);
+    this.ends.droppedAll(turn.key, finish.dropped);
+    if (finish.status === "released") {
+      this.unhold(turn);
+      return;
+    }
+    const next = new TurnState(this, turn.key, finish.claim, finish.batch);
+    this.replace(turn.key, next, turn);
+    this.begin(next, false);
+  }
+
+  /** `turn` is now the key's holder here; a turn it replaces unexpectedly lost its claim. */
+  replace(key: string, turn: TurnState<I>, previous?: TurnState<I>): void {
+    if (this.shared) {
+      const current = this.keys.get(key);
+      if (current !== undefined && current !== previous) this.exits.leaseLost(current, true);
+    }
+    this.keys.set(turn, previous);
+  }
+
+  /** The store no longer knows this turn's claim. */
+  lost(turn: TurnState<I>): void {
+    turn.released = true;
+    this.unhold(turn);
+  }
+
+  unhold(turn: TurnState<I>): void {
+    if (!this.keys.delete(turn)) return;
+    this.expiry.forget(turn.key);
+    this.lanes.wake(turn.key);
+    if (this.controls.closing !== undefined) this.controls.released();
+    if (this.keys.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** Input is pending for a running turn: interrupt it (interrupt mode) and tell its listeners. */
+  pendingArrived(turn: TurnState<I>, pending: number): void {
+    // A lane (cron, recovery) is not a conversation turn: chat input never supersedes it.
+    if (this.mode.interrupts && turn.phase === "running" && !(turn.entries[0] as Entry<I>).lane) {
+      turn.abort(new TurnAbortedError("superseded", turn.key, turn.fence));
+    }
+    turn.notifyPending(pending);
+  }
+}

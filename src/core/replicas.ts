@@ -1,0 +1,180 @@
+// === Replicas: what a guard does for a store shared with other processes
+//
+// Inputs travel between replicas, so they are serialized at admission (`encode`) and rebuilt on
+// the replica that runs them (`revive`). The store acts on its own through the host this builds:
+// it hands over keys it claimed (a holder died or handed them over), relays hints (input arrived,
+// stop, key freed), and tells which entries admitted here another replica took. On close, keys are
+// handed over rather than drained, and the store's background work stops once every hand-over has
+// reached it.
+
+import type { Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
+import type { Engine } from "./engine.js";
+import { type GuardEntry, newEntry } from "./entry.js";
+import type { Codec } from "./options.js";
+import { TurnState } from "./turn.js";
+
+type Entry<I> = GuardEntry<I>;
+
+/** True for data `JSON.stringify` keeps as it is: primitives, arrays and plain objects. */
+function isPlainData(value: unknown): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object": {
+      if (Array.isArray(value)) return true;
+      const proto = Object.getPrototypeOf(value);
+      return proto === Object.prototype || proto === null;
+    }
+    default:
+      return false;
+  }
+}
+
+function kindOf(input: unknown): string {
+  if (input === undefined) return "undefined";
+  if (typeof input !== "object") return `a ${typeof input}`;
+  return `an instance of ${(input as object).constructor?.name ?? "a class"}`;
+}
+
+/** The codec of a shared store when none is given: plain JSON data, anything else refused. */
+const JSON_CODEC: Codec<unknown> = {
+  encode(input) {
+    if (!isPlainData(input))
+      throw new TypeError(`the input is ${kindOf(input)}, not plain JSON data`);
+    return input;
+  },
+  decode: (data) => data,
+};
+
+export class Replicas<I> {
+  readonly #engine: Engine<I>;
+  readonly #codec: Codec<I>;
+  /** Hand-overs (`abandon`) still on their way to the store. */
+  readonly #handOvers = new Set<Promise<void>>();
+  /** Stops the store's background work (`Store.attach`). */
+  readonly #detach: (() => void) | undefined;
+  #detached = false;
+
+  constructor(engine: Engine<I>, codec: Codec<I> | undefined) {
+    this.#engine = engine;
+    this.#codec = (codec ?? JSON_CODEC) as Codec<I>;
+    this.#detach = engine.store.attach?.(this.#host());
+  }
+
+  /** The input as JSON text for the store; a TypeError that says how to fix it otherwise. */
+  encode(input: I): string {
+    let text: string | undefined;
+    let cause: unknown;
+    try {
+      text = JSON.stringify(this.#codec.encode(input));
+    } catch (error) {
+      cause = error;
+    }
+    if (typeof text !== "string") {
+      const why = cause instanceof Error ? cause.message : "it encodes to nothing";
+      throw new TypeError(
+        `submit: the input cannot be serialized for a shared store (${why}). Inputs travel between replicas: pass a codec ({ encode, decode }) to createGuard, or use an adapter that serializes its inputs.`,
+        { cause },
+      );
+    }
+    return text;
+  }
+
+  /** A hand-over starts; call the answer once it has reached the store (or failed). */
+  handingOver(): () => void {
+    let done!: () => void;
+    const handed = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.#handOvers.add(handed);
+    handed.then(() => this.#handOvers.delete(handed));
+    return done;
+  }
+
+  /** Resolves once every hand-over in flight has reached the store. */
+  handedOver(): Promise<void> {
+    if (this.#handOvers.size === 0) return Promise.resolve();
+    return Promise.all(this.#handOvers).then(() => this.handedOver());
+  }
+
+  /** The guard holds no key any more while closing: stop the store's background work. */
+  detach(): void {
+    if (this.#detached) return;
+    this.#detached = true;
+    this.handedOver().then(() => this.#detach?.());
+  }
+
+  /** A claimed turn that never ran, on a closing guard: another replica runs its batch. */
+  handBack(turn: TurnState<I>): void {
+    for (const entry of turn.entries) this.#engine.ends.departed(turn.key, entry);
+    this.#engine.retire(turn, "requeue");
+  }
+
+  #host(): StoreHost<Entry<I>> {
+    const engine = this.#engine;
+    return {
+      get closed() {
+        return engine.controls.closing !== undefined;
+      },
+      revive: (stored) => this.#revive(stored),
+      acquired: (key, claim, batch, dropped) => this.#takenOver(key, claim, batch, dropped),
+      dropped: (key, dropped) => engine.ends.droppedAll(key, dropped),
+      pending: (key, token, pending) => {
+        const turn = engine.keys.get(key);
+        if (turn === undefined || turn.claim.token !== token || turn.stale) return;
+        if (turn.watch !== undefined) turn.watch.knownPending = pending;
+        engine.pendingArrived(turn, pending);
+      },
+      stopped: (key, token) => {
+        const turn = engine.keys.get(key);
+        if (turn !== undefined && turn.claim.token === token) engine.exits.stop(turn);
+      },
+      freed: (key) => engine.lanes.wake(key),
+      departed: (entries) => {
+        for (const entry of entries) engine.ends.departed("", entry);
+      },
+      error: (error, key) => engine.report.incident(operationOf(error), error, key),
+      recovered: (operation) => engine.report.recovered(operation),
+    };
+  }
+
+  /** An entry admitted by another process, rebuilt here to run through the guard's handler. */
+  #revive(stored: StoreEntry & { readonly data: string }): Entry<I> {
+    const input = this.#codec.decode(JSON.parse(stored.data));
+    const { id, alone, expiresAt, data, group, settle } = stored;
+    const entry = newEntry(id, input, undefined, false, alone, expiresAt);
+    entry.data = data;
+    entry.group = group;
+    entry.settle = settle;
+    entry.outcome = "queued";
+    return entry;
+  }
+
+  /** The store claimed a key on its own (takeover, hand-over): run its batch here. */
+  #takenOver(
+    key: string,
+    claim: Claim,
+    batch: Entry<I>[],
+    dropped: readonly StoreDrop<Entry<I>>[],
+  ): void {
+    const engine = this.#engine;
+    const turn = new TurnState(engine, key, claim, batch);
+    engine.ends.droppedAll(key, dropped);
+    if (engine.controls.closing !== undefined) {
+      this.handBack(turn);
+      return;
+    }
+    engine.replace(key, turn);
+    engine.begin(turn, false);
+  }
+}
+
+/** The store operation a background error names (a `StoreError`'s), for its incident. */
+function operationOf(error: unknown): string {
+  const operation = (error as { operation?: unknown } | null)?.operation;
+  return typeof operation === "string" ? operation : "background";
+}

@@ -1,0 +1,121 @@
+// === Settle windows: a burst, or a group, becomes one turn
+//
+// A turn that holds its key may wait before its handler runs:
+// - a burst window (`settle` option): an idle key's first input waits `settle` ms, then the input
+//   that arrived meanwhile joins it (modes that coalesce);
+// - a group window (`submit(…, { group, settle })`): a turn with an entry of a group waits until no
+//   entry of that group arrived for `settle` ms. Entries of the group that arrived at any replica
+//   are pending in the store; when the quiet period ends, the turn takes them (`take` by group) and,
+//   if there were any, waits once more. Arrivals at this process restart the wait at once
+//   (`arrived`), so on one replica the window is exactly "quiet for `settle` ms".
+
+import type { BatchPolicy, Take } from "../stores/store.js";
+import type { Engine } from "./engine.js";
+import type { GuardEntry } from "./entry.js";
+import { cancel, schedule } from "./timers.js";
+import type { TurnState } from "./turn.js";
+
+export class SettleWindows<I> {
+  readonly #engine: Engine<I>;
+  readonly #burst: number;
+  readonly #batch: BatchPolicy;
+
+  constructor(engine: Engine<I>, burst: number, batch: BatchPolicy) {
+    this.#engine = engine;
+    this.#burst = burst;
+    this.#batch = batch;
+  }
+
+  /** Launch the turn now, or once its window is over. */
+  begin(turn: TurnState<I>, admitted: boolean): void {
+    const entries = turn.entries;
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const { group, settle } = entries[i] as GuardEntry<I>;
+      if (group === undefined) continue;
+      turn.settling = group;
+      turn.settleMs = settle ?? this.#burst;
+      this.#arm(turn);
+      return;
+    }
+    if (admitted && this.#burst > 0 && !(entries[0] as GuardEntry<I>).alone) {
+      turn.timer = schedule(() => this.#burstOver(turn), this.#burst);
+      return;
+    }
+    this.#engine.launch(turn);
+  }
+
+  /** An entry of `group` was queued here while `turn` holds the key: restart its quiet period. */
+  arrived(turn: TurnState<I>, group: string): void {
+    if (turn.phase === "claimed" && turn.settling === group && turn.timer !== undefined)
+      this.#arm(turn);
+  }
+
+  /** The turn ends (or runs): its window, if any, is over. */
+  cancel(turn: TurnState<I>): void {
+    if (turn.timer === undefined) return;
+    cancel(turn.timer);
+    turn.timer = undefined;
+  }
+
+  #arm(turn: TurnState<I>): void {
+    cancel(turn.timer);
+    turn.timer = schedule(() => this.#quiet(turn), turn.settleMs);
+  }
+
+  /** No entry of the group arrived here for a while: take those that arrived elsewhere. */
+  #quiet(turn: TurnState<I>): void {
+    turn.timer = undefined;
+    if (turn.phase !== "claimed") return;
+    const engine = this.#engine;
+    const group = turn.settling as string;
+    if (turn.abortReason !== undefined) {
+      engine.launch(turn);
+      return;
+    }
+    engine.exits.storeCall(
+      turn,
+      "take",
+      () => engine.store.take(turn.key, turn.claim, this.#batch, group),
+      (taken: Take<GuardEntry<I>>) => {
+        if (taken.status === "lost") return engine.lost(turn);
+        engine.ends.droppedAll(turn.key, taken.dropped);
+        if (turn.phase !== "claimed") return engine.exits.late(turn, taken.entries);
+        if (taken.entries.length === 0) {
+          turn.settling = undefined;
+          engine.launch(turn);
+          return;
+        }
+        // More of the group arrived (perhaps at another replica): it may not be complete yet.
+        turn.append(taken.entries);
+        this.#arm(turn);
+      },
+      // The group's late arrivals stay pending for the next turn; this one runs as it is.
+      () => engine.launch(turn),
+    );
+  }
+
+  /** The burst window is over: inputs that arrived during it join the turn (modes that coalesce). */
+  #burstOver(turn: TurnState<I>): void {
+    turn.timer = undefined;
+    if (turn.phase !== "claimed") return;
+    const engine = this.#engine;
+    if (this.#batch !== "all" || turn.abortReason !== undefined) {
+      engine.launch(turn);
+      return;
+    }
+    engine.exits.storeCall(
+      turn,
+      "take",
+      () => engine.store.take(turn.key, turn.claim, "all"),
+      (taken: Take<GuardEntry<I>>) => {
+        if (taken.status === "lost") return engine.lost(turn);
+        engine.ends.droppedAll(turn.key, taken.dropped);
+        if (turn.phase !== "claimed") return engine.exits.late(turn, taken.entries);
+        turn.append(taken.entries);
+        engine.launch(turn);
+      },
+      // The window's late arrivals stay pending for the next turn; this one runs as it is.
+      () => engine.launch(turn),
+    );
+  }
+}

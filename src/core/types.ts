@@ -110,6 +110,11 @@ export interface Guard<I> {
    * bounded by `waitTimeout`), resolves `undefined` (`"skip"`) or rejects with `ContendedError`
    * (`"throw"`, or a wait that timed out). A lane always runs alone and is never coalesced.
    *
+   * Awaiting a lane on the key of the turn you are in waits for yourself: from the handler's
+   * synchronous part it rejects at once with a `CycleError`; after an `await`, at the turn's
+   * timeout (`turnTimeout`), so the turn can end and the key moves on. Do such work inside the
+   * turn instead, or start it without awaiting it.
+   *
    * @example
    * ```ts
    * await guard.run(chatId, (turn) => summarize(chatId, turn.signal), { onBusy: "wait", waitTimeout: 30_000 });
@@ -129,8 +134,17 @@ export interface Guard<I> {
   /**
    * Stop the key: abort its running turn (`signal.reason.code === "stopped"`) and drop its pending
    * input (reason `stopped`). The local effects happen before this returns; the promise resolves
-   * `true` if there was anything to stop. Input admitted afterwards runs as usual, after the
-   * stopped turn has settled.
+   * `true` if there was anything to stop, here or — with a shared store — at another replica,
+   * whose turn learns of the stop from a hint or, at the latest, its next lease renewal. Input
+   * admitted afterwards runs as usual, after the stopped turn has settled.
+   *
+   * With `{ id }` (the stop command's own message id) a redelivery of the same stop, perhaps to
+   * another replica, is a duplicate and stops nothing: it resolves `false`.
+   *
+   * @example
+   * ```ts
+   * bot.command("stop", (ctx) => guard.stop(String(ctx.chatId), { id: String(ctx.update.update_id) }));
+   * ```
    */
   stop(key: string, options?: StopOptions): Promise<boolean>;
 
@@ -181,7 +195,13 @@ export interface Guard<I> {
    * From inside a handler: called before the handler's first `await`, it does not wait for that
    * handler's own turn. After an `await` the guard cannot tell who calls it, so there call it
    * without awaiting it (`void guard.close()`): awaited, it would wait for its own turn until
-   * `timeout`.
+   * `timeout`. (Likewise a lane or an awaited submit on the turn's own key: see `run`.)
+   *
+   * With a shared store (Redis) a key whose handler is still running at `timeout` is never given
+   * to another replica: its signal is aborted and the report counts it, but its lease is kept and
+   * renewed until the handler settles, then handed over. `close` resolves at `timeout` all the
+   * same; a process that exits before the handler settles leaves the lease to lapse, as a crash
+   * would.
    *
    * @example
    * ```ts
@@ -195,7 +215,9 @@ export interface Guard<I> {
 
   /**
    * Listen to a lifecycle event: `admitted`, `queued`, `started`, `finished`, `dropped`, `error`,
-   * `stuck`. Returns the function that unsubscribes.
+   * `stuck`. Returns the function that unsubscribes. An unknown event name throws a `TypeError`. A
+   * listener that throws is reported to `onError` (once per throw) and never re-emitted as
+   * `error`; the other listeners still run.
    */
   on<K extends keyof GuardEvents<I>>(event: K, listener: Listener<GuardEvents<I>[K]>): () => void;
 }

@@ -852,7 +852,8 @@ describe("durations of 2^31 ms or more behave as their number says or are refuse
     expect(handled).toEqual([]);
     expect(timers.fired).toBeLessThanOrEqual(3);
     await advanceTo(origin, HOUR);
-    void guard.submit("k", "b", () => {});
+    // Joins the window (collect mode: the turn runs the latest input's handler, with both inputs).
+    void guard.submit("k", "b", (turn) => void handled.push(...turn.inputs));
     await advanceTo(origin, 24 * DAY);
     expect(handled).toEqual([]);
     expect(timers.fired).toBeLessThanOrEqual(5);
@@ -1307,5 +1308,41 @@ describe("a background store failure is reported as what it is, once per outage"
     expect(lines[0]).toMatch(/sweep/);
     expect(lines[0]).not.toMatch(/the turn for key/);
     expect(guard.activeCount).toBe(0);
+  });
+});
+
+// === Found while writing these tests (beyond issue 12's list)
+
+describe("a turn that closes the guard from inside is still bounded by turnTimeout (G7)", () => {
+  it('onStuck "abandon": a never-settling lane that called close() is abandoned; its caller settles', async () => {
+    useFakeClock();
+    const guard = createGuard<string>({ turnTimeout: 100, onStuck: "abandon", onError: () => {} });
+    let signal: AbortSignal | undefined;
+    const lane = watch(
+      guard.run("k", (turn) => {
+        signal = turn.signal;
+        void guard.close({ timeout: 20 });
+        // biome-ignore lint/suspicious/noThenProperty: a hostile thenable is the point of the test
+        return { then() {} } as unknown as Promise<void>;
+      }),
+    );
+    await vi.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(signal?.aborted).toBe(true);
+    expect(lane.outcome?.ok).toBe(false);
+  });
+
+  it('onStuck "wait": the signal of a turn that called close() is aborted by its deadline', async () => {
+    useFakeClock();
+    const guard = createGuard<string>({ turnTimeout: 100, onError: () => {} });
+    let signal: AbortSignal | undefined;
+    void guard.submit("k", "a", async (turn) => {
+      signal = turn.signal;
+      void guard.close({ timeout: 20 });
+      await aborted(turn.signal);
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(signal?.aborted).toBe(true);
   });
 });

@@ -3,6 +3,7 @@
 // turn of its own, "stop" or /stop aborts the running turn, and shutdown waits for running turns.
 //
 //   DISCORD_TOKEN=… npx tsx examples/discord.ts
+//   DISCORD_API_ROOT=http://127.0.0.1:8082/api also points it at a local Discord stand-in.
 //
 // The bot needs the Message Content intent (Developer Portal → your app → Bot → Privileged Gateway
 // Intents). It registers nothing with Discord unless asked to: run it once with `--register` to
@@ -10,10 +11,16 @@
 // DISCORD_GUILD_ID=<server id> as well to create them in one server at once.
 
 import {
+  ActionRowBuilder,
+  ButtonBuilder,
+  type ButtonInteraction,
+  ButtonStyle,
   type ChatInputCommandInteraction,
   Client,
   Events,
   GatewayIntentBits,
+  type Message,
+  MessageFlags,
   Partials,
   SlashCommandBuilder,
 } from "discord.js";
@@ -25,7 +32,10 @@ if (!token) {
   process.exit(1);
 }
 
+const api = process.env.DISCORD_API_ROOT ?? "https://discord.com/api";
+
 const client = new Client({
+  rest: { api }, // discord.js takes the gateway URL from GET /gateway/bot there
   intents: [
     GatewayIntentBits.Guilds,
     GatewayIntentBits.GuildMessages,
@@ -77,36 +87,57 @@ async function* agent(prompt: string, signal: AbortSignal): AsyncGenerator<strin
   }
 }
 
-/** Stream the agent's answer through `edit`, at most one edit a second (Discord rate-limits them). */
+/**
+ * Stream the agent's answer through `edit`, at most one edit a second (Discord rate-limits them,
+ * so an edit that changes nothing is never sent). The last edit has `done` set.
+ */
 async function stream(
   prompt: string,
   signal: AbortSignal,
-  edit: (text: string) => Promise<unknown>,
+  edit: (text: string, done: boolean) => Promise<unknown>,
 ) {
   let text = "";
-  let editedAt = 0;
+  let shown = "";
+  let shownAt = 0;
+  const show = async (next: string, done = false) => {
+    if (next === shown && !done) return;
+    shown = next;
+    shownAt = Date.now();
+    await edit(next, done);
+  };
   try {
     for await (const word of agent(prompt, signal)) {
       text += `${word} `;
-      if (Date.now() - editedAt >= 1_000) {
-        editedAt = Date.now();
-        await edit(text);
-      }
+      if (Date.now() - shownAt >= 1_000) await show(text);
     }
-    await edit(text);
+    await show(text, true);
   } catch (error) {
     if (!signal.aborted) throw error;
-    await edit(`${text}… (stopped)`);
+    await show(`${text}… (stopped)`, true);
   }
 }
+
+/** A message as the agent reads it: without the raw `<@id>` mentions of the bot. */
+function promptOf(message: Message): string {
+  const bot = message.client.user.id;
+  return message.content.replace(new RegExp(`<@!?${bot}>`, "g"), "").trim();
+}
+
+/** A Stop button under an answer that is still being written. */
+const stopRow = new ActionRowBuilder<ButtonBuilder>().addComponents(
+  new ButtonBuilder().setCustomId("stop").setLabel("Stop").setStyle(ButtonStyle.Secondary),
+);
 
 client.on(
   Events.MessageCreate,
   guard.message(async (message, turn) => {
     // `message` is the latest message of the turn; turn.inputs holds every one coalesced into it.
-    const prompt = turn.inputs.map((m) => m.content).join("\n");
-    const reply = await message.reply("…");
-    await stream(prompt, turn.signal, (text) => reply.edit(text));
+    const prompt = turn.inputs.map(promptOf).join("\n");
+    const reply = await message.reply({ content: "…", components: [stopRow] });
+    // The last edit takes the Stop button away with it.
+    await stream(prompt, turn.signal, (content, done) =>
+      reply.edit({ content, components: done ? [] : [stopRow] }),
+    );
     if (turn.pendingCount > 0) await message.channel.send("Reading your next messages…");
   }),
 );
@@ -114,13 +145,37 @@ client.on(
 async function ask(interaction: ChatInputCommandInteraction, signal: AbortSignal) {
   const prompt = interaction.options.getString("prompt", true);
   // The guard deferred the command already ("thinking…"): answer with editReply.
-  await stream(prompt, signal, (text) => interaction.editReply(text));
+  await stream(prompt, signal, (content, done) =>
+    interaction.editReply({ content, components: done ? [] : [stopRow] }),
+  );
+}
+
+/** Buttons run at once, beside the turn they belong to: answer them within Discord's 3 s. */
+async function onButton(button: ButtonInteraction) {
+  const key = guard.keyOf(button);
+  if (button.customId === "stop") {
+    const stopped = key !== undefined && (await guard.stop(key));
+    await button.reply({
+      content: stopped ? "Stopped." : "Nothing to stop.",
+      flags: MessageFlags.Ephemeral,
+    });
+    return;
+  }
+  await button.reply({
+    content:
+      key !== undefined && guard.isBusy(key)
+        ? "Still working on it; the answer above grows as I go."
+        : "That answer is complete.",
+    flags: MessageFlags.Ephemeral,
+  });
 }
 
 client.on(
   Events.InteractionCreate,
   guard.interaction(async (interaction, turn) => {
-    // Buttons, menus and modals arrive here with `turn` undefined, beside any running turn.
+    // Buttons, menus and modals arrive here with `turn` undefined, beside any running turn: they
+    // must be answered too, or the user sees "This interaction failed".
+    if (interaction.isButton()) return onButton(interaction);
     // /stop never arrives: the guard stops the channel's turn and answers it.
     if (!interaction.isChatInputCommand() || turn === undefined) return;
     if (interaction.commandName === "ask") await ask(interaction, turn.signal);
@@ -137,19 +192,42 @@ client.once(Events.ClientReady, async (ready) => {
   else await ready.application.commands.set(body);
   console.log(`registered /ask and /stop ${guildId ? `in server ${guildId}` : "globally"}`);
 });
+// A dropped connection is reported here, and discord.js reconnects on its own.
+client.on(Events.Error, (error) => console.error("discord.js error:", error.message));
 
+// Shut down on Ctrl-C or SIGTERM, whatever the network does: close the guard first (running turns
+// still answer through the client; commands that arrive meanwhile are told the bot is restarting),
+// then the client, then exit 0.
+let stopping = false;
 async function shutdown(signal: string) {
-  console.log(`${signal}: stopping`);
-  // Close the guard first: running turns still need the client to answer. Commands that arrive
-  // meanwhile are dropped (reason shutdown) and told so.
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping — running turns get up to 10 s to finish`);
   const report = await guard.close({ timeout: 10_000 });
   console.log(
     `closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`,
   );
-  await client.destroy();
+  await client.destroy().catch((error: unknown) => console.log(`(client: ${String(error)})`));
   process.exit(0);
 }
-process.once("SIGINT", () => void shutdown("SIGINT"));
-process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
-await client.login(token);
+// Connect, and keep trying while Discord cannot be reached (offline, DNS): say so, never crash.
+for (let attempt = 1; !stopping; attempt++) {
+  console.log(`connecting to Discord at ${api}…`);
+  try {
+    await client.login(token);
+    break;
+  } catch (error) {
+    if (stopping) break;
+    const code = (error as { code?: unknown }).code;
+    if (code === "TokenInvalid") {
+      console.error("Discord refused the token: check DISCORD_TOKEN.");
+      process.exit(1);
+    }
+    const delay = Math.min(30, 2 ** attempt);
+    console.log(`could not reach Discord (${String(code ?? error)}); retrying in ${delay} s`);
+    await new Promise((resolve) => setTimeout(resolve, delay * 1_000));
+  }
+}

@@ -1,5 +1,7 @@
 // The offline demo: one realistic scene played twice through a real grammY Bot — once without a
-// guard, once with `bot.use(sessionGuard())` — and a timeline per chat that shows the difference.
+// guard, once with `bot.use(sessionGuard({ mediaGroupSettle: 120 }))` — and a timeline per chat that
+// shows the difference. (The album window is 120 ms instead of the default 800 ms so that the scene
+// plays in a few seconds; the demo's photos arrive within it.)
 //
 //   npm run demo
 //
@@ -9,6 +11,10 @@
 import { Bot, type Context, InlineKeyboard } from "grammy";
 import type { Update, UserFromGetMe } from "grammy/types";
 import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
+
+/** The guard's options in this demo (a short album window), and how the banner shows them. */
+const GUARD_OPTIONS = { mediaGroupSettle: 120 } as const;
+const GUARDED = "sessionGuard({ mediaGroupSettle: 120 })";
 
 type MyContext = TurnFlavor<Context>;
 
@@ -131,7 +137,7 @@ async function play(guarded: boolean): Promise<RunResult> {
     return { ok: true, result } as any;
   });
 
-  const guard = guarded ? sessionGuard<MyContext>({ mediaGroupSettle: 120 }) : undefined;
+  const guard = guarded ? sessionGuard<MyContext>(GUARD_OPTIONS) : undefined;
   if (guard !== undefined) bot.use(guard);
 
   bot.command("stop", (ctx) => ctx.reply("Stopped."));
@@ -249,7 +255,7 @@ function print(title: string, result: RunResult): void {
 const without = await play(false);
 print("Without a guard: every update runs the agent at once", without);
 const withGuard = await play(true);
-print("With bot.use(sessionGuard()): one turn per chat, pending input coalesced", withGuard);
+print(`With bot.use(${GUARDED}): one turn per chat, pending input coalesced`, withGuard);
 
 console.log(`
 Summary

@@ -136,22 +136,36 @@ app.error(async (error) => {
   console.error("bolt error:", error);
 });
 
+// Shut down on Ctrl-C or SIGTERM, whatever the network does: stop receiving events, let running
+// turns finish (up to 10 s), exit 0.
+let stopping = false;
 async function shutdown(signal: string) {
-  console.log(`${signal}: stopping`);
-  await app.stop(); // stop receiving events
+  if (stopping) return;
+  stopping = true;
+  console.log(`${signal}: stopping — no new events; running turns get up to 10 s to finish`);
+  await app.stop().catch((error: unknown) => console.log(`(receiver: ${String(error)})`));
   const report = await guard.close({ timeout: 10_000 }); // let running turns finish
   console.log(
     `closed: aborted ${report.aborted} turn(s), dropped ${report.dropped.length} input(s)`,
   );
   process.exit(0);
 }
-process.once("SIGINT", () => void shutdown("SIGINT"));
-process.once("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
-if (appToken) {
-  await app.start();
-  console.log("Slack app is running (Socket Mode)");
-} else {
-  await app.start(port);
-  console.log(`Slack app is listening on http://localhost:${port}/slack/events`);
+try {
+  if (appToken) {
+    console.log("connecting to Slack (Socket Mode)…");
+    await app.start();
+    console.log("Slack app is running (Socket Mode)");
+  } else {
+    await app.start(port);
+    console.log(`Slack app is listening on http://localhost:${port}/slack/events`);
+  }
+} catch (error) {
+  // A signal during start ends it quietly; anything else is a real failure to start.
+  if (!stopping) {
+    console.error("could not start:", error);
+    process.exit(1);
+  }
 }

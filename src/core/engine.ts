@@ -112,7 +112,11 @@ export abstract class Engine<I> implements TurnHost<I> {
       return OUTCOMES.dropped;
     }
     const settled = awaitTurn ? awaited(entry) : undefined;
-    const outcome = this.admit(key, entry, this.admitPolicy);
+    const outcome = this.admit(
+      key,
+      entry,
+      entry.group === undefined ? this.admitPolicy : this.settle.policy(key, entry.group),
+    );
     const caller = current.turn as TurnState<I> | undefined;
     // Awaited from inside its own key's turn: it would wait for itself. The input stays admitted.
     if (awaitTurn && caller?.key === key && caller.host === this) this.stuck.cycle(entry, caller);

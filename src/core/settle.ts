@@ -6,10 +6,10 @@
 // - a group window (`submit(…, { group, settle })`): a turn with an entry of a group waits until no
 //   entry of that group arrived for `settle` ms. Entries of the group that arrived at any replica
 //   are pending in the store; when the quiet period ends, the turn takes them (`take` by group) and,
-//   if there were any, waits once more. Arrivals at this process restart the wait at once
-//   (`arrived`), so on one replica the window is exactly "quiet for `settle` ms".
+//   if any of them arrived at another replica, waits once more. Arrivals at this process restart
+//   the wait at once (`arrived`), so on one replica the window is exactly "quiet for `settle` ms".
 
-import type { BatchPolicy, Take } from "../stores/store.js";
+import type { AdmitPolicy, BatchPolicy, Take } from "../stores/store.js";
 import type { Engine } from "./engine.js";
 import type { GuardEntry } from "./entry.js";
 import { cancel, schedule } from "./timers.js";
@@ -19,6 +19,7 @@ export class SettleWindows<I> {
   readonly #engine: Engine<I>;
   readonly #burst: number;
   readonly #batch: BatchPolicy;
+  #joinPolicy: AdmitPolicy | undefined;
 
   constructor(engine: Engine<I>, burst: number, batch: BatchPolicy) {
     this.#engine = engine;
@@ -42,6 +43,20 @@ export class SettleWindows<I> {
       return;
     }
     this.#engine.launch(turn);
+  }
+
+  /**
+   * The admission policy of an entry of `group`: in `reject` mode, a photo whose album is still
+   * gathering in a turn of this guard joins it rather than being refused as busy (at another
+   * replica, which cannot know the album is gathering, it is refused like any input).
+   */
+  policy(key: string, group: string): AdmitPolicy {
+    const engine = this.#engine;
+    if (engine.admitPolicy.whenHeld !== "reject" || engine.keys.get(key)?.settling !== group) {
+      return engine.admitPolicy;
+    }
+    this.#joinPolicy ??= { ...engine.admitPolicy, whenHeld: "enqueue" };
+    return this.#joinPolicy;
   }
 
   /** An entry of `group` was queued here while `turn` holds the key: restart its quiet period. */
@@ -80,14 +95,16 @@ export class SettleWindows<I> {
         if (taken.status === "lost") return engine.lost(turn);
         engine.ends.droppedAll(turn.key, taken.dropped);
         if (turn.phase !== "claimed") return engine.exits.late(turn, taken.entries);
-        if (taken.entries.length === 0) {
-          turn.settling = undefined;
-          engine.launch(turn);
+        turn.append(taken.entries);
+        // Entries admitted here restarted the window as they came (`arrived`). One that arrived at
+        // another replica (revived here, with no run of its own) did not: the group may not be
+        // complete yet, so wait once more.
+        if (taken.entries.some((entry) => entry.run === undefined)) {
+          this.#arm(turn);
           return;
         }
-        // More of the group arrived (perhaps at another replica): it may not be complete yet.
-        turn.append(taken.entries);
-        this.#arm(turn);
+        turn.settling = undefined;
+        engine.launch(turn);
       },
       // The group's late arrivals stay pending for the next turn; this one runs as it is.
       () => engine.launch(turn),

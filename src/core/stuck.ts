@@ -22,9 +22,12 @@ export class Stuck<I> {
     this.#engine = engine;
   }
 
-  /** `turnTimeout` elapsed for a running turn. */
+  /**
+   * `turnTimeout` elapsed for a running turn — also one whose key this guard already let go (a
+   * lease lost, a `close()` from inside the handler): its signal is still aborted and reported (G7).
+   */
   timedOut(turn: TurnState<I>): void {
-    if (turn.phase !== "running" || turn.released) return;
+    if (turn.phase !== "running" || turn.overdue) return;
     const engine = this.#engine;
     const { onStuck, turnTimeout } = engine.options;
     const abandon = onStuck === "abandon";
@@ -43,10 +46,11 @@ export class Stuck<I> {
     }
     // The handler ignores its signal: free the key and the slot for the next turn; this one's
     // fence is stale, and whatever it does when it settles changes nothing.
-    turn.released = true;
     for (const entry of turn.entries) engine.ends.failed(entry, error);
     engine.leases?.stop(turn);
     engine.freeSlot(turn);
+    if (turn.released) return;
+    turn.released = true;
     engine.finish(turn);
   }
 

@@ -1185,7 +1185,7 @@ describe("sessionGuard: types and options", () => {
     expect(adapterErrors.errors.map((e) => [e.error, e.info.key])).toEqual([
       [expect.any(StoreError), chatKey(1)],
     ]);
-    expect(String(adapterErrors.errors[0]?.error)).toMatch(/clear .*store down/);
+    expect(String(adapterErrors.errors[0]?.error)).toMatch(/stop .*store down/);
     expect(turnErrors.errors).toEqual([]);
     // Without an adapter onError, they go to the shared guard's.
     const bot2 = offlineBot<Ctx>({ id: 77, username: "c_bot" });
@@ -1195,7 +1195,7 @@ describe("sessionGuard: types and options", () => {
     bot2.use(guard2);
     await bot2.handleUpdate(commandUpdate(1, "stop"));
     await macrotask();
-    expect(turnErrors.errors.map((e) => (e.error as StoreError).operation)).toEqual(["clear"]);
+    expect(turnErrors.errors.map((e) => (e.error as StoreError).operation)).toEqual(["stop"]);
   });
 
   it("sessionGuard({ guard }) shares one core guard between two bots, keys scoped by bot id", async () => {

@@ -30,13 +30,11 @@ export interface AdmitSettings {
   readonly onQueued: ((queued: SlackQueued) => unknown) | undefined;
   readonly status: string | undefined;
   readonly report: (error: unknown, key: string, input?: SlackInput) => void;
-  /** A turn of `key` in `channel` starts or may be held. */
-  readonly held: (channel: string, key: string) => void;
 }
 
 /** Admit payloads to the guard, acknowledging them as described above. */
 export function admitter(settings: AdmitSettings) {
-  const { guard, awaitTurn, shared, onQueued, report, held } = settings;
+  const { guard, awaitTurn, shared, onQueued, report } = settings;
 
   /** Middleware arguments of payloads waiting to be announced to `onQueued`. */
   const waiting = new WeakMap<object, Args>();
@@ -102,13 +100,7 @@ export function admitter(settings: AdmitSettings) {
 
   return {
     runWith,
-    admit(
-      args: Args,
-      key: string,
-      channel: string,
-      input: SlackInput,
-      id: string | undefined,
-    ): Promise<void> {
+    admit(args: Args, key: string, input: SlackInput, id: string | undefined): Promise<void> {
       const command = "command" in input && typeof input.command === "string";
       let ran = false;
       if (onQueued !== undefined) waiting.set(input, args);
@@ -143,7 +135,6 @@ export function admitter(settings: AdmitSettings) {
         input,
         (turn) => {
           ran = true;
-          held(channel, key);
           return runWith(args, turn, input);
         },
         {
@@ -155,8 +146,6 @@ export function admitter(settings: AdmitSettings) {
         },
       );
       submitted = true;
-      // On a shared store the key may be held once admission answers; the index forgets idle keys.
-      if (shared || guard.isBusy(key)) held(channel, key);
       const settled = admitted.then(NOOP);
       if (!needsAck) return settled;
       if (known) answer(true);

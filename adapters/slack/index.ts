@@ -73,7 +73,6 @@ type Plan =
   | {
       readonly kind: "stop" | "admit";
       readonly key: string;
-      readonly channel: string;
       readonly input: SlackInput;
       readonly id: string | undefined;
     };
@@ -139,7 +138,7 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     ADAPTER_OPTIONS,
     { onError: logTurnError },
   );
-  const stops = new Stops(guard, settings.stopWindow, reportError);
+  const stops = new Stops(guard, reportError);
   const { admit, runWith } = admitter({
     guard,
     awaitTurn,
@@ -147,7 +146,6 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     onQueued: settings.onQueued,
     status: settings.status,
     report: reportError,
-    held: (channel, key) => stops.held(channel, key),
   });
 
   /** The adapter's own reading of a payload: what to do with it. May throw (see the kit). */
@@ -158,19 +156,18 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     if (input === undefined || bypass?.(all)) return PASS;
     const key = keyOf(all);
     if (key === undefined) return PASS;
-    const channel = channelKey(args.context, channelOf(input));
     if (isCommand(input)) {
       if (stopCommands.has(input.command.toLowerCase())) {
-        return { kind: "stop-channel", channel, input };
+        return { kind: "stop-channel", channel: channelKey(args.context, input.channel_id), input };
       }
-      return { kind: "admit", key, channel, input, id: undefined };
+      return { kind: "admit", key, input, id: undefined };
     }
     const message = input as types.AppMentionEvent;
     // Global, not per team: one message of a Slack Connect channel arrives once per installation.
     const id = `slack:${message.channel}:${message.ts}`;
     const text = typeof message.text === "string" ? message.text : "";
     const stop = stopTexts.has(text.replace(LEADING_MENTIONS, "").trim().toLowerCase());
-    return { kind: stop ? "stop" : "admit", key, channel, input, id };
+    return { kind: stop ? "stop" : "admit", key, input, id };
   };
   const reportOwn = (error: unknown, all: SlackMiddlewareArgs) => {
     const args = all as unknown as Args;
@@ -192,7 +189,6 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
       // The receiving replica answered Slack (Bolt for events, the guard for what it queued).
       context.acknowledged = true;
       const input = turn.inputs[turn.inputs.length - 1] as SlackInput;
-      stops.held(channelKey(context, channelOf(input)), turn.key);
       // The turn's error goes to `onError` like a local turn's, not to Bolt's `app.error`.
       return replays?.settle(args.body, runWith(args, turn, input));
     }
@@ -214,7 +210,7 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
         }
         return args.next();
       case "admit":
-        return admit(args, plan.key, plan.channel, plan.input, plan.id);
+        return admit(args, plan.key, plan.input, plan.id);
     }
   };
 

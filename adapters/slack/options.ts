@@ -95,7 +95,7 @@ export function checkOptions(options: SlackGuardOptions) {
     "(args) => string | undefined",
   );
   const { guard, key, bypass, stopTexts = ["stop"], stopCommands = ["/stop"] } = options;
-  const { onQueued, status, dedupe, app } = options;
+  const { onQueued, status, app } = options;
   check.framework(
     "app",
     app,
@@ -130,8 +130,5 @@ export function checkOptions(options: SlackGuardOptions) {
     onQueued,
     status,
     awaitTurn,
-    // Stop messages are never admitted, so the adapter de-duplicates them itself, in the same
-    // window as the core (whose option has already been validated by then).
-    stopWindow: dedupe === false ? 0 : typeof dedupe === "number" ? dedupe : 10 * 60_000,
   };
 }

@@ -42,6 +42,7 @@ import {
   type ServerErrors,
   testPrefix,
 } from "./support/redis-cluster-harness.js";
+import { killStore } from "./support/redis-kill.js";
 
 const LEASE = 600;
 
@@ -748,7 +749,7 @@ describe.skipIf(!clusterAvailable).each(CLUSTER_CLIENTS)(
       }
       // A "dies": its store's connections close under its running turns.
       const diedAt = Date.now();
-      await a.store.close();
+      await killStore(a.store);
       await eventually(
         () => probed.every((key) => log.has(key)),
         LEASE * 3,
@@ -932,7 +933,8 @@ describe.skipIf(!clusterAvailable).each(CLUSTER_CLIENTS)(
         const r = replica<Msg>(
           "R",
           { handler: (turn) => void log.push(...turn.inputs.map((m) => m.text)) },
-          { commandTimeout: 2_000 },
+          // commandTimeout must stay within 2/3 of the lease.
+          { commandTimeout: 2_000, lease: 3_000 },
           true,
         );
         expect(await r.guard.submit(down, { text: "warm" }, undefined, { id: "1" })).toBe(

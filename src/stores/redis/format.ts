@@ -9,20 +9,25 @@
 //   bucket  = FNV-1a 32-bit of the key's UTF-8 bytes, mod 64
 //   tag     = "{" + prefix + bucket + "}"       (one Cluster slot per bucket)
 //   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX, followed by
-//                       flags (see lua/index.ts): "+p" once input was queued during the claim,
-//                       "+w" while a lane on some replica waits for the key's release
+//                       flags (see lua/index.ts): "+p" input was queued during the claim, "+w" a
+//                       lane waits for the release, "+s" stopped, "+e<ms>" earliest expiry
 //   tag + "q:" + key    pending entries (a list)
 //   tag + "r:" + key    entries of the running turn, handed to the next holder if it dies
 //   tag + "d:" + len + ":" + key + ":" + id     de-duplication id, with PX
-//   tag + "fence"       the bucket's fence counter (INCR, no expiry)
-//   tag + "index"       keys with pending input or a turn that renewed its lease, scored by lease
-//                       deadline (ms, Redis' clock): the sweep finds those whose holder is gone
+//   tag + "fence"       the bucket's last fence, max(last + 1, Redis' clock in µs), no expiry
+//   tag + "index"       keys held or with pending input, scored by lease deadline (ms, Redis'
+//                       clock): the sweep finds those whose holder is gone
 //
 // An entry is text whose header Lua reads without decoding JSON:
 //
 //   <alone: "a" | "-"><kind: "m" message | "l" local-only lane>|<expiresAt ms or "">|<uid>|<id>|<json>
+//   <alone>g|<expiresAt>|<uid>|<id>|<group>|<settle ms or "">|<json>     (a message of a group)
 //
-// `<id>` is "-" (none) or "=" + encodeURIComponent(id), so it never holds a "|".
+// `<id>` is "-" (none) or "=" + encodeURIComponent(id), so it never holds a "|"; `<group>` is
+// encodeURIComponent(group). Kind "g" was added in 0.2 (albums across replicas); entries without a
+// group are written exactly as before, so an older replica reads them. Ids, keys and groups must be
+// well-formed UTF-16 (no lone surrogate): Redis sees their UTF-8 bytes, where every lone surrogate
+// becomes the same U+FFFD, so two different keys would share one lease.
 //
 // Hints travel on `prefix + "hint"` (every replica) and `prefix + "hint:" + replica` (one
 // replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>".
@@ -128,7 +133,17 @@ export interface Stored {
   readonly expiresAt: number;
   readonly uid: string;
   readonly id: string | undefined;
+  readonly group: string | undefined;
+  readonly settle: number | undefined;
   readonly data: string;
+}
+
+/** A string with a lone surrogate (ill-formed UTF-16), which Redis could not tell apart. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** Whether `value` is well-formed UTF-16 (`String.prototype.isWellFormed`). */
+export function wellFormed(value: string): boolean {
+  return !LONE_SURROGATE.test(value);
 }
 
 /** The `<id>` field of an entry: "-" or "=" + the id, URI-encoded. */
@@ -138,8 +153,14 @@ export function idField(id: string | undefined): string {
 
 export function encodeEntry(entry: StoreEntry, uid: string): string {
   const expires = Number.isFinite(entry.expiresAt) ? String(entry.expiresAt) : "";
+  const head = `${entry.alone ? "a" : "-"}`;
+  const group = entry.group;
+  if (group !== undefined && entry.data !== undefined) {
+    const settle = entry.settle === undefined ? "" : String(Math.max(0, Math.round(entry.settle)));
+    return `${head}g|${expires}|${uid}|${idField(entry.id)}|${encodeURIComponent(group)}|${settle}|${entry.data}`;
+  }
   const kind = entry.data === undefined ? "l" : "m";
-  return `${entry.alone ? "a" : "-"}${kind}|${expires}|${uid}|${idField(entry.id)}|${entry.data ?? ""}`;
+  return `${head}${kind}|${expires}|${uid}|${idField(entry.id)}|${entry.data ?? ""}`;
 }
 
 export function parseEntry(text: string): Stored {
@@ -148,12 +169,25 @@ export function parseEntry(text: string): Stored {
   const p4 = text.indexOf("|", p3 + 1);
   const expires = text.slice(3, p2);
   const id = text.slice(p3 + 1, p4);
+  let group: string | undefined;
+  let settle: number | undefined;
+  let data = p4 + 1;
+  if (text.charCodeAt(1) === 103) {
+    const p5 = text.indexOf("|", p4 + 1);
+    const p6 = text.indexOf("|", p5 + 1);
+    group = decodeURIComponent(text.slice(p4 + 1, p5));
+    const wait = text.slice(p5 + 1, p6);
+    settle = wait === "" ? undefined : Number(wait);
+    data = p6 + 1;
+  }
   return {
     alone: text.charCodeAt(0) === 97,
     lane: text.charCodeAt(1) === 108,
     expiresAt: expires === "" ? Number.POSITIVE_INFINITY : Number(expires),
     uid: text.slice(p2 + 1, p3),
     id: id === "-" ? undefined : decodeURIComponent(id.slice(1)),
-    data: text.slice(p4 + 1),
+    group,
+    settle,
+    data: text.slice(data),
   };
 }

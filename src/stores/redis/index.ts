@@ -2,5 +2,5 @@
 // It reaches the core only through the package's public entry, as an adapter does.
 
 export { BUCKETS, bucketOf } from "./format.js";
+export { MAX_QUEUE } from "./lua/acquire.js";
 export { type RedisStore, type RedisStoreOptions, redisStore } from "./options.js";
-export { MAX_QUEUE } from "./store.js";

@@ -9,6 +9,9 @@
 import type { Store } from "session-guard";
 import { RedisStoreImpl } from "./store.js";
 
+/** The longest duration a timer can wait (2^31 − 1 ms, about 24.8 days). */
+const MAX_MS = 2 ** 31 - 1;
+
 /** Options of `redisStore()`. */
 export interface RedisStoreOptions {
   /**
@@ -30,7 +33,14 @@ export interface RedisStoreOptions {
   lease?: number;
   /**
    * Ms a command may take, waiting for a connection included; past it the operation fails with a
-   * `StoreError` (admission rejects, so the platform redelivers). Default 2,000.
+   * `StoreError` (admission rejects, so the platform redelivers). Default 2,000, or lease/3 when
+   * that is less.
+   *
+   * The rule: `commandTimeout` + the one-way latency to Redis must stay below lease/3. The guard
+   * renews every lease/3; a finish or a renewal that reaches Redis after the lease ran out is
+   * refused (the turn is reported as a lease loss, and its inputs may run again on another
+   * replica). A `commandTimeout` of more than 2/3 of the lease contradicts the lease itself (a
+   * renewal sent at lease/3 could still be waiting when the lease ends) and is refused.
    */
   commandTimeout?: number;
   /**
@@ -77,13 +87,10 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${where}: options must be an object such as { client: createClient() }.`);
   }
-  const {
-    client,
-    prefix = "sg:",
-    lease = 30_000,
-    commandTimeout = 2_000,
-    sweepInterval = lease,
-  } = options;
+  const { client, prefix = "sg:", lease = 30_000, sweepInterval = lease } = options;
+  const commandTimeout =
+    options.commandTimeout ??
+    (typeof lease === "number" ? Math.max(1, Math.min(2_000, Math.floor(lease / 3))) : 2_000);
   if (client === undefined || client === null) {
     throw new TypeError(
       `${where}: "client" is required: a node-redis client (createClient() from "redis") or an ioredis client (new Redis()).`,
@@ -99,11 +106,16 @@ export function redisStore(options: RedisStoreOptions): RedisStore {
     ["commandTimeout", commandTimeout, 1],
     ["sweepInterval", sweepInterval, 10],
   ] as const) {
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > MAX_MS) {
       throw new TypeError(
-        `${where}: "${name}" must be an integer number of ms of at least ${min}, got ${String(value)}.`,
+        `${where}: "${name}" must be an integer number of ms from ${min} to ${MAX_MS} (timers cannot wait longer), got ${String(value)}.`,
       );
     }
+  }
+  if (commandTimeout * 3 > lease * 2) {
+    throw new TypeError(
+      `${where}: "commandTimeout" (${commandTimeout} ms) must be at most 2/3 of "lease" (${lease} ms): a renewal sent at lease/3 must be answered before the lease ends. Keep commandTimeout + network latency below lease/3 (e.g. lease: ${commandTimeout * 3 + 1_000}).`,
+    );
   }
   return new RedisStoreImpl({
     client,

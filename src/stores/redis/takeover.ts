@@ -17,6 +17,8 @@ import type { RedisPort } from "./port/index.js";
 export const PROBE_MARGIN = 15;
 /** Due keys a sweep takes per bucket. */
 const SWEEP_LIMIT = 100;
+/** Most ms between two checks of the hint subscription (PING), whatever the lease. */
+const MAX_LISTEN_CHECK = 10_000;
 
 /** What the takeover needs from its store. */
 export interface TakeoverStore<E extends StoreEntry> {
@@ -24,6 +26,8 @@ export interface TakeoverStore<E extends StoreEntry> {
   readonly prefix: string;
   readonly replicaId: string;
   readonly sweepInterval: number;
+  /** Ms a command may take (the subscription's PING too). */
+  readonly commandTimeout: number;
   readonly leaseText: string;
   readonly prefixLength: string;
   readonly buckets: readonly Bucket[];
@@ -62,6 +66,14 @@ export class Takeover<E extends StoreEntry> {
   readonly #watches = new Map<string, Watch>();
   #host: StoreHost<E> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #listenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The subscription stopped answering and was reported; reported again once it answered. */
+  #deaf = false;
+  /**
+   * The key prefix of every key this guard admits, when the guard says it (`StoreHost.namespace`):
+   * keys outside it belong to another guard on the same prefix, and are never taken over here.
+   */
+  #namespace = "";
   #detached = false;
 
   constructor(store: TakeoverStore<E>) {
@@ -77,12 +89,63 @@ export class Takeover<E extends StoreEntry> {
   attach(host: StoreHost<E>): void {
     const store = this.#store;
     this.#host = host;
+    const namespace = (host as { readonly namespace?: unknown }).namespace;
+    if (typeof namespace === "string") this.#namespace = namespace;
     const channels = [hintChannel(store.prefix), hintChannel(store.prefix, store.replicaId)];
     store.port
       .subscribe(channels, (message) => this.#hint(message))
       .catch((error: unknown) => store.background(error, undefined));
     // Replicas started together should not sweep in step.
     this.#scheduleSweep(Math.floor(store.sweepInterval * (0.5 + Math.random())));
+    this.#scheduleListenCheck();
+  }
+
+  /** Whether this guard could have admitted `key` (see `#namespace`). */
+  #ours(key: string): boolean {
+    return key.startsWith(this.#namespace);
+  }
+
+  #scheduleListenCheck(): void {
+    if (this.#detached) return;
+    const every = Math.min(Math.max(Math.floor(this.#store.lease / 3), 50), MAX_LISTEN_CHECK);
+    this.#listenTimer = setTimeout(() => this.#checkListening(), every);
+    this.#listenTimer.unref?.();
+  }
+
+  /**
+   * Hints only make things prompt, but a subscription that stopped hearing (Redis killed it, a
+   * half-open connection) would go unnoticed: PING it on its own connection, and when it does not
+   * answer in time, report it once and subscribe again on a new connection.
+   */
+  #checkListening(): void {
+    const store = this.#store;
+    if (this.#detached) return;
+    store.port.checkSubscription(store.commandTimeout).then(
+      () => {
+        this.#deaf = false;
+        this.#scheduleListenCheck();
+      },
+      (error: unknown) => {
+        if (this.#detached) return;
+        if (!this.#deaf) {
+          this.#deaf = true;
+          this.#host?.error(
+            new Error(
+              "session-guard/redis: the hint subscription stopped answering; subscribing again on a new connection (stops and hand-overs still arrive through renewals and sweeps meanwhile)",
+              { cause: error },
+            ),
+            undefined,
+          );
+        }
+        store.port.resubscribe().then(
+          () => this.#scheduleListenCheck(),
+          (again: unknown) => {
+            store.background(again, undefined);
+            this.#scheduleListenCheck();
+          },
+        );
+      },
+    );
   }
 
   /** Input admitted here (`uid`) was queued behind a holder on another replica. */
@@ -121,6 +184,7 @@ export class Takeover<E extends StoreEntry> {
     if (this.#detached) return;
     this.#detached = true;
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    if (this.#listenTimer !== undefined) clearTimeout(this.#listenTimer);
     for (const watch of this.#watches.values()) {
       if (watch.timer !== undefined) clearTimeout(watch.timer);
     }
@@ -234,8 +298,11 @@ export class Takeover<E extends StoreEntry> {
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
       const index = (store.buckets[bucket] as Bucket).index;
       rounds.push(
-        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT)], (reply) => {
-          for (const item of list(reply)) this.#probe(text(item));
+        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT), this.#namespace], (reply) => {
+          for (const item of list(reply)) {
+            const key = text(item);
+            if (this.#ours(key)) this.#probe(key);
+          }
         }),
       );
     }
@@ -267,8 +334,9 @@ export class Takeover<E extends StoreEntry> {
       host.stopped(message.slice(a + 1), message.slice(2, a));
     } else if (type === "h") {
       // h|replica|key: the key was handed over; the closing replica does not take it back.
-      if (message.slice(2, a) !== this.#store.replicaId && !host.closed) {
-        this.#probe(message.slice(a + 1));
+      const key = message.slice(a + 1);
+      if (message.slice(2, a) !== this.#store.replicaId && !host.closed && this.#ours(key)) {
+        this.#probe(key);
       }
     } else if (type === "f") {
       // f|key

@@ -1,6 +1,23 @@
 // === ACQUIRE: one script, one round trip (see ./index.ts)
 
-import { LIB } from "./lib.js";
+import type { AdmitPolicy } from "session-guard";
+import { FENCE, LIB } from "./lib.js";
+
+/** Most entries kept pending per key (`unpack` and memory limits), whatever `maxPending` says. */
+export const MAX_QUEUE = 10_000;
+
+/** The policy characters of ACQUIRE (see below). */
+const WHEN_HELD = { enqueue: "e", latest: "l", reject: "r" } as const;
+
+/** ACQUIRE's policy argument: `<dedupe ms, 0 = forever>|<maxPending>|<policy>|<prefix length>`. */
+export function acquirePolicy(policy: AdmitPolicy, prefixLength: string): string {
+  const window =
+    policy.dedupe === Number.POSITIVE_INFINITY
+      ? "0"
+      : String(Math.max(1, Math.ceil(policy.dedupe)));
+  const flags = `${WHEN_HELD[policy.whenHeld]}${policy.overflow === "drop-newest" ? "n" : "o"}${policy.batch === "one" ? "o" : "a"}${policy.notifyFree === true ? "1" : "0"}`;
+  return `${window}|${Math.min(policy.maxPending, MAX_QUEUE)}|${flags}|${prefixLength}`;
+}
 
 /**
  * Claim the key, or keep the entry as pending input of its holder, with de-duplication inside.
@@ -12,6 +29,9 @@ import { LIB } from "./lib.js";
  *       The policy is four characters: whenHeld (e enqueue, l latest, r reject), overflow
  *       (o drop-oldest, n drop-newest), batch (a all, o one), notifyFree (1, 0); the prefix length
  *       locates the prefix in the lease key's name, for the hint channel.
+ *
+ * A free key is claimed inline (before the helpers are defined): the fence (see FENCE), the lease,
+ * the running turn's entry and the index entry with the lease's deadline.
  *
  * Answers the fence alone when it claimed a free key for the entry (the batch is the entry, the
  * token `<fence>:<uid>`); otherwise {"dup"} | {"busy", holder, pttl} | {"overflow", holder, pttl}
@@ -31,9 +51,12 @@ if KEYS[6] then
   if not fresh then return {"dup"} end
 end
 if entry ~= "" and redis.call("EXISTS", KEYS[1], KEYS[2], KEYS[3]) == 0 then
-  local fence = redis.call("INCR", KEYS[4])
-  redis.call("SET", KEYS[1], fence .. ":" .. string.match(entry, "^[^|]*|[^|]*|([^|]*)"), "PX", ARGV[2])
+  local fence_key = KEYS[4]
+  ${FENCE}
+  redis.call("SET", KEYS[1], fence_text .. ":" .. string.match(entry, "^[^|]*|[^|]*|([^|]*)"), "PX", ARGV[2])
   redis.call("RPUSH", KEYS[3], entry)
+  local lease = KEYS[1]
+  redis.call("ZADD", KEYS[5], math.floor(now_us / 1000) + tonumber(ARGV[2]), string.sub(lease, string.find(lease, "}", 1, true) + 3))
   return fence
 end
 ${LIB}
@@ -58,11 +81,15 @@ if holder then
   local items = nil
   local n
   local superseded = 0
+  -- latest: the newcomer supersedes every pending entry it could have joined, except those of its
+  -- own group (the earlier photos of its album): supersedes() in src/stores/batch.ts.
+  local own = group_of(entry)
+  local function supersedes(e) return not alone(e) and (own == nil or group_of(e) ~= own) end
   if when == "l" and not alone(entry) then
     items = redis.call("LRANGE", KEYS[2], 0, -1)
     n = #items
     for i = 1, n do
-      if not alone(items[i]) then superseded = superseded + 1 end
+      if supersedes(items[i]) then superseded = superseded + 1 end
     end
   else
     n = redis.call("LLEN", KEYS[2])
@@ -76,11 +103,11 @@ if holder then
     local kept = {}
     for i = 1, n do
       local e = items[i]
-      if alone(e) then
-        kept[#kept + 1] = e
-      else
+      if supersedes(e) then
         drops[#drops + 1] = "superseded"
         drops[#drops + 1] = e
+      else
+        kept[#kept + 1] = e
       end
     end
     redis.call("DEL", KEYS[2])
@@ -95,11 +122,20 @@ if holder then
   redis.call("RPUSH", KEYS[2], entry)
   n = n + 1
   -- The first input queued during a claim flags the lease and indexes the key (until the lease's
-  -- deadline, which renewals move on together with the index's score).
-  if not flagged(holder, "+p") then
-    flag(KEYS[1], holder, "+p", pttl)
+  -- deadline, which renewals move on together with the index's score; a claim is indexed already,
+  -- unless a replica of an earlier version made it). Input that expires keeps the earliest expiry
+  -- of the queue on the lease, for the holder's renewals (Renewal.expires).
+  local value = holder
+  if not flagged(value, "+p") then
+    value = value .. "+p"
     redis.call("ZADD", KEYS[5], clock() + math.max(pttl, 0), key)
   end
+  local at = expiry_of(entry)
+  if at then
+    local current = expiry_flag(value)
+    if current == nil or at < current then value = with_expiry(value, at) end
+  end
+  if value ~= holder then set_lease(KEYS[1], value, pttl) end
   local replica = replica_of(holder)
   if replica ~= nil and replica ~= string.match(suffix, "^[^:]*") then
     local channel = channel_of(KEYS[1], prefix_length) .. ":" .. replica
@@ -120,19 +156,19 @@ if redis.call("LLEN", KEYS[3]) > 0 then
     end
   end
 end
-local batch
+local batch, earliest
 local remaining = 0
 if entry ~= "" and inherited == 0 and redis.call("LLEN", KEYS[2]) == 0 then
   batch = {entry}
 else
   if entry ~= "" then redis.call("RPUSH", KEYS[2], entry) end
-  batch = take_batch(KEYS[2], string.sub(policy, 3, 3), drops, true)
+  batch, earliest = take_batch(KEYS[2], string.sub(policy, 3, 3), drops, true)
   remaining = redis.call("LLEN", KEYS[2])
 end
 if #batch == 0 then
   redis.call("ZREM", KEYS[5], key)
   return {"free", drops}
 end
-local token, fence = claim(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], batch, lease_ms, suffix, key, "")
+local token, fence = claim(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], batch, lease_ms, suffix, key, "", earliest)
 return {"acquired", token, fence, batch, drops, remaining}
 `;

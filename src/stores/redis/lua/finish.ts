@@ -4,15 +4,18 @@ import { LIB } from "./lib.js";
 
 /**
  * End the turn: hand back the next batch under a new claim, or release the key when nothing waits.
- * KEYS: lease, run [, queue, fence, index]. ARGV: token [, "<batch: a all, o one>|<lease ms>|
+ * KEYS: lease, run, index [, queue, fence]. ARGV: token [, "<batch: a all, o one>|<lease ms>|
  * <prefix length>"].
  *
- * A lease that is the bare token (nothing was queued during the claim, no lane waits) is released
- * with the running turn's entries: all it needs are the lease and run keys and the token. The
- * caller adds the rest when it knows or suspects that input is pending or that the key is indexed
- * (a renewed turn; the index entry is then removed too); when the script needs them and they are
- * missing, it answers {"keys"} before changing anything, and the caller sends it again with them.
- * A next claim's token keeps the suffix of this one (`<replica>:<n>`): its fence alone makes it new.
+ * A lease that is the bare token (nothing was queued during the claim, no lane waits, no stop) is
+ * released with the running turn's entries and its index entry: all it needs are the lease, run and
+ * index keys and the token. The caller adds the rest when it knows or suspects that input is
+ * pending; when the script needs them and they are missing, it answers {"keys"} before changing
+ * anything, and the caller sends it again with them. A next claim's token keeps the suffix of this
+ * one (`<replica>:<n>`): its fence alone makes it new.
+ *
+ * A lease that is not the caller's any more (it ran out before this finish arrived, or another
+ * replica took the key over) is never released or handed on: {"lost"}, and the caller reports it.
  *
  * Answers 0 when it released the key with nothing pending and no waiter; otherwise
  * {"released", drops} | {"next", token, fence, batch, drops, pending} | {"lost", pending, pttl} |
@@ -22,16 +25,14 @@ export const FINISH = `
 local value = redis.call("GET", KEYS[1])
 if value == ARGV[1] then
   redis.call("DEL", KEYS[1], KEYS[2])
-  if KEYS[5] then
-    local lease = KEYS[1]
-    redis.call("ZREM", KEYS[5], string.sub(lease, string.find(lease, "}", 1, true) + 3))
-  end
+  local lease = KEYS[1]
+  redis.call("ZREM", KEYS[3], string.sub(lease, string.find(lease, "}", 1, true) + 3))
   return 0
 end
-if not KEYS[3] then return {"keys"} end
+if not KEYS[4] then return {"keys"} end
 ${LIB}
 if not holds(value, ARGV[1]) then
-  return {"lost", redis.call("LLEN", KEYS[3]), redis.call("PTTL", KEYS[1])}
+  return {"lost", redis.call("LLEN", KEYS[4]), redis.call("PTTL", KEYS[1])}
 end
 local mode, lease_ms, prefix_length = string.match(ARGV[2], "^(.)|(%d+)|(%d+)$")
 local suffix = string.match(ARGV[1], "^[^:]*:(.*)$")
@@ -39,14 +40,14 @@ local key = key_of(KEYS[1])
 local waited = flagged(value, "+w")
 redis.call("DEL", KEYS[2])
 local drops = {}
-local batch = take_batch(KEYS[3], mode, drops, true)
+local batch, earliest = take_batch(KEYS[4], mode, drops, true)
 if #batch == 0 then
   redis.call("DEL", KEYS[1])
-  redis.call("ZREM", KEYS[5], key)
+  redis.call("ZREM", KEYS[3], key)
   if waited then redis.call("PUBLISH", channel_of(KEYS[1], prefix_length), "f|" .. key) end
   return {"released", drops}
 end
 local flags = waited and "+w" or ""
-local token, fence = claim(KEYS[1], KEYS[3], KEYS[2], KEYS[4], KEYS[5], batch, tonumber(lease_ms), suffix, key, flags)
-return {"next", token, fence, batch, drops, redis.call("LLEN", KEYS[3])}
+local token, fence = claim(KEYS[1], KEYS[4], KEYS[2], KEYS[5], KEYS[3], batch, tonumber(lease_ms), suffix, key, flags, earliest)
+return {"next", token, fence, batch, drops, redis.call("LLEN", KEYS[4])}
 `;

@@ -3,31 +3,40 @@
 // Every operation on a session is one script, so it is atomic and one round trip. All keys a script
 // declares share the session's hash tag (`{<prefix><bucket>}`), so each script is single-slot in
 // Redis Cluster; every key a script touches is declared in KEYS. Entries are stored as text whose
-// header Lua reads without decoding JSON:
+// header Lua reads without decoding JSON (see ../format.ts):
 //
 //   <alone: "a" | "-"><kind: "m" message | "l" local-only lane>|<expiresAt ms or "">|<uid>|<id>|<json>
+//   <alone>g|<expiresAt>|<uid>|<id>|<group>|<settle ms or "">|<json>     (a message of a group)
 //
-// `<id>` is "-" (none) or "=" + encodeURIComponent(id), so it never holds a "|". The rules are the
-// memory store's (`takeBatch`, the admission policy) written once more in Lua; test/redis-store
-// runs the same scenarios against both.
+// The rules are the memory store's (`takeBatch`, `takeGroup`, `supersedes`, the admission policy)
+// written once more in Lua; test/redis-store runs the same scenarios against both.
 //
 // The lease holds the holder's token, `<fence>:<replica>:<n>`, followed by flags: "+p" once input
 // was queued during the claim (so a release must look at the queue), "+w" once a lane on some
 // replica waits for the key's release (a `notifyFree` admission: whoever releases the key then
-// publishes "f|<key>"). Flags live and die with the lease: renewals keep them, a hand-on to the
-// next batch keeps "+w" and sets "+p" again if input remains. A lease that is the bare token thus
-// proves that nothing is pending and no one waits, and the release is a compare-and-delete.
+// publishes "f|<key>"), "+s" once the key was stopped (the holder's renewals report it), and
+// "+e<ms>" the earliest expiry among the pending entries (renewals report it; it may be earlier
+// than the truth once entries left the queue, never later). Flags live and die with the lease:
+// renewals keep them, a hand-on to the next batch keeps "+w" and sets "+p" and "+e" again if input
+// remains. A lease that is the bare token thus proves that nothing is pending, no one waits and no
+// one stopped the key, and the release is a compare-and-delete.
+//
+// Fences are `max(last + 1, Redis' clock in µs)` per bucket (lib.ts, FENCE): they never go
+// backwards for a key, even when Redis lost its data.
+//
+// Every claim is in its bucket's index with its lease deadline, so the sweep finds a claim whose
+// holder died even before its first renewal; a release removes it.
 //
 // Cost: the scripts run on every turn, so the uncontended path of `ACQUIRE` and `FINISH` comes
 // first, inline, before the helpers are even defined (defining them is work Redis repeats on every
 // call), with as few calls, keys and arguments as the protocol allows: a free key is claimed with
-// EXISTS, INCR, SET, RPUSH and answered with the bare fence; a lease without flags is released
-// with GET, DEL and answered with 0, the finish declaring only the lease and run keys. Everything
-// else (a held key, input left behind, waiters) takes the general path. The policy travels packed
-// in one "|"-separated string (the same for every call of a guard), parsed only by the general
-// path. The key of the session (index member, hints) is read back from the lease key's name,
-// `<tag>l:<key>`, the tag ending at the first "}" (a prefix has no braces); the hint channel from
-// the prefix's length.
+// EXISTS, TIME, GET and SET of the fence, SET, RPUSH, ZADD and answered with the bare fence; a
+// lease without flags is released with GET, DEL, ZREM and answered with 0, the finish declaring
+// only the lease, run and index keys. Everything else (a held key, input left behind, waiters)
+// takes the general path. The policy travels packed in one "|"-separated string (the same for
+// every call of a guard), parsed only by the general path. The key of the session (index member,
+// hints) is read back from the lease key's name, `<tag>l:<key>`, the tag ending at the first "}"
+// (a prefix has no braces); the hint channel from the prefix's length.
 //
 // Every key a script touches is declared in KEYS, none derived, although all share the session's
 // tag and so its slot: Redis Cluster checks declared keys before it runs a script, and only that
@@ -41,7 +50,9 @@ import { ACQUIRE } from "./acquire.js";
 import { CLEAR } from "./clear.js";
 import { EXPIRE } from "./expire.js";
 import { FINISH } from "./finish.js";
+import { KEYS } from "./keys.js";
 import { RENEW } from "./renew.js";
+import { STOP } from "./stop.js";
 import { SWEEP } from "./sweep.js";
 import { TAKE } from "./take.js";
 import { WITHDRAW } from "./withdraw.js";
@@ -66,4 +77,6 @@ export const SCRIPTS = {
   withdraw: script(WITHDRAW),
   expire: script(EXPIRE),
   sweep: script(SWEEP),
+  stop: script(STOP),
+  keys: script(KEYS),
 };

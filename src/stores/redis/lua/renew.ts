@@ -2,10 +2,23 @@
 
 import { LIB } from "./lib.js";
 
-/** KEYS: lease, queue, index. ARGV: token, lease ms. Answers the pending count, or -1 (lost). */
+/**
+ * Keep the lease alive and move the key's index score on to the new deadline.
+ * KEYS: lease, queue, index. ARGV: token, lease ms.
+ *
+ * Answers -1 when the lease is not the caller's (lost: expired, taken over, or wiped with the rest
+ * of Redis' data; a lost lease is never recreated). Otherwise the pending count alone, or, when the
+ * key was stopped (`+s`) or pending input expires (`+e`), {pending, stopped 0|1, earliest expiry
+ * or ""}: a stop reaches the holder here even if its hint was lost.
+ */
 export const RENEW = `${LIB}
-if not holds(redis.call("GET", KEYS[1]), ARGV[1]) then return -1 end
+local value = redis.call("GET", KEYS[1])
+if not holds(value, ARGV[1]) then return -1 end
 redis.call("PEXPIRE", KEYS[1], ARGV[2])
 redis.call("ZADD", KEYS[3], clock() + tonumber(ARGV[2]), key_of(KEYS[1]))
-return redis.call("LLEN", KEYS[2])
+local pending = redis.call("LLEN", KEYS[2])
+local stopped = flagged(value, "+s")
+local at = expiry_flag(value)
+if not stopped and at == nil then return pending end
+return {pending, stopped and 1 or 0, at and string.format("%d", at) or ""}
 `;

@@ -19,7 +19,7 @@
 // Cluster's own retries would run a command after its caller was told it failed, so its duplicate
 // has them turned off (see IoRedisClusterPort).
 
-import { messageOf, type PortEvents, type RedisPort } from "./types.js";
+import { messageOf, type PortEvents, type RedisPort, type Subscriber } from "./types.js";
 
 /** Error of a command that could not be sent or answered in time. */
 export function timeoutError(ms: number, sent: boolean, refusal?: unknown): Error {
@@ -92,7 +92,9 @@ export abstract class BasePort implements RedisPort {
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   protected readonly events: PortEvents;
-  protected subscriber: { close(): void } | undefined;
+  protected subscriber: Subscriber | undefined;
+  #channels: string[] = [];
+  #listener: (message: string) => void = () => {};
   protected closed = false;
 
   constructor(events: PortEvents) {
@@ -101,7 +103,8 @@ export abstract class BasePort implements RedisPort {
 
   protected abstract get ready(): boolean;
   protected abstract send(firstKey: string, args: string[]): Promise<unknown>;
-  abstract subscribe(channels: string[], listener: (message: string) => void): Promise<void>;
+  /** Open a connection subscribed to `channels`; set `subscriber` before its first await. */
+  protected abstract open(channels: string[], listener: (message: string) => void): Promise<void>;
   protected abstract closeCommands(): void;
 
   /** Whether a command for `firstKey` would be written at once (Cluster: by its slot's node). */
@@ -282,6 +285,47 @@ export abstract class BasePort implements RedisPort {
     const next = flights[head];
     if (next !== undefined) this.#arm(next.deadline);
   };
+
+  subscribe(channels: string[], listener: (message: string) => void): Promise<void> {
+    this.#channels = channels;
+    this.#listener = listener;
+    return this.open(channels, listener);
+  }
+
+  checkSubscription(ms: number): Promise<void> {
+    const ping = this.subscriber?.ping;
+    // A Cluster's subscription has no ping of its own connection: nothing to check there.
+    if (this.closed || this.subscriber === undefined || ping === undefined)
+      return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`the hint subscription did not answer PING within ${ms} ms`)),
+        ms,
+      );
+      timer.unref?.();
+      ping.call(this.subscriber).then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  resubscribe(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    try {
+      this.subscriber?.close();
+    } catch {
+      // already closed
+    }
+    this.subscriber = undefined;
+    return this.open(this.#channels, this.#listener);
+  }
 
   async close(): Promise<void> {
     if (this.closed) return;

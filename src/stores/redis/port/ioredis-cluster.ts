@@ -125,7 +125,7 @@ export class IoRedisClusterPort extends BasePort {
     return this.#commands.call(args[0] as string, args.slice(1));
   }
 
-  subscribe(channels: string[], listener: (message: string) => void): Promise<void> {
+  protected open(channels: string[], listener: (message: string) => void): Promise<void> {
     const subscriber = this.#cluster.duplicate([], {
       ...SUBSCRIBER,
       redisOptions: { ...this.#cluster.options?.redisOptions },

@@ -1,19 +1,23 @@
 // === ioredis `new Redis()`: commands on a duplicate that neither queues nor re-sends
 
 import { BasePort } from "./base.js";
-import { type IoRedisClient, off, type PortEvents } from "./types.js";
+import { type IoRedisClient, off, type PortEvents, type Subscriber } from "./types.js";
 
 /** A connection of ioredis for hints, beside the commands' own. */
 export async function ioSubscribe(
   subscriber: IoRedisClient,
   port: { onError: (error: unknown) => void; closed: () => boolean },
-  keep: (subscriber: { close(): void }) => void,
+  keep: (subscriber: Subscriber) => void,
   channels: string[],
   listener: (message: string) => void,
 ): Promise<void> {
   subscriber.on("error", port.onError);
   subscriber.on("message", (_channel: never, message: never) => listener(String(message)));
-  const handle = { close: () => subscriber.disconnect() };
+  const handle: Subscriber = { close: () => subscriber.disconnect() };
+  // A standalone subscriber answers PING itself; a Cluster's would send it to some node.
+  if (subscriber.isCluster !== true && subscriber.ping !== undefined) {
+    handle.ping = () => (subscriber.ping as () => Promise<unknown>).call(subscriber);
+  }
   keep(handle);
   if (port.closed()) return handle.close();
   await subscriber.subscribe(...channels);
@@ -49,7 +53,7 @@ export class IoRedisPort extends BasePort {
     return this.#commands.call(args[0] as string, args.slice(1));
   }
 
-  subscribe(channels: string[], listener: (message: string) => void): Promise<void> {
+  protected open(channels: string[], listener: (message: string) => void): Promise<void> {
     const subscriber = this.#client.duplicate(SUBSCRIBER);
     return ioSubscribe(
       subscriber,

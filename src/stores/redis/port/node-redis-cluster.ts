@@ -102,7 +102,7 @@ export class NodeRedisClusterPort extends BasePort {
     return this.#commands.sendCommand(firstKey, false, args);
   }
 
-  async subscribe(channels: string[], listener: (message: string) => void): Promise<void> {
+  protected async open(channels: string[], listener: (message: string) => void): Promise<void> {
     const subscriber = this.#cluster.duplicate();
     subscriber.on("error", this.onError);
     this.subscriber = { close: () => subscriber.destroy() };

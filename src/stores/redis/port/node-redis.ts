@@ -26,10 +26,14 @@ export class NodeRedisPort extends BasePort {
     return this.#commands.sendCommand(args);
   }
 
-  async subscribe(channels: string[], listener: (message: string) => void): Promise<void> {
+  protected async open(channels: string[], listener: (message: string) => void): Promise<void> {
     const subscriber = this.#client.duplicate();
     subscriber.on("error", this.onError);
-    this.subscriber = { close: () => subscriber.destroy() };
+    // node-redis answers PING on a subscribed connection ("pong").
+    this.subscriber = {
+      close: () => subscriber.destroy(),
+      ping: () => subscriber.ping?.() as Promise<unknown>,
+    };
     if (this.closed) return this.subscriber.close();
     await subscriber.connect();
     await subscriber.subscribe(channels, (message) => listener(String(message)));

@@ -8,6 +8,13 @@ export interface RedisPort {
   call(firstKey: string, args: string[], deadline: number): Promise<unknown>;
   /** Subscribe to `channels` on a connection of their own; `listener` gets each message. */
   subscribe(channels: string[], listener: (message: string) => void): Promise<void>;
+  /**
+   * Whether the subscription still hears Redis: a PING on its own connection, answered within
+   * `ms` (a half-open connection, or one Redis dropped, never answers). Rejects otherwise.
+   */
+  checkSubscription(ms: number): Promise<void>;
+  /** Close the subscription's connection and subscribe again on a new one. */
+  resubscribe(): Promise<void>;
   /** Close the connections this port opened (never the client it was given). */
   close(): Promise<void>;
 }
@@ -36,6 +43,7 @@ export interface NodeRedisClient extends Emitter {
     channels: string[],
     listener: (message: string, channel: string) => void,
   ): Promise<void>;
+  ping?(): Promise<unknown>;
   destroy(): void;
 }
 
@@ -81,6 +89,7 @@ export interface IoRedisClient extends Emitter {
   connect(): Promise<unknown>;
   call(command: string, args: string[]): Promise<unknown>;
   subscribe(...channels: string[]): Promise<unknown>;
+  ping?(): Promise<unknown>;
   disconnect(): void;
 }
 
@@ -112,4 +121,10 @@ export function messageOf(error: unknown): string {
 export function off(emitter: Emitter, event: string, listener: (...args: never[]) => void): void {
   if (typeof emitter.off === "function") emitter.off(event, listener);
   else emitter.removeListener?.(event, listener);
+}
+
+/** A subscription's connection: closed on `close()`, checked with `ping()` where it can be. */
+export interface Subscriber {
+  close(): void;
+  ping?(): Promise<unknown>;
 }

@@ -1,0 +1,139 @@
+// === Reading the answers of the hot-path scripts (ACQUIRE, FINISH) into the seam's answers
+//
+// What a reply means for this process is recorded here too: which keys it holds (`held`, which
+// `close()` waits for), the pending counts it knows, and the keys the takeover watches or forgets.
+
+import type { Admission, Claim, Finish, StoreDrop, StoreEntry } from "session-guard";
+import type { LocalEntries } from "./entries.js";
+import { text } from "./entries.js";
+import type { Takeover } from "./takeover.js";
+
+/** What the readers need from the store. */
+export interface ReplyStore<E extends StoreEntry> {
+  readonly entries: LocalEntries<E>;
+  readonly pending: Map<string, number>;
+  readonly takeover: Takeover<E>;
+  /** A script answered: the next outage is reported again. */
+  answered(): void;
+  acquired(
+    key: string,
+    answer: readonly unknown[],
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
+  hold(key: string, token: string): void;
+  unhold(key: string, token: string): void;
+}
+
+const DUPLICATE = Object.freeze({ status: "duplicate" as const });
+const BUSY = Object.freeze({ status: "rejected" as const, reason: "busy" as const });
+const OVERFLOW = Object.freeze({ status: "rejected" as const, reason: "overflow" as const });
+const LOST = Object.freeze({ status: "lost" as const });
+const NONE: readonly never[] = Object.freeze([]);
+const RELEASED = Object.freeze({ status: "released" as const, dropped: NONE });
+
+/**
+ * An `acquired` reply ({"acquired", token, fence, batch, drops, pending}), from an admission or a
+ * takeover: the claim, its batch and drops; this replica now holds the key.
+ */
+export function readAcquired<E extends StoreEntry>(
+  store: ReplyStore<E>,
+  key: string,
+  answer: readonly unknown[],
+): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] } {
+  const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+  const batch = store.entries.entries(answer[3], key);
+  const dropped = store.entries.drops(answer[4], key);
+  store.pending.set(key, Number(answer[5] ?? 0));
+  store.hold(key, claim.token);
+  store.takeover.holding(key);
+  return { claim, batch, dropped };
+}
+
+/** ACQUIRE's answer to an admission of `entry` (uid `uid`). */
+export function readAdmission<E extends StoreEntry>(
+  store: ReplyStore<E>,
+  key: string,
+  uid: string,
+  entry: E,
+  reply: unknown,
+): Admission<E> {
+  store.answered();
+  if (!Array.isArray(reply)) {
+    // The fence alone: the key was free, and the entry is the first turn's batch.
+    store.entries.delete(uid);
+    store.pending.delete(key);
+    store.takeover.holding(key);
+    const fence = Number(reply);
+    const claim: Claim = { token: `${fence}:${uid}`, fence };
+    store.hold(key, claim.token);
+    return { status: "acquired", claim, batch: [entry], dropped: NONE as never };
+  }
+  const answer = reply;
+  const status = text(answer[0]);
+  switch (status) {
+    case "dup":
+      store.entries.delete(uid);
+      return DUPLICATE;
+    case "busy":
+      store.entries.delete(uid);
+      return BUSY;
+    case "overflow":
+      store.entries.delete(uid);
+      return OVERFLOW;
+    case "queued": {
+      const holder = text(answer[1]);
+      const pttl = Number(answer[2]);
+      const pending = Number(answer[3]);
+      const dropped = store.entries.drops(answer[4], key);
+      store.pending.set(key, pending);
+      if (store.entries.has(uid)) store.takeover.queued(key, uid, holder, pttl);
+      return { status: "queued", pending, dropped };
+    }
+    case "acquired":
+      return { status: "acquired", ...store.acquired(key, answer) };
+    default: {
+      // "free": the entry itself had expired on arrival; it is among the drops.
+      store.entries.delete(uid);
+      return { status: "queued", pending: 0, dropped: store.entries.drops(answer[1], key) };
+    }
+  }
+}
+
+/** FINISH's answer for the claim `token`. */
+export function readFinish<E extends StoreEntry>(
+  store: ReplyStore<E>,
+  key: string,
+  token: string,
+  reply: unknown,
+): Finish<E> {
+  store.answered();
+  if (!Array.isArray(reply)) {
+    // 0: released, nothing pending, nothing dropped, no lane waiting.
+    store.pending.delete(key);
+    store.takeover.released(key);
+    store.unhold(key, token);
+    return RELEASED;
+  }
+  const answer = reply;
+  const status = text(answer[0]);
+  if (status === "lost") {
+    // The lease ran out before this finish arrived (or another replica holds the key now): the
+    // turn's inputs may run again elsewhere, which the guard reports as a lease loss.
+    store.pending.delete(key);
+    store.unhold(key, token);
+    // Input waits behind the claim this turn lost: make sure someone runs it.
+    if (Number(answer[1]) > 0) store.takeover.lost(key, Number(answer[2]));
+    return LOST;
+  }
+  if (status === "released") {
+    store.pending.delete(key);
+    store.takeover.released(key);
+    store.unhold(key, token);
+    return { status: "released", dropped: store.entries.drops(answer[1], key) };
+  }
+  const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+  const entries = store.entries.entries(answer[3], key);
+  const dropped = store.entries.drops(answer[4], key);
+  store.pending.set(key, Number(answer[5]));
+  store.hold(key, next.token);
+  return { status: "next", claim: next, batch: entries, dropped };
+}

@@ -1,0 +1,463 @@
+// The Redis store's seam operations (groups, stop, keys, renewals that carry a stop and the next
+// expiry) and the faults of issue 18 that the store must survive, with both clients. Stores are
+// driven directly through the Store API (a store can be used without a guard) and, where the
+// guard already uses an operation, through `createGuard({ store })`. Replicas are stores in this
+// process with their own connections and replica ids on one prefix; the network is a proxy.
+
+import { dirname, join } from "node:path";
+import {
+  type AdmitPolicy,
+  type Claim,
+  createGuard,
+  memoryStore,
+  type Store,
+  type Turn,
+  TurnAbortedError,
+} from "session-guard";
+import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
+import { afterEach, describe, expect, it } from "vitest";
+import { deferred, sleep } from "./support/helpers.js";
+import {
+  CLIENTS,
+  cleanUp,
+  eventually,
+  type RedisTarget,
+  redisAvailable,
+  serverAvailable,
+  startLocalRedis,
+  testPrefix,
+  useRedis,
+} from "./support/redis-harness.js";
+import {
+  entry,
+  type FaultyProxy,
+  faultyProxy,
+  recordingHost,
+  type TestEntry,
+  textOf,
+} from "./support/redis-host.js";
+
+const LEASE = 600;
+
+const db = useRedis();
+
+const ENQUEUE: AdmitPolicy = {
+  whenHeld: "enqueue",
+  maxPending: 100,
+  overflow: "drop-oldest",
+  maxPendingTotal: Number.POSITIVE_INFINITY,
+  dedupe: 60_000,
+};
+const LATEST: AdmitPolicy = { ...ENQUEUE, whenHeld: "latest" };
+
+function acquiredClaim(answer: Awaited<ReturnType<Store<TestEntry>["acquireOrEnqueue"]>>): Claim {
+  if (answer.status !== "acquired") throw new Error(`expected acquired, got ${answer.status}`);
+  return answer.claim;
+}
+
+describe("redisStore() options: lease, commandTimeout and durations (issue 18 item 8)", () => {
+  it("refuses a commandTimeout over 2/3 of the lease, and durations timers cannot wait", () => {
+    expect(() => redisStore({ client: {}, lease: 1_000, commandTimeout: 700 })).toThrow(
+      /"commandTimeout" \(700 ms\) must be at most 2\/3 of "lease" \(1000 ms\)/,
+    );
+    expect(() => redisStore({ client: {}, lease: 2 ** 31 })).toThrow(/"lease".*2147483647/);
+  });
+});
+
+describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (kind) => {
+  let prefix: string;
+  const open: { close(): Promise<void> }[] = [];
+
+  afterEach(async () => {
+    for (const item of open.splice(0).reverse()) await item.close();
+    await cleanUp(db.admin, prefix);
+  });
+
+  /** A store (a replica) on the suite's prefix, closed after the test. */
+  function store(
+    options: {
+      lease?: number;
+      sweepInterval?: number;
+      commandTimeout?: number;
+      at?: RedisTarget;
+    } = {},
+  ): Store<TestEntry> & RedisStore {
+    const client = kind.create(options.at ?? db.target);
+    const made = redisStore({
+      client,
+      prefix,
+      lease: options.lease ?? LEASE,
+      ...(options.sweepInterval ? { sweepInterval: options.sweepInterval } : {}),
+      ...(options.commandTimeout ? { commandTimeout: options.commandTimeout } : {}),
+    }) as unknown as Store<TestEntry> & RedisStore;
+    let detach: (() => void) | undefined;
+    const attach = made.attach?.bind(made);
+    made.attach = (host) => {
+      detach = attach?.(host);
+      return detach as () => void;
+    };
+    open.push({
+      close: async () => {
+        detach?.();
+        await made.close();
+        await kind.dispose(client);
+      },
+    });
+    return made;
+  }
+
+  async function proxied(): Promise<{ proxy: FaultyProxy; target: RedisTarget }> {
+    const local = await startLocalRedis();
+    open.push({ close: () => local.dispose() });
+    const proxy = await faultyProxy(local.socket, join(dirname(local.socket), "proxy.sock"));
+    open.push({ close: () => proxy.close() });
+    return { proxy, target: { socket: proxy.socket } };
+  }
+
+  describe("groups (albums) follow takeBatch and supersedes, as in the memory store", () => {
+    /** Admit `first` (claims), then `rest` while held; then finish in `batch` mode, twice. */
+    async function play(s: Store<TestEntry>, policy: AdmitPolicy, batch: "all" | "one") {
+      const claim = acquiredClaim(await s.acquireOrEnqueue("k", entry("first"), policy));
+      const dropped: string[] = [];
+      for (const [text, group, alone] of [
+        ["p1", "G", false],
+        ["x", undefined, false],
+        ["cmd", undefined, true],
+        ["p2", "G", false],
+        ["y", undefined, false],
+        ["p3", "G", false],
+      ] as const) {
+        const answer = await s.acquireOrEnqueue("k", entry(text, { group, alone }), policy);
+        if (answer.status === "queued") dropped.push(...answer.dropped.map((d) => textOf(d.entry)));
+      }
+      const turns: string[][] = [];
+      let current = claim;
+      for (;;) {
+        const answer = await s.finish("k", current, batch);
+        if (answer.status !== "next") break;
+        turns.push(answer.batch.map(textOf));
+        current = answer.claim;
+      }
+      return { turns, dropped };
+    }
+
+    for (const [policy, batch] of [
+      [ENQUEUE, "all"],
+      [ENQUEUE, "one"],
+      [LATEST, "all"],
+    ] as const) {
+      it(`${policy.whenHeld}, batch ${batch}`, async () => {
+        prefix = testPrefix();
+        const expected = await play(memoryStore() as Store<TestEntry>, policy, batch);
+        const actual = await play(store(), policy, batch);
+        expect(actual).toEqual(expected);
+      });
+    }
+
+    it("take(…, group) moves the rest of the group into the running turn, wherever it stands", async () => {
+      prefix = testPrefix();
+      const s = store();
+      const claim = acquiredClaim(
+        await s.acquireOrEnqueue("k", entry("p1", { group: "G" }), ENQUEUE),
+      );
+      await s.acquireOrEnqueue("k", entry("x"), ENQUEUE);
+      await s.acquireOrEnqueue("k", entry("p2", { group: "G" }), ENQUEUE);
+      const taken = await s.take("k", claim, "all", "G");
+      expect(taken.status === "taken" && taken.entries.map(textOf)).toEqual(["p2"]);
+      const next = await s.finish("k", claim, "all");
+      expect(next.status === "next" && next.batch.map(textOf)).toEqual(["x"]);
+    });
+
+    it("a group and its settle window travel to another replica", async () => {
+      prefix = testPrefix();
+      const a = store();
+      const b = store();
+      const host = recordingHost();
+      b.attach?.(host);
+      const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("x"), ENQUEUE));
+      await a.acquireOrEnqueue("k", { ...entry("p1", { group: "album 7" }), settle: 120 }, ENQUEUE);
+      await a.abandon("k", claim, false);
+      await eventually(() => host.claims.length === 1, 2_000, "the hand-over");
+      expect(host.revived).toMatchObject([{ group: "album 7", settle: 120 }]);
+    });
+  });
+
+  describe("stop: de-duplicated with inputs, marks the holder, reaches it through renewals", () => {
+    it("a stop at B removes pending input, answers held, and A's next renewal says stopped (issue 18 item 3, issue 12 item 10)", async () => {
+      prefix = testPrefix();
+      const a = store();
+      const b = store();
+      const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+      await b.acquireOrEnqueue("k", entry("b1", { id: "b1" }), ENQUEUE);
+      const stopped = await b.stop?.("k", "stop-1", 60_000);
+      expect(stopped).toMatchObject({ status: "stopped", held: true });
+      expect(stopped?.status === "stopped" && stopped.entries.map(textOf)).toEqual(["b1"]);
+      expect(await a.renew("k", claim)).toMatchObject({
+        status: "held",
+        pending: 0,
+        stopped: true,
+      });
+      // The stop's id shares the inputs' id space: a retried stop at A is a duplicate (item 6).
+      expect(await a.stop?.("k", "stop-1", 60_000)).toEqual({ status: "duplicate" });
+      // A new claim after the stop is not stopped.
+      expect((await a.finish("k", claim, "all")).status).toBe("released");
+      const again = acquiredClaim(await a.acquireOrEnqueue("k", entry("a2"), ENQUEUE));
+      expect(await a.renew("k", again)).toEqual({ status: "held", pending: 0 });
+      expect(await b.stop?.("free", undefined, 0)).toEqual({
+        status: "stopped",
+        held: false,
+        entries: [],
+      });
+    });
+
+    it("through the guard: a stop at B aborts A's turn within a renewal when A hears no hints", async () => {
+      prefix = testPrefix();
+      const a = store();
+      // A hears nothing: its subscription is gone for good.
+      const attach = a.attach?.bind(a);
+      a.attach = (host) =>
+        attach?.(
+          new Proxy(host, {
+            get: (h, n) => (n === "stopped" ? () => {} : Reflect.get(h, n)),
+          }),
+        ) as () => void;
+      const ga = createGuard<{ text: string }>({ store: a, handler: () => {} });
+      const gb = createGuard<{ text: string }>({ store: store(), handler: () => {} });
+      open.push({ close: () => ga.close({ timeout: 500 }).then(() => undefined) });
+      open.push({ close: () => gb.close({ timeout: 500 }).then(() => undefined) });
+      const aborted = deferred<unknown>();
+      await ga.submit("k", { text: "a1" }, async (turn: Turn<{ text: string }>) => {
+        turn.signal.addEventListener("abort", () => aborted.resolve(turn.signal.reason));
+        await aborted.promise;
+      });
+      const sent = Date.now();
+      expect(await gb.stop("k")).toBe(true);
+      const reason = await aborted.promise;
+      expect(reason).toBeInstanceOf(TurnAbortedError);
+      expect((reason as TurnAbortedError).code).toBe("stopped");
+      expect(Date.now() - sent).toBeLessThan(LEASE / 3 + 300);
+    });
+  });
+
+  it("keys(prefix): keys held or with pending input on any replica", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const b = store();
+    await a.acquireOrEnqueue("slack:C1:1.1", entry("x"), ENQUEUE);
+    await b.acquireOrEnqueue("slack:C1:2.2", entry("y"), ENQUEUE);
+    await b.acquireOrEnqueue("slack:C2:3.3", entry("z"), ENQUEUE);
+    expect([...((await a.keys?.("slack:C1:")) ?? [])].sort()).toEqual([
+      "slack:C1:1.1",
+      "slack:C1:2.2",
+    ]);
+  });
+
+  it("Renewal.expires: the holder learns when input queued elsewhere expires (issue 18 item 5)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const b = store();
+    // A sees the entries B admitted through its guard (the host rebuilds them).
+    a.attach?.(recordingHost());
+    const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+    const at = Date.now() + 60_000;
+    await b.acquireOrEnqueue("k", entry("late", { expiresAt: at + 1_000 }), ENQUEUE);
+    await b.acquireOrEnqueue("k", entry("soon", { expiresAt: at }), ENQUEUE);
+    expect(await a.renew("k", claim)).toEqual({ status: "held", pending: 2, expires: at });
+    // Once expired entries are dropped, the next expiry is the one left.
+    await b.acquireOrEnqueue("k", entry("now", { expiresAt: Date.now() + 50 }), ENQUEUE);
+    await sleep(80);
+    const expiry = await a.expire?.("k");
+    expect(expiry?.dropped.map((d) => textOf(d.entry))).toEqual(["now"]);
+    expect(await a.renew("k", claim)).toEqual({ status: "held", pending: 2, expires: at });
+  });
+
+  it("lone surrogates: keys, ids and groups are refused with a TypeError (issue 18 item 10)", async () => {
+    prefix = testPrefix();
+    const s = store();
+    for (const [key, e] of [
+      ["user:\ud800", entry("x")],
+      ["user:1", entry("x", { id: "id:\udbff" })],
+      ["user:1", entry("x", { group: "\udc00" })],
+    ] as const) {
+      await expect(s.acquireOrEnqueue(key, e, ENQUEUE)).rejects.toBeInstanceOf(TypeError);
+    }
+    await expect(s.stop?.("user:\udbff", undefined, 0)).rejects.toBeInstanceOf(TypeError);
+    // A well-formed pair is fine, and two lone surrogates never share a lease.
+    expect((await s.acquireOrEnqueue("user:😀", entry("x"), ENQUEUE)).status).toBe("acquired");
+  });
+
+  it("Redis wiped under a running turn: the old holder's renewal is lost, fences never go backwards, the README's fence checks still refuse the old turn (issue 18 item 2)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const b = store();
+    const old = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+    await db.admin.flushAll();
+    expect(await a.renew("k", old)).toEqual({ status: "lost" });
+    // The lease is not recreated by the lost holder's renewal.
+    expect(await db.admin.exists(`{${prefix}${bucketOf("k")}}l:k`)).toBe(0);
+    const fresh = acquiredClaim(await b.acquireOrEnqueue("k", entry("b1"), ENQUEUE));
+    expect(fresh.fence).toBeGreaterThan(old.fence);
+    expect(Number.isSafeInteger(fresh.fence)).toBe(true);
+    // `WHERE fence <= $2` (Postgres) and the Lua SAVE of the README: the new turn writes, the old
+    // turn's late write is refused.
+    let stored = 0;
+    const save = (fence: number) => {
+      if (stored > fence) return false;
+      stored = fence;
+      return true;
+    };
+    expect(save(fresh.fence)).toBe(true);
+    expect(save(old.fence)).toBe(false);
+    expect((await a.finish("k", old, "all")).status).toBe("lost");
+  });
+
+  it("a finish that arrives after the lease ran out is refused as lost (issue 18 item 8)", async () => {
+    prefix = testPrefix();
+    const a = store({ lease: 150 });
+    const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+    await sleep(220);
+    expect(await a.finish("k", claim, "all")).toEqual({ status: "lost" });
+  });
+
+  it("a claim whose holder died before its first renewal is taken over by the sweep within lease + sweep (issue 18 item 11)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    // A claims and "dies" at once: it never renews, finishes or sweeps.
+    await a.acquireOrEnqueue("k", entry("a1", { id: "a1" }), ENQUEUE);
+    const started = Date.now();
+    const b = store({ sweepInterval: 100 });
+    const host = recordingHost();
+    b.attach?.(host);
+    await eventually(() => host.claims.length === 1, LEASE + 1_000, "the sweep's takeover");
+    expect(Date.now() - started).toBeLessThan(LEASE + 2 * 100 + 300);
+    expect(host.claims[0]).toMatchObject({ key: "k", batch: ["a1"] });
+  });
+
+  it.skipIf(!serverAvailable)(
+    "an admission slower than commandTimeout that landed runs within lease + sweep, without new messages (issue 18 item 7)",
+    async () => {
+      prefix = testPrefix();
+      const { proxy, target } = await proxied();
+      const a = store({ at: target, commandTimeout: 100 });
+      const host = recordingHost();
+      const b = store({ at: target, sweepInterval: 100 });
+      b.attach?.(host);
+      // Warm up both stores' connections, then slow down every reply.
+      await a.acquireOrEnqueue("warm", entry("w"), { ...ENQUEUE, dedupe: 0 });
+      proxy.replyDelay = 300;
+      await expect(a.acquireOrEnqueue("k", entry("slow", { id: "s" }), ENQUEUE)).rejects.toThrow(
+        /commandTimeout/,
+      );
+      proxy.replyDelay = 0;
+      await sleep(400);
+      // The redelivery is a duplicate (correct: it is stored)…
+      expect((await a.acquireOrEnqueue("k", entry("slow", { id: "s" }), ENQUEUE)).status).toBe(
+        "duplicate",
+      );
+      // …and the stored input runs: the sweep finds its claim once the lease ran out.
+      await eventually(
+        () => host.claims.some((c) => c.key === "k"),
+        LEASE + 1_500,
+        "the stranded input to run",
+      );
+      expect(host.claims.find((c) => c.key === "k")?.batch).toEqual(["slow"]);
+    },
+    20_000,
+  );
+
+  it.skipIf(!serverAvailable)(
+    "a half-open hint subscription is noticed (PING), reported once and subscribed again; hints then arrive (issue 18 item 3)",
+    async () => {
+      prefix = testPrefix();
+      const { proxy, target } = await proxied();
+      const a = store({ at: target, lease: 3_000, commandTimeout: 200 });
+      const host = recordingHost();
+      a.attach?.(host);
+      // B talks to the same server, but not through the proxy.
+      const b = store({ at: { socket: proxy.target } });
+      await eventually(() => proxy.subscribers().length === 1, 2_000, "A's subscription");
+      const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+      // Redis' replies on A's subscriber connection are lost from now on; commands are fine.
+      for (const link of proxy.subscribers()) proxy.deaf.add(link);
+      await b.stop?.("k", undefined, 0);
+      // The renewal carries the stop whatever happens to the hint.
+      expect(await a.renew("k", claim)).toMatchObject({ status: "held", stopped: true });
+      await eventually(() => host.errors.length > 0, 3_000, "the report");
+      await eventually(
+        () => proxy.subscribers().some((l) => !proxy.deaf.has(l)),
+        2_000,
+        "a new subscription",
+      );
+      await sleep(300);
+      expect(host.errors).toHaveLength(1);
+      expect(String((host.errors[0] as Error).message)).toMatch(/hint subscription/);
+      // Hints arrive again on the new connection.
+      expect(await a.renew("k", claim)).toMatchObject({ status: "held" });
+      await b.stop?.("k", undefined, 0);
+      await eventually(() => host.stops.length > 0, 1_000, "the stop hint");
+      expect(host.stops[0]?.key).toBe("k");
+    },
+    20_000,
+  );
+
+  it("CLIENT KILL TYPE pubsub: hints arrive again afterwards (issue 18 item 3)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const host = recordingHost();
+    a.attach?.(host);
+    const b = store();
+    await sleep(100);
+    await acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+    await db.admin.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]);
+    await eventually(
+      async () => {
+        await b.stop?.("k", undefined, 0);
+        return host.stops.length > 0;
+      },
+      3_000,
+      "a stop hint after the kill",
+    );
+  });
+
+  it("two guards on one prefix never take over each other's keys (StoreHost.namespace; issue 18 item 9)", async () => {
+    prefix = testPrefix();
+    const bot42 = store({ sweepInterval: 100 });
+    const bot43 = store({ sweepInterval: 100 });
+    const host42 = recordingHost("tg:42:");
+    const host43 = recordingHost("tg:43:");
+    bot43.attach?.(host43);
+    const holder = store();
+    const claim = acquiredClaim(await holder.acquireOrEnqueue("tg:42:7", entry("a"), ENQUEUE));
+    await bot42.acquireOrEnqueue("tg:42:7", entry("b"), ENQUEUE);
+    // The holder hands the key over (graceful close): only bot 42's replicas may take it.
+    await holder.abandon("tg:42:7", claim, false);
+    await sleep(LEASE);
+    expect(host43.claims).toEqual([]);
+    bot42.attach?.(host42);
+    await eventually(() => host42.claims.length === 1, LEASE * 2, "bot 42's sweep");
+    expect(host43.claims).toEqual([]);
+  });
+
+  it("store.close() keeps renewing a claim whose turn still runs, and closes once it ended (issue 12 item 7)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const b = store();
+    const claim = acquiredClaim(await a.acquireOrEnqueue("k", entry("a1"), ENQUEUE));
+    let closed = false;
+    const closing = a.close().then(() => {
+      closed = true;
+    });
+    // The guard keeps renewing (here: the test) while the handler runs; the store still answers.
+    for (let i = 0; i < 4; i++) {
+      await sleep(LEASE / 3);
+      expect(await a.renew("k", claim)).toMatchObject({ status: "held" });
+    }
+    expect(closed).toBe(false);
+    expect(
+      (await b.acquireOrEnqueue("k", entry("b1"), { ...ENQUEUE, whenHeld: "reject" })).status,
+    ).toBe("rejected");
+    expect((await a.finish("k", claim, "all")).status).toBe("released");
+    await closing;
+    expect(closed).toBe(true);
+  });
+});

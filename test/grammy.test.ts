@@ -230,7 +230,7 @@ describe("sessionGuard: serialization per chat", () => {
     expect(turns).toEqual([["m1"], ["m2"], ["/help"], ["m3"], ["/help@test_bot"], ["m4", "m5"]]);
   });
 
-  it("steer: ctx.turn.take() moves pending contexts (an album expanded) into the running turn", async () => {
+  it("steer: ctx.turn.take() moves pending contexts (each photo of an album) into the running turn", async () => {
     const h = harness({ mode: "steer", mediaGroupSettle: 10 });
     const log: string[] = [];
     const arrived = deferred();
@@ -239,7 +239,7 @@ describe("sessionGuard: serialization per chat", () => {
       log.push(`turn: ${ctx.turn.inputs.map(describeInput).join(",")}`);
       const unsubscribe = ctx.turn.onPending((pending) => {
         log.push(`pending ${pending}`);
-        if (pending === 2) arrived.resolve();
+        if (pending === 3) arrived.resolve();
       });
       await arrived.promise;
       unsubscribe();
@@ -256,6 +256,7 @@ describe("sessionGuard: serialization per chat", () => {
       "turn: m1",
       "pending 1",
       "pending 2",
+      "pending 3",
       "took: m2,photo,photo",
       "inputs: m1,m2,photo,photo",
     ]);
@@ -594,7 +595,7 @@ describe("sessionGuard: stop", () => {
     expect(reply?.payload).toMatchObject({ text: "Stopped.", message_thread_id: 5 });
   });
 
-  it("/stop drops an album that is still gathering", async () => {
+  it("/stop drops an album that is still gathering: every photo, each reported", async () => {
     const h = harness({ mediaGroupSettle: 30 });
     const turns: number[] = [];
     h.bot.command("stop", (ctx) => ctx.reply("Stopped."));
@@ -606,6 +607,7 @@ describe("sessionGuard: stop", () => {
     await h.guard.onIdle();
     expect(turns).toEqual([]);
     expect(h.drops.map((d) => [d.reason, d.input.update.update_id])).toEqual([
+      ["stopped", photos[0]?.update_id],
       ["stopped", photos[1]?.update_id],
     ]);
     expect(h.api.texts()).toEqual(["Stopped."]);
@@ -806,11 +808,10 @@ describe("sessionGuard: albums", () => {
     await sleep(45);
     await h.guard.onIdle();
     expect(turns).toEqual([photos.map((p) => p.update_id)]);
-    // An album is one input: its de-duplication id is the album's.
-    const albumId = `${chatKey(1)}:album:album-3`;
+    // Each photo is an input of its album's group, de-duplicated by its update id.
     expect(h.drops.map((d) => [d.reason, d.id, d.input.update.update_id])).toEqual([
-      ["duplicate", albumId, photos[0]?.update_id],
-      ["duplicate", albumId, photos[1]?.update_id],
+      ["duplicate", updateKey(photos[0] as Update), photos[0]?.update_id],
+      ["duplicate", updateKey(photos[1] as Update), photos[1]?.update_id],
     ]);
   });
 

@@ -133,7 +133,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
     expect(b.api.texts()).toEqual([]);
   });
 
-  it("an album gathered on B reaches A's turn as one input with all its photos", async () => {
+  it("an album gathered on B reaches A's next turn with all its photos", async () => {
     prefix = testPrefix();
     const a = replica("A");
     const b = replica("B");
@@ -143,11 +143,43 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
     await eventually(() => a.turns.length === 1);
     await b.bot.handleUpdate(photoUpdate(1, "g1", "first photo"));
     await b.bot.handleUpdate(photoUpdate(1, "g1"));
-    // The album is admitted once its settle window (800 ms by default) passed quietly.
-    await eventually(() => b.guard.pendingCount("tg:42:1") === 1, 3_000, "the album queued");
+    // Each photo is pending on its own, in the album's group.
+    await eventually(() => b.guard.pendingCount("tg:42:1") === 2, 3_000, "the album queued");
     gate.resolve();
     await eventually(() => a.turns.length === 2, 3_000, "A's next turn");
     expect(a.turns[1]).toMatchObject({ by: "A", inputs: ["first photo", ""], last: true });
+  });
+
+  it("an album split across replicas (photos at A, B, A, B) runs as one turn with every photo, oldest first", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const b = replica("B");
+    const photos = [1, 2, 3, 4].map((n) => photoUpdate(1, "split", `photo ${n}`));
+    for (const [i, photo] of photos.entries()) {
+      await (i % 2 === 0 ? a : b).bot.handleUpdate(photo);
+      await sleep(20);
+    }
+    await eventually(() => a.turns.length + b.turns.length === 1, 3_000, "the album's turn");
+    await sleep(900); // longer than the album window: no photo runs later on its own
+    const turns = [...a.turns, ...b.turns];
+    expect(turns).toHaveLength(1);
+    expect(turns[0]?.inputs).toEqual(["photo 1", "photo 2", "photo 3", "photo 4"]);
+    expect(turns[0]?.last).toBe(true);
+  });
+
+  it("a /stop at B while the album gathers at A drops every photo of it", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const b = replica("B");
+    const dropped: string[] = [];
+    a.guard.on("dropped", (drop) => dropped.push(`${drop.reason} ${textOf(drop.input)}`));
+    b.guard.on("dropped", (drop) => dropped.push(`${drop.reason} ${textOf(drop.input)}`));
+    await a.bot.handleUpdate(photoUpdate(1, "stopped", "photo 1"));
+    await b.bot.handleUpdate(photoUpdate(1, "stopped", "photo 2"));
+    await b.bot.handleUpdate(commandUpdate(1, "/stop"));
+    await sleep(1_200); // past the album window
+    expect([...a.turns, ...b.turns]).toEqual([]);
+    expect(dropped.sort()).toEqual(["stopped photo 1", "stopped photo 2"]);
   });
 
   it("a redelivered update at the other replica is a duplicate; /stop at B stops A's turn", async () => {

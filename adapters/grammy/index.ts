@@ -4,7 +4,11 @@
 // update (keys.ts), decide what bypasses the guard (callback queries, stop), and map "run the rest
 // of the middleware chain" onto a turn. grammY's `next` runs the update it was called with, so a
 // turn runs the `next` of its latest update, with every coalesced context in `ctx.turn.inputs`.
-// Across replicas, see replay.ts; albums, album.ts; what every adapter shares lives in ../kit.
+// Across replicas, see replay.ts; what every adapter shares lives in ../kit.
+//
+// An album is several updates sharing `media_group_id`, with no end marker. Each photo is its own
+// input of the group `album:<media_group_id>`: the core keeps a group in one turn, in any mode and
+// across replicas, and starts it once `mediaGroupSettle` ms passed without another photo.
 //
 // Only types are imported from grammy: at run time this file needs nothing but the core.
 
@@ -16,7 +20,6 @@ import { type Heartbeat, withHeartbeat } from "../kit/heartbeat.js";
 import { errorLog } from "../kit/log.js";
 import { classify, SKIPPED, userKey } from "../kit/own-errors.js";
 import { Replays } from "../kit/replay.js";
-import { Albums } from "./album.js";
 import { commandOf, defaultKey, incomingMessage, prefixOf } from "./keys.js";
 import { ADAPTER_OPTIONS, checkOptions, type SessionGuardOptions } from "./options.js";
 import { replayThrough, updateCodec } from "./replay.js";
@@ -31,10 +34,6 @@ export interface SessionGuardMiddleware<C extends Context>
     GuardControls<C> {
   /** The key this middleware gives an update, or `undefined` when it passes unguarded. */
   keyOf(ctx: C): string | undefined;
-  /** Stop a key: abort its turn, drop its pending updates (and an album still gathering). */
-  stop(key: string): Promise<boolean>;
-  /** Flush gathering albums, then close the guard (see `Guard.close`). */
-  close: GuardControls<C>["close"];
 }
 
 /**
@@ -106,14 +105,15 @@ export function sessionGuard<C extends Context = Context>(
     { onError: logTurnError },
   );
 
-  // One options object and one turn function serve every update (`submit` reads its options
-  // before it returns): admitting a plain message makes no closure and no options object.
+  // One options object per kind and one turn function serve every update (`submit` reads its
+  // options before it returns): admitting a plain message makes no closure and no options object.
   const submitOptions: SubmitOptions = { id: undefined, alone: false, awaitTurn };
-  const submit = (key: string, ctx: C, next: NextFunction, options: SubmitOptions) => {
-    (ctx as unknown as Pending)[NEXT] = next;
-    return guard.submit(key, ctx, runTurn, options);
+  const photoOptions: SubmitOptions = {
+    id: undefined,
+    group: undefined,
+    settle: settings.mediaGroupSettle,
+    awaitTurn,
   };
-  const albums = new Albums<C>(guard, settings.mediaGroupSettle, awaitTurn, submit, reportError);
 
   const typingOf = (ctx: C): Heartbeat | undefined => {
     const chat = ctx.chatId;
@@ -169,41 +169,39 @@ export function sessionGuard<C extends Context = Context>(
     if (kind !== ADMIT) {
       if (kind === STOP) {
         // Control bypasses the queue: abort the turn now, then let the stop handler answer.
-        stop(key).catch((error: unknown) => reportError(error, key, ctx));
+        guard.stop(key).catch((error: unknown) => reportError(error, key, ctx));
       }
       Object.defineProperty(ctx, "turn", NO_TURN);
       return next();
     }
     const message = plan.message as Message;
     plan.message = undefined;
-    const group = message.media_group_id;
-    if (group !== undefined) return albums.gather(ctx, next, key, group);
     const updateId = ctx.update.update_id;
     // The update id is unique within one bot: a guard of this bot's own can take it as it is,
     // which its store remembers as a number. On a guard or store shared with other bots, it is
     // scoped by the bot.
-    submitOptions.id = ownIds ? String(updateId) : prefixOf(ctx.me) + updateId;
-    // A command answers on its own: never coalesced with the messages around it.
-    submitOptions.alone = plan.command !== "";
+    const id = ownIds ? String(updateId) : prefixOf(ctx.me) + updateId;
+    let options = submitOptions;
+    const album = message.media_group_id;
+    if (album !== undefined) {
+      // A photo of an album: every photo of the group runs in one turn, wherever it arrived.
+      options = photoOptions;
+      options.group = `album:${album}`;
+    } else {
+      // A command answers on its own: never coalesced with the messages around it.
+      options.alone = plan.command !== "";
+    }
+    options.id = id;
+    (ctx as unknown as Pending)[NEXT] = next;
     // Detached, this resolves at admission; returned either way, so a refused admission (a store
     // that is down) rejects `handleUpdate` instead of going unhandled, and Telegram redelivers.
-    return submit(key, ctx, next, submitOptions);
+    return guard.submit(key, ctx, runTurn, options);
   };
 
-  function stop(key: string): Promise<boolean> {
-    const dropped = albums.stop(key);
-    const stopped = guard.stop(key);
-    return dropped ? stopped.then(() => true) : stopped;
-  }
-
-  const close: GuardControls<C>["close"] = (closeOptions) => {
-    albums.flushAll();
-    return guard.close(closeOptions);
-  };
   const guarded = Object.assign(middleware, {
     keyOf: (ctx: C) => keyOf(ctx),
   });
-  return withGuardControls(guarded, guard, { stop, close }) as SessionGuardMiddleware<C>;
+  return withGuardControls(guarded, guard) as SessionGuardMiddleware<C>;
 }
 
 export type { Drop, ErrorInfo, Guard, GuardOptions, Turn };

@@ -113,6 +113,8 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Discord replicas with $name", (k
     readonly clientErrors: unknown[];
     /** Turns whose first input has this text wait for the deferred. */
     readonly gates: Map<string, Deferred<void>>;
+    /** The replica dies: its Redis connections and its Discord client go, its guard never closes. */
+    die(): Promise<void>;
   }
 
   const textOf = (input: DiscordInput): string =>
@@ -203,6 +205,10 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Discord replicas with $name", (k
       drops,
       clientErrors,
       gates,
+      async die() {
+        await store.close();
+        await bot.destroy();
+      },
     };
   }
 
@@ -342,6 +348,35 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Discord replicas with $name", (k
     await sleep(50);
     expect(a.turns.map((t) => t.text)).toEqual(["work"]);
     expect(b.drops.map((d) => [d.reason, textOf(d.input)])).toEqual([["stopped", "more"]]);
+  });
+
+  it("a command B deferred and queued expires while A holds the channel and B is dead: A tells the user", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const b = replica("B");
+    const gate = deferred();
+    a.gates.set("one", gate);
+    a.sendMessage("one");
+    await eventually(() => a.turns.length === 1);
+    // Its token dies in 15 min; with the default 60 s margin it expires 800 ms from now.
+    const createdAt = Date.now() - (15 * 60_000 - 60_000) + 800;
+    const waiting = b.sendCommand("ask", { createdAt, options: { prompt: "later" } });
+    await eventually(() => b.guard.pendingCount(keyOf(CHANNEL_A)) === 1, 2_000, "queued at B");
+    // The replica that queued it dies: only the holder can still tell the user, while the token
+    // lives.
+    await b.die();
+    await eventually(() => a.drops.length === 1, 3_000, "the expiry at A");
+    expect(a.drops.map((d) => [d.reason, d.id, textOf(d.input)])).toEqual([
+      ["expired", `dc:${BOT_ID}:${waiting}`, "later"],
+    ]);
+    const notice = `edit token-${waiting}: This request waited too long and expired; please send it again.`;
+    await eventually(() => a.labels().includes(notice), 2_000, "the notice");
+    await sleep(200);
+    expect(a.labels()).toEqual([notice]);
+    expect(b.labels()).toEqual([`defer ${waiting}`]);
+    gate.resolve();
+    await eventually(() => !a.guard.isBusy(keyOf(CHANNEL_A)));
+    expect(a.turns.map((t) => t.text)).toEqual(["one"]);
   });
 
   it("/stop at A drops a command B deferred and queued; A edits B's reply to say so", async () => {

@@ -250,6 +250,62 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("Slack replicas with $name", (kin
     expect([a.errors, b.errors, a.boltLog, b.boltLog]).toEqual([[], [], [], []]);
   });
 
+  it("a retried stop text delivered to the other replica does not stop a later turn (the stop is de-duplicated in Redis)", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const b = replica("B");
+    const first = deferred();
+    a.gates.set("one", first);
+    const one = message("one", { channel: "C7" });
+    const reply = thread(one);
+    await a.send(one);
+    await eventually(() => a.turns.length === 1);
+    const stop = reply("stop");
+    await a.send(structuredClone(stop));
+    await eventually(() => (a.signals[0] as AbortSignal).aborted, 2_000, "the stop");
+    first.resolve();
+    await eventually(() => !a.guard.isBusy(key("C7", one.event.ts)), 2_000, "the stopped turn");
+    const second = deferred();
+    a.gates.set("two", second);
+    await a.send(reply("two"));
+    await eventually(() => a.turns.length === 2, 2_000, "the later turn");
+    // Slack retries the stop (its first delivery was slow), and the load balancer sends it to B.
+    await b.send(structuredClone(stop), { retryNum: 1, retryReason: "http_timeout" });
+    // A stop reaches the holder by a hint or, at the latest, its next renewal (lease / 3).
+    await sleep(400);
+    expect((a.signals[1] as AbortSignal).aborted).toBe(false);
+    second.resolve();
+    await eventually(() => a.api.posts().length === 2, 2_000, "the later turn's answer");
+    expect(a.api.posts()[1]).toBe(`C7/${one.event.ts}: done: two`);
+  });
+
+  it("a stop command at B stops every thread of its channel, those running at A included", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const b = replica("B");
+    const gate = deferred();
+    a.gates.set("in a thread", gate);
+    a.gates.set("another thread", gate);
+    const one = message("in a thread", { channel: "C8" });
+    const two = message("another thread", { channel: "C8" });
+    const elsewhere = message("another channel", { channel: "C9" });
+    a.gates.set("another channel", gate);
+    await a.send(one);
+    await a.send(two);
+    await a.send(elsewhere);
+    await eventually(() => a.turns.length === 3);
+    await b.send(command("/stop", "", { channel: "C8" }));
+    await eventually(
+      () => (a.signals[0] as AbortSignal).aborted && (a.signals[1] as AbortSignal).aborted,
+      2_000,
+      "both threads stopped",
+    );
+    expect(((a.signals[0] as AbortSignal).reason as TurnAbortedError).code).toBe("stopped");
+    expect((a.signals[2] as AbortSignal).aborted).toBe(false);
+    expect(b.passed).toEqual(["/stop"]);
+    gate.resolve();
+  });
+
   it("a command queued on B is acknowledged by B once stored, then answered from A's turn", async () => {
     prefix = testPrefix();
     const a = replica("A");

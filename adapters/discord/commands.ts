@@ -4,9 +4,11 @@
 // command is deferred at admission, before it waits, so its handler always answers with
 // `editReply`/`followUp`; one still waiting when its token is about to die is dropped (`expired`).
 // A command dropped before it ran would show "thinking…" until its token dies: it is told why
-// (`dropReply`), from whichever replica drops it.
+// (`dropReply`), from whichever replica drops it — this one through the submit's own `onDrop`,
+// another (the holder of the key, which learns of expiries and stops too) from the command it
+// rebuilt from the stored payload.
 
-import type { DropReason, Guard, Turn } from "session-guard";
+import type { Drop, DropReason, Guard, Turn } from "session-guard";
 import { isMessage } from "./keys.js";
 import { TOKEN_LIFETIME } from "./options.js";
 import type { Remote } from "./replay.js";
@@ -28,6 +30,7 @@ export interface AdmitOptions {
   readonly id: string;
   readonly alone?: boolean;
   readonly expiresAt?: number;
+  readonly onDrop?: ((drop: Drop<DiscordInput>) => void) | undefined;
 }
 
 export interface CommandHost {
@@ -57,13 +60,17 @@ export interface CommandHost {
 /** The command side of the adapter. */
 export function commands(host: CommandHost) {
   const { guard, remote, ephemeral, expiryMargin, stopCommands, onStop, dropReply, report } = host;
-  /** Deferrals of commands: resolves true once deferred, false if that failed. */
-  const deferrals = new WeakMap<object, Promise<boolean>>();
+  /** Commands rebuilt here from another replica's payload (deferred there). */
+  const revived = new WeakSet<object>();
 
   /** Tell a deferred command that was dropped before it ran why, while its token lives. */
-  const noticeDrop = (reason: DropReason, key: string, interaction: GuardedCommand): void => {
-    const deferral = deferrals.get(interaction);
-    if (deferral === undefined || dropReply === undefined) return;
+  const noticeDrop = (
+    reason: DropReason,
+    key: string,
+    interaction: GuardedCommand,
+    deferral: Promise<boolean>,
+  ): void => {
+    if (dropReply === undefined) return;
     let text: string | undefined;
     try {
       text = dropReply(reason, interaction);
@@ -79,8 +86,11 @@ export function commands(host: CommandHost) {
       })
       .catch((error: unknown) => report(error, key, interaction));
   };
-  if (dropReply !== undefined) {
-    guard.on("dropped", (drop) => noticeDrop(drop.reason, drop.key, drop.input as GuardedCommand));
+  if (dropReply !== undefined && remote !== undefined) {
+    guard.on("dropped", (drop) => {
+      if (!revived.has(drop.input as object)) return; // this replica's own: the submit's onDrop
+      noticeDrop(drop.reason, drop.key, drop.input as GuardedCommand, DEFERRED);
+    });
   }
 
   /** Stop the key, then answer the stop (`onStop`, or the default reply to a stop command). */
@@ -142,12 +152,15 @@ export function commands(host: CommandHost) {
         return false;
       },
     );
-    deferrals.set(interaction, deferral);
     const run = async (turn: Turn<DiscordInput>) => {
       // Without a deferral the interaction cannot be answered; the failure was reported.
       if (await deferral) return handler(interaction, turn as unknown as DiscordTurn<T>);
     };
-    const options = { id, alone: true, expiresAt };
+    const onDrop =
+      dropReply === undefined
+        ? undefined
+        : (drop: Drop<DiscordInput>) => noticeDrop(drop.reason, key, interaction, deferral);
+    const options = { id, alone: true, expiresAt, onDrop };
     if (remote === undefined) return host.admit(key, interaction, run, options);
     // Another replica may run it, relying on the deferral: store it only once deferred. (Input
     // of its channel that arrives meanwhile may be admitted before it.) Discord never redelivers
@@ -170,7 +183,7 @@ export function commands(host: CommandHost) {
     deferred(interaction: GuardedCommand): void {
       interaction.deferred = true;
       interaction.ephemeral = ephemeral;
-      deferrals.set(interaction, DEFERRED);
+      revived.add(interaction);
     },
   };
 }

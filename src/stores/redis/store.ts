@@ -65,7 +65,9 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
    * short the renewal of a turn whose handler still runs (the guard keeps such a lease until the
    * handler settles; G1 outranks shutdown speed).
    */
-  readonly held = new Map<string, { readonly token: string; at: number }>();
+  readonly held = new Map<string, string>();
+  /** When a claim held here was last renewed (or `close()` began), by key: off the hot path. */
+  readonly #renewedAt = new Map<string, number>();
   #idle: (() => void) | undefined;
   /** FINISH's options argument, by batch policy (see lua/finish.ts). */
   readonly #finishAll: string;
@@ -146,13 +148,18 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
 
   /** `key` is held here under `token`. */
   hold(key: string, token: string): void {
-    this.held.set(key, { token, at: Date.now() });
+    this.held.set(key, token);
+  }
+
+  #renewed(key: string, token: string): void {
+    if (this.held.get(key) === token) this.#renewedAt.set(key, Date.now());
   }
 
   /** `key`'s claim `token` ended here (released, lost, abandoned). */
   unhold(key: string, token: string): void {
-    if (this.held.get(key)?.token !== token) return;
+    if (this.held.get(key) !== token) return;
     this.held.delete(key);
+    this.#renewedAt.delete(key);
     if (this.held.size === 0) this.#idle?.();
   }
 
@@ -248,8 +255,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
             { status: "held", pending };
           if (Number(reply[1]) === 1) renewal.stopped = true;
           if (at !== "") renewal.expires = Number(at);
-          const held = this.held.get(key);
-          if (held?.token === claim.token) held.at = Date.now();
+          this.#renewed(key, claim.token);
           return renewal;
         }
         const pending = Number(reply);
@@ -258,8 +264,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           this.unhold(key, claim.token);
           return LOST;
         }
-        const held = this.held.get(key);
-        if (held?.token === claim.token) held.at = Date.now();
+        this.#renewed(key, claim.token);
         this.pending.set(key, pending);
         return { status: "held", pending };
       },
@@ -388,9 +393,12 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#runner.closed = true;
     // A claim not renewed for a whole lease is gone anyway (its guard gave up on it, or Redis is
     // unreachable): no reason to wait for it.
+    const since = Date.now();
     const prune = () => {
       const now = Date.now();
-      for (const [key, held] of this.held) if (now - held.at > this.lease) this.held.delete(key);
+      for (const key of this.held.keys()) {
+        if (now - (this.#renewedAt.get(key) ?? since) > this.lease) this.held.delete(key);
+      }
     };
     prune();
     while (this.held.size > 0) {

@@ -34,7 +34,6 @@ import { ADAPTER_OPTIONS, checkOptions, type SlackGuardOptions } from "./options
 import {
   type Args,
   channelKey,
-  channelOf,
   defaultKey,
   inputOf,
   isCommand,

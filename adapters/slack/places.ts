@@ -136,13 +136,6 @@ export function defaultKey(args: SlackMiddlewareArgs): string | undefined {
   return thread === undefined ? base : `${base}:${thread}`;
 }
 
-/** The channel an input was written in. */
-export function channelOf(input: SlackInput): string {
-  return "command" in input && typeof input.command === "string"
-    ? input.channel_id
-    : (input as types.AppMentionEvent).channel;
-}
-
 /** True for a slash command. */
 export function isCommand(input: SlackInput): input is SlashCommand {
   return "command" in input && typeof input.command === "string";

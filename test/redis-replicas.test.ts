@@ -266,6 +266,22 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("replica processes with $name", (
     await b.when((e) => e.type === "end" && e.key === "k");
   }, 30_000);
 
+  it("SIGKILL of a holder within its first lease/3, nothing pending anywhere: another replica runs the killed turn's input within lease + sweep, without a new message (issue 18 item 11)", async () => {
+    prefix = testPrefix();
+    const [a, b] = (await start(2)) as [Replica, Replica];
+    a.send({ type: "submit", key: "k", id: "a1", work: 60_000, local: true });
+    const first = (await a.when(started("k", "a1"))) as Turn;
+    // Before its first renewal (lease/3), with no input queued anywhere.
+    const killedAt = performance.timeOrigin + performance.now();
+    a.kill("SIGKILL");
+    const rerun = (await b.when(started("k", "a1"), 5_000)) as Turn;
+    const took = rerun.at - killedAt;
+    console.log(`[${name}] killed before its first renewal, run again after ${took.toFixed(0)} ms`);
+    // The lease, then B's next sweep (every lease; the first one 0.5–1.5 leases after start).
+    expect(took).toBeLessThan(LEASE * 3 + 500);
+    expect(rerun.fence).toBeGreaterThan(first.fence);
+  }, 30_000);
+
   it("SIGSTOP past the lease, then SIGCONT: the other replica took over; the resumed turn is aborted and stale", async () => {
     prefix = testPrefix();
     const [a, b] = (await start(2)) as [Replica, Replica];

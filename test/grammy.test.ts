@@ -1044,6 +1044,32 @@ describe("sessionGuard: transport and shutdown", () => {
 });
 
 describe("sessionGuard: types and options", () => {
+  it("typing: true shows typing… in the chat's topic while a turn runs, and only then (off by default)", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const h = harness({ typing: true });
+      const gate = deferred();
+      h.bot.on("message", () => gate.promise);
+      await h.send(textUpdate(-100, "hi", { topic: 5 }));
+      await macrotask();
+      vi.advanceTimersByTime(8_500); // two renewals
+      gate.resolve();
+      await h.guard.onIdle();
+      vi.advanceTimersByTime(20_000); // none after the turn
+      const actions = h.api.calls.filter((c) => c.method === "sendChatAction");
+      expect(actions.map((c) => c.payload)).toEqual(
+        Array(3).fill({ chat_id: -100, action: "typing", message_thread_id: 5 }),
+      );
+      const off = harness();
+      off.bot.on("message", () => {});
+      await off.send(textUpdate(1, "hi"));
+      await off.guard.onIdle();
+      expect(off.api.calls.map((c) => c.method)).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("ctx.turn.signal is accepted by grammY API calls without a cast, and aborting it cancels the call", async () => {
     // grammY's own HTTP path, with a fetch that hangs until its signal aborts: the call must be
     // cancelled by the turn's (standard) signal through grammY's abort-controller plumbing.

@@ -986,6 +986,30 @@ describe("slackGuard: errors, transport and shutdown", () => {
 });
 
 describe("slackGuard: options", () => {
+  it("status shows an assistant status in the thread while its turn runs, cleared at the end (off by default)", async () => {
+    const h = harness({ status: "is thinking…" });
+    const gate = deferred();
+    h.app.message(async ({ context }) => {
+      if (context.turn) await gate.promise;
+    });
+    const first = message("hello", { channel: "D1" });
+    await h.send(first);
+    await h.send(message("in a thread", { channel: "D1", thread: first.event.ts }));
+    await settle();
+    gate.resolve();
+    await h.guard.onIdle();
+    await settle();
+    const statuses = h.api.calls.filter((c) => c.method === "assistant.threads.setStatus");
+    // Only the message in a thread has a thread to show a status in.
+    expect(statuses.map((c) => [c.params.channel_id, c.params.thread_ts, c.params.status])).toEqual(
+      [
+        ["D1", first.event.ts, "is thinking…"],
+        ["D1", first.event.ts, ""],
+      ],
+    );
+    expect(() => slackGuard({ status: "" })).toThrow(/"status" must be the assistant status text/);
+  });
+
   it("with a shared guard, awaitTurn and onError are the adapter's", async () => {
     const turnErrors = errorRecorder<SlackInput>();
     const adapterErrors = errorRecorder<SlackInput>();

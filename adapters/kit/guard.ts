@@ -91,8 +91,13 @@ export function adapterGuard<I>(
 export interface GuardControls<I> {
   /** The core guard behind this adapter (shared with other adapters when given). */
   readonly guard: Guard<unknown>;
-  /** Stop a key: abort its turn (reason `stopped`) and drop its pending input. */
-  stop(key: string): Promise<boolean>;
+  /**
+   * Stop a key: abort its turn (reason `stopped`) wherever it runs and drop its pending input.
+   * With `{ id }` (the stop command's platform id) a redelivery of the same stop stops nothing.
+   */
+  stop: Guard<I>["stop"];
+  /** Stop every key that starts with `prefix` (a channel and its threads), on every replica. */
+  stopWhere: Guard<I>["stopWhere"];
   /** Close the guard: stop admitting, let running turns finish, abort at `timeout`. */
   close(options?: CloseOptions): Promise<CloseReport<I>>;
   /** True while the guard holds `key`. */
@@ -108,24 +113,23 @@ export interface GuardControls<I> {
 }
 
 /**
- * Give `target` the guard's methods (for adapters). `overrides` replaces `stop` or `close` where
- * the adapter has work of its own to do first (an album still gathering, a channel-wide stop).
+ * Give `target` (the adapter's middleware or wrapper set) the guard's methods.
  *
  * @example
  * ```ts
  * const middleware = (ctx, next) => …;
- * return withGuardControls(middleware, guard, { stop: stopWithAlbums });
+ * return withGuardControls(middleware, guard);
  * ```
  */
 export function withGuardControls<T extends object, I>(
   target: T,
   guard: Guard<I>,
-  overrides: Partial<Pick<GuardControls<I>, "stop" | "close">> = {},
 ): T & GuardControls<I> {
   const controls = Object.assign(target, {
     guard: guard as Guard<unknown>,
-    stop: overrides.stop ?? ((key: string) => guard.stop(key)),
-    close: overrides.close ?? ((options?: CloseOptions) => guard.close(options)),
+    stop: guard.stop.bind(guard),
+    stopWhere: guard.stopWhere.bind(guard),
+    close: (options?: CloseOptions) => guard.close(options),
     isBusy: (key: string) => guard.isBusy(key),
     pendingCount: (key: string) => guard.pendingCount(key),
     onIdle: () => guard.onIdle(),

@@ -819,6 +819,48 @@ describe("discordGuard: errors never reach the client", () => {
     expect(errors).toEqual([new Error("boom")]);
   });
 
+  it.each([
+    ["an empty string", ""],
+    ["a lone surrogate", "k:\uD800"],
+    ["a number", 42],
+  ])(
+    "an adapter's own error: a key function that returns %s goes to onError with the input, which is not run",
+    async (_name, bad) => {
+      let badKey = true;
+      const h = harness({ key: (input) => (badKey ? (bad as string) : `k:${input.channelId}`) });
+      const seen: string[] = [];
+      h.client.on(
+        Events.MessageCreate,
+        h.guard.message((message) => void seen.push(message.content)),
+      );
+      h.client.on(
+        Events.InteractionCreate,
+        h.guard.interaction(async (interaction, turn) => {
+          if (turn !== undefined) seen.push(`command ${interaction.id}`);
+        }),
+      );
+      h.sendMessage("bad message");
+      const command = h.sendCommand("ask");
+      await settle();
+      expect(seen).toEqual([]);
+      expect(h.errors.map(({ error, info }) => [(error as Error).name, info.key])).toEqual([
+        ["TypeError", ""],
+        ["TypeError", ""],
+      ]);
+      expect(String(h.errors[0]?.error)).toMatch(
+        /"key" must return a non-empty, well-formed string/,
+      );
+      expect(h.errors[1]?.info.inputs).toEqual([expect.objectContaining({ id: command })]);
+      expect(h.clientErrors).toEqual([]);
+      expect(h.labels()).toEqual([]); // the command was not deferred: it is not run
+      badKey = false;
+      h.sendMessage("good message");
+      await h.guard.onIdle();
+      await settle();
+      expect(seen).toEqual(["good message"]);
+    },
+  );
+
   it("sends a throwing message handler to onError, keeps the channel usable, emits no 'error'", async () => {
     const h = harness();
     const seen: string[] = [];

@@ -438,6 +438,38 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
     expect(host43.claims).toEqual([]);
   });
 
+  it("through the guard: after close() timed out, B never starts while A's handler still runs, and store.close() waits for it (issue 12 item 7)", async () => {
+    prefix = testPrefix();
+    const a = store();
+    const b = store();
+    const log: string[] = [];
+    const ga = createGuard<{ text: string }>({ store: a, handler: () => {}, onError: () => {} });
+    const gb = createGuard<{ text: string }>({
+      store: b,
+      handler: (turn) => void log.push(`B ${turn.inputs.map((i) => i.text).join()}`),
+    });
+    open.push({ close: () => gb.close({ timeout: 500 }).then(() => undefined) });
+    const release = deferred();
+    await ga.submit("k", { text: "a1" }, async () => {
+      log.push("A start");
+      await release.promise; // ignores its signal
+      log.push("A end");
+    });
+    expect(await gb.submit("k", { text: "b1" })).toBe("queued");
+    await ga.close({ timeout: 50 });
+    let storeClosed = false;
+    const closing = a.close().then(() => {
+      storeClosed = true;
+    });
+    await sleep(LEASE * 2);
+    expect(log).toEqual(["A start"]);
+    expect(storeClosed).toBe(false);
+    release.resolve();
+    await eventually(() => log.includes("B b1"), LEASE * 3, "B's turn");
+    expect(log.indexOf("B b1")).toBeGreaterThan(log.indexOf("A end"));
+    await closing;
+  });
+
   it("store.close() keeps renewing a claim whose turn still runs, and closes once it ended (issue 12 item 7)", async () => {
     prefix = testPrefix();
     const a = store();

@@ -1,6 +1,6 @@
 // === Reading the answers of the hot-path scripts (ACQUIRE, FINISH) into the seam's answers
 //
-// What a reply means for this process is recorded here too: which keys it holds (`held`, which
+// What a reply means for this process is recorded here too: which keys it holds (holdings.ts, which
 // `close()` waits for), the pending counts it knows, and the keys the takeover watches or forgets.
 
 import type { Admission, Claim, Finish, StoreDrop, StoreEntry } from "session-guard";

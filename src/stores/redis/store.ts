@@ -32,6 +32,7 @@ import {
   namesOf,
   wellFormed,
 } from "./format.js";
+import { Holdings } from "./holdings.js";
 import { acquirePolicy } from "./lua/acquire.js";
 import { SCRIPTS, type Script } from "./lua/index.js";
 import type { RedisStoreOptions } from "./options.js";
@@ -60,15 +61,8 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   readonly commandTimeout: number;
   /** The hint channel every replica hears. */
   readonly hints: string;
-  /**
-   * Keys held here, by the token of the claim: `close()` waits for them, so that it never cuts
-   * short the renewal of a turn whose handler still runs (the guard keeps such a lease until the
-   * handler settles; G1 outranks shutdown speed).
-   */
-  readonly held = new Map<string, string>();
-  /** When a claim held here was last renewed (or `close()` began), by key: off the hot path. */
-  readonly #renewedAt = new Map<string, number>();
-  #idle: (() => void) | undefined;
+  /** Claims held here, which `close()` waits for (see holdings.ts). */
+  readonly #holdings = new Holdings();
   /** FINISH's options argument, by batch policy (see lua/finish.ts). */
   readonly #finishAll: string;
   readonly #finishOne: string;
@@ -146,21 +140,12 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     return readAcquired(this, key, answer);
   }
 
-  /** `key` is held here under `token`. */
   hold(key: string, token: string): void {
-    this.held.set(key, token);
+    this.#holdings.hold(key, token);
   }
 
-  #renewed(key: string, token: string): void {
-    if (this.held.get(key) === token) this.#renewedAt.set(key, Date.now());
-  }
-
-  /** `key`'s claim `token` ended here (released, lost, abandoned). */
   unhold(key: string, token: string): void {
-    if (this.held.get(key) !== token) return;
-    this.held.delete(key);
-    this.#renewedAt.delete(key);
-    if (this.held.size === 0) this.#idle?.();
+    this.#holdings.unhold(key, token);
   }
 
   // --- Store
@@ -255,7 +240,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
             { status: "held", pending };
           if (Number(reply[1]) === 1) renewal.stopped = true;
           if (at !== "") renewal.expires = Number(at);
-          this.#renewed(key, claim.token);
+          this.#holdings.renewed(key, claim.token);
           return renewal;
         }
         const pending = Number(reply);
@@ -264,7 +249,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           this.unhold(key, claim.token);
           return LOST;
         }
-        this.#renewed(key, claim.token);
+        this.#holdings.renewed(key, claim.token);
         this.pending.set(key, pending);
         return { status: "held", pending };
       },
@@ -391,24 +376,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#detach();
     this.#closed = true;
     this.#runner.closed = true;
-    // A claim not renewed for a whole lease is gone anyway (its guard gave up on it, or Redis is
-    // unreachable): no reason to wait for it.
-    const since = Date.now();
-    const prune = () => {
-      const now = Date.now();
-      for (const key of this.held.keys()) {
-        if (now - (this.#renewedAt.get(key) ?? since) > this.lease) this.held.delete(key);
-      }
-    };
-    prune();
-    while (this.held.size > 0) {
-      await new Promise<void>((resolve) => {
-        this.#idle = resolve;
-        setTimeout(resolve, Math.max(1, Math.floor(this.lease / 3))).unref?.();
-      });
-      prune();
-    }
-    this.#idle = undefined;
+    await this.#holdings.idle(this.lease);
     await this.port.close();
   }
 }

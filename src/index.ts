@@ -22,6 +22,7 @@ export type {
   CloseReport,
   Guard,
   RunOptions,
+  StopOptions,
   SubmitOptions,
   SubmitOutcome,
 } from "./core/types.js";

@@ -132,6 +132,29 @@ describe("groups: inputs that share a group run in one turn", () => {
   });
 });
 
+it("steer: take() leaves an album pending (its rest may still arrive); it runs whole, as the next turn", async () => {
+  vi.useFakeTimers();
+  const guard = createGuard<string>({ mode: "steer" });
+  const turns: string[][] = [];
+  const gate = deferred();
+  await guard.submit("k", "m1", async (turn) => {
+    turns.push([...turn.inputs]);
+    await vi.advanceTimersByTimeAsync(0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    turns.push(["took", ...(await turn.take())]);
+    await gate.promise;
+  });
+  const record = (turn: { inputs: readonly string[] }) => void turns.push([...turn.inputs]);
+  await guard.submit("k", "m2", record);
+  await guard.submit("k", "photo1", record, { group: "album:1", settle: 50 });
+  await vi.advanceTimersByTimeAsync(40); // the turn takes m2, not photo1
+  await guard.submit("k", "photo2", record, { group: "album:1", settle: 50 });
+  gate.resolve();
+  await vi.advanceTimersByTimeAsync(200);
+  await guard.onIdle();
+  expect(turns).toEqual([["m1"], ["took", "m2"], ["photo1", "photo2"]]);
+});
+
 it("reject mode: an album arriving while another turn runs is refused as busy, photo by photo", async () => {
   const guard = createGuard<string>({ mode: "reject" });
   const gate = deferred();

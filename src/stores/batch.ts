@@ -14,7 +14,10 @@ import type { BatchPolicy, StoreDrop, StoreEntry } from "./store.js";
  *   order across batches is kept;
  * - a batch that takes an entry of a `group` takes every pending entry of that group too (the
  *   photos of one album are one input, wherever they stand in the queue);
- * - `allowAlone: false` (steer's `take()`) never takes an `alone` entry: it must run as its own turn.
+ * - `allowAlone: false` (steer's `take()`, moving input into a turn that already runs) takes
+ *   neither an `alone` entry, which must run as its own turn, nor an entry of a group, whose rest
+ *   may still be arriving: it runs later, as a turn that waits out the group's window. Both end
+ *   the taken run, so FIFO order is kept.
  */
 export function takeBatch<E extends StoreEntry>(
   queue: E[],
@@ -23,7 +26,19 @@ export function takeBatch<E extends StoreEntry>(
 ): E[] {
   const head = queue[0];
   if (head === undefined) return [];
-  if (head.alone) return allowAlone ? queue.splice(0, 1) : [];
+  if (!allowAlone) {
+    let end = 0;
+    while (
+      end < queue.length &&
+      !(queue[end] as E).alone &&
+      (queue[end] as E).group === undefined
+    ) {
+      end++;
+      if (batch === "one") break;
+    }
+    return queue.splice(0, end);
+  }
+  if (head.alone) return queue.splice(0, 1);
   let end = 1;
   if (batch === "all") while (end < queue.length && !(queue[end] as E).alone) end++;
   const taken = queue.splice(0, end);

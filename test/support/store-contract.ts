@@ -227,7 +227,7 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
     );
 
     it(
-      "take moves pending entries into the running turn, but never an alone entry",
+      "take moves pending entries into the running turn, but never an alone entry or an entry of a group",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
@@ -238,6 +238,13 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
         if (taken.status !== "taken") throw new Error(`expected taken, got ${taken.status}`);
         expect(names(taken.entries)).toEqual(["b"]);
         expect(names(await store.clear(k))).toEqual(["cmd", "c"]);
+        // Nor an entry of a group, whose rest may still be arriving: the album runs later, whole.
+        await store.acquireOrEnqueue(k, entry("d"), POLICY);
+        await store.acquireOrEnqueue(k, entry("p1", { group: "g", settle: 10 }), POLICY);
+        await store.acquireOrEnqueue(k, entry("e"), POLICY);
+        const before = await store.take(k, claim, "all");
+        expect(before.status === "taken" ? names(before.entries) : before.status).toEqual(["d"]);
+        expect(names(await store.clear(k))).toEqual(["p1", "e"]);
         await store.finish(k, claim, "all");
       }),
     );

@@ -22,7 +22,7 @@
 // one stopped the key, and the release is a compare-and-delete.
 //
 // Fences are `max(last + 1, Redis' clock in µs)` per bucket (lib.ts, FENCE): they never go
-// backwards for a key, even when Redis lost its data.
+// backwards for a key, even when Redis lost its data (one GETSET, as a rule, where INCR was).
 //
 // Every claim is in its bucket's index with its lease deadline, so the sweep finds a claim whose
 // holder died even before its first renewal; a release removes it.
@@ -30,7 +30,7 @@
 // Cost: the scripts run on every turn, so the uncontended path of `ACQUIRE` and `FINISH` comes
 // first, inline, before the helpers are even defined (defining them is work Redis repeats on every
 // call), with as few calls, keys and arguments as the protocol allows: a free key is claimed with
-// EXISTS, TIME, GET and SET of the fence, SET, RPUSH, ZADD and answered with the bare fence; a
+// EXISTS, TIME, GETSET of the fence, SET, RPUSH, ZADD and answered with the bare fence; a
 // lease without flags is released with GET, DEL, ZREM and answered with 0, the finish declaring
 // only the lease, run and index keys. Everything else (a held key, input left behind, waiters)
 // takes the general path. The policy travels packed in one "|"-separated string (the same for

@@ -8,15 +8,22 @@
  * The fence of a new claim, inline (the claim's hot path runs before `LIB` is defined):
  * `fence = max(last fence + 1, Redis' clock in µs)`, written back. A fresh counter (Redis lost its
  * data, or a failover to a replica that had not seen the last writes) thus starts above every fence
- * handed out before, and fences never go backwards for a key. Needs `fence_key`; sets `now_us`,
+ * handed out before, and fences never go backwards for a key. One command as a rule (GETSET, which
+ * every Redis and Valkey has): the clock is written, and only a counter that ran ahead of the clock
+ * (more than one claim per µs in the bucket) is written again. Needs `fence_key`; sets `now_us`,
  * `fence`, `fence_text`.
  */
 export const FENCE = `
 local t = redis.call("TIME")
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local fence = math.max((tonumber(redis.call("GET", fence_key)) or 0) + 1, now_us)
+local fence = now_us
 local fence_text = string.format("%d", fence)
-redis.call("SET", fence_key, fence_text)
+local last = tonumber(redis.call("GETSET", fence_key, fence_text))
+if last and last >= fence then
+  fence = last + 1
+  fence_text = string.format("%d", fence)
+  redis.call("SET", fence_key, fence_text)
+end
 `;
 
 export const LIB = `

@@ -1,0 +1,144 @@
+// The adapter contract's driver for discord.js: a real offline `Client` (REST answered by
+// `makeRequest`, gateway packets injected where the websocket manager hands them over) with the
+// wrappers of one `discordGuard` as its listeners. Chat "a" is guild channel A, chat "b" guild
+// channel B. The typing indicator is off, so the REST log holds only answers.
+//
+// discord.js drops a MESSAGE_CREATE for a message it has cached already, so a gateway replay never
+// reaches a listener twice; what does is the same `Message` emitted again (a wrapper registered
+// twice, or two listeners of one guard): that is what `redeliver` does, through the client.
+
+import { Events, type Interaction } from "discord.js";
+import { type DiscordMessage, discordGuard } from "session-guard/discord";
+import type { AdapterDriver, Chat, ContractBot, Delivery } from "./adapter-contract.js";
+import {
+  BOT_ID,
+  CHANNEL_A,
+  CHANNEL_B,
+  GUILD_ID,
+  label,
+  offlineClient,
+} from "./discord-fixtures.js";
+import { macrotask } from "./helpers.js";
+
+const CHANNELS: Record<Chat, string> = { a: CHANNEL_A, b: CHANNEL_B };
+const chatOf = (channel: string | null): Chat => (channel === CHANNEL_B ? "b" : "a");
+const keyOf = (chat: Chat) => `dc:${BOT_ID}:${GUILD_ID}:${CHANNELS[chat]}`;
+
+/** A message's content, or a command's `/name`. */
+function textOf(input: unknown): string {
+  if (typeof input !== "object" || input === null) return "";
+  if ("content" in input) return String(input.content);
+  if ("commandName" in input) return `/${String(input.commandName)}`;
+  return "";
+}
+
+/** Let the client's listeners and its REST answers run. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await macrotask();
+}
+
+export const discordDriver: AdapterDriver = {
+  name: "Discord",
+  pressName: "button",
+  stopForms: ["stop", "  STOP ", `<@${BOT_ID}> Stop`, "/stop"],
+  // A stop message handed to the guard twice (interactions are never delivered twice).
+  redeliveredStops: ["stop"],
+  // The wrapper stops with `guard.stop(key)`, without the message's id (see the report).
+  knownDefects: new Set(["a stop delivered again leaves the turn that started after it alone"]),
+
+  create(hooks, options = {}): ContractBot {
+    const bot = offlineClient();
+    const queued: string[] = [];
+    const admitted: string[] = [];
+    const drops: [string, string, string | undefined][] = [];
+    const errors: { error: unknown; key: string; texts: string[] }[] = [];
+    const clientErrors: unknown[] = [];
+    bot.client.on(Events.Error, (error) => void clientErrors.push(error));
+    const { keyThrowsOn } = options;
+    const guard = discordGuard({
+      typing: false,
+      awaitTurn: options.awaitTurn ?? false,
+      onError: (error, info) =>
+        void errors.push({ error, key: info.key, texts: info.inputs.map(textOf) }),
+      onDrop: (drop) => void drops.push([drop.reason, textOf(drop.input), drop.id]),
+      ...(keyThrowsOn === undefined
+        ? {}
+        : {
+            key: (input: DiscordMessage | Interaction) => {
+              if (textOf(input) === keyThrowsOn) throw new TypeError(`no key for ${keyThrowsOn}`);
+              return keyOf(chatOf(input.channelId));
+            },
+          }),
+    });
+    guard.on("queued", ({ input, pending }) => void queued.push(`${textOf(input)}:${pending}`));
+    guard.on("admitted", ({ input }) => void admitted.push(textOf(input)));
+    bot.client.on(
+      Events.MessageCreate,
+      guard.message(async (message, turn) => {
+        await hooks.turn({
+          chat: chatOf(message.channelId),
+          key: turn.key,
+          texts: turn.inputs.map(textOf),
+          latest: message.content,
+          signal: turn.signal,
+        });
+      }),
+    );
+    bot.client.on(
+      Events.InteractionCreate,
+      guard.interaction(async (interaction, turn) => {
+        if (!interaction.isButton()) return;
+        await hooks.press({
+          chat: chatOf(interaction.channelId),
+          data: interaction.customId,
+          turn: turn !== undefined,
+        });
+        await interaction.deferUpdate();
+      }),
+    );
+
+    const delivered = async (id: string, text: string, channel: string): Promise<Delivery> => {
+      await settle();
+      return { id: `dc:${BOT_ID}:${id}`, text, raw: { id, channel } };
+    };
+    const send = (chat: Chat, text: string) =>
+      delivered(bot.sendMessage(text, { channel: CHANNELS[chat] }), text, CHANNELS[chat]);
+
+    return {
+      guard,
+      keyOf,
+      send,
+      sendStop: (chat, form) =>
+        form === "/stop"
+          ? delivered(bot.sendCommand("stop", { channel: CHANNELS[chat] }), form, CHANNELS[chat])
+          : send(chat, form),
+      press: (chat, data) =>
+        delivered(bot.sendButton(data, { channel: CHANNELS[chat] }), data, CHANNELS[chat]),
+      redeliver: async (delivery) => {
+        const { id, channel } = delivery.raw as { id: string; channel: string };
+        const cached = bot.client.channels.cache.get(channel);
+        const message = (
+          cached as { messages?: { cache: Map<string, DiscordMessage> } } | undefined
+        )?.messages?.cache.get(id);
+        if (message === undefined) throw new Error(`discord-driver: message ${id} is not cached`);
+        bot.client.emit(Events.MessageCreate, message);
+        await settle();
+      },
+      answersTo: async (press) => {
+        const { id } = press.raw as { id: string };
+        await settle();
+        return bot.rest.calls.filter((c) => label(c).startsWith(`callback ${id} `)).length;
+      },
+      textOf,
+      queued,
+      admitted,
+      drops,
+      errors,
+      frameworkErrors: clientErrors,
+      dispose: async () => {
+        await guard.close({ timeout: 0 });
+        await bot.destroy();
+      },
+    };
+  },
+};

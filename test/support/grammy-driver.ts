@@ -1,0 +1,136 @@
+// The adapter contract's driver for grammY: a real offline `Bot` (`new Bot(token, { botInfo })`,
+// API calls answered by a recording transformer) with `sessionGuard` installed first; input goes
+// in through `bot.handleUpdate`. Chat "a" is private chat 1, chat "b" private chat 2.
+
+import type { Context } from "grammy";
+import type { Update } from "grammy/types";
+import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
+import type { AdapterDriver, Chat, ContractBot, Delivery } from "./adapter-contract.js";
+import {
+  callbackQueryUpdate,
+  commandUpdate,
+  offlineBot,
+  recordApi,
+  stoppedGenerationUpdate,
+  textOf,
+  textUpdate,
+} from "./grammy-fixtures.js";
+
+type Ctx = TurnFlavor<Context>;
+
+const CHATS: Record<Chat, number> = { a: 1, b: 2 };
+const chatOf = (id: number | undefined): Chat => (id === CHATS.b ? "b" : "a");
+const keyOf = (chat: Chat) => `tg:42:${CHATS[chat]}`;
+
+/** What the contract calls an input: its text, or the kind of update that carries none. */
+function describeCtx(ctx: Context): string {
+  if (ctx.update.stopped_message_generation !== undefined) return "stopped_message_generation";
+  return textOf(ctx);
+}
+
+function stopUpdate(chat: number, form: string): Update {
+  return form === "stopped_message_generation"
+    ? stoppedGenerationUpdate(chat)
+    : commandUpdate(chat, form);
+}
+
+export const grammyDriver: AdapterDriver = {
+  name: "grammY",
+  pressName: "callback query",
+  stopForms: ["/stop", "/stop@test_bot", "stopped_message_generation"],
+  redeliveredStops: ["/stop", "stopped_message_generation"],
+  // The middleware stops with `guard.stop(key)`, without the update's id (see the report).
+  knownDefects: new Set([
+    "a /stop delivered again leaves the turn that started after it alone",
+    "a stopped_message_generation delivered again leaves the turn that started after it alone",
+  ]),
+
+  create(hooks, options = {}): ContractBot {
+    const bot = offlineBot<Ctx>();
+    const api = recordApi(bot);
+    const queued: string[] = [];
+    const admitted: string[] = [];
+    const drops: [string, string, string | undefined][] = [];
+    const errors: { error: unknown; key: string; texts: string[] }[] = [];
+    const frameworkErrors: unknown[] = [];
+    const { keyThrowsOn } = options;
+    const guard = sessionGuard<Ctx>({
+      awaitTurn: options.awaitTurn ?? false,
+      onError: (error, info) =>
+        void errors.push({ error, key: info.key, texts: info.inputs.map(describeCtx) }),
+      onDrop: (drop) => void drops.push([drop.reason, describeCtx(drop.input), drop.id]),
+      ...(keyThrowsOn === undefined
+        ? {}
+        : {
+            key: (ctx: Ctx) => {
+              if (textOf(ctx) === keyThrowsOn) throw new TypeError(`no key for ${keyThrowsOn}`);
+              return keyOf(chatOf(ctx.chatId));
+            },
+          }),
+    });
+    guard.on(
+      "queued",
+      ({ input, pending }) => void queued.push(`${describeCtx(input)}:${pending}`),
+    );
+    guard.on("admitted", ({ input }) => void admitted.push(describeCtx(input)));
+    bot.use(guard);
+    bot.on("callback_query:data", async (ctx) => {
+      let turn = true;
+      try {
+        void ctx.turn;
+      } catch {
+        turn = false;
+      }
+      await hooks.press({ chat: chatOf(ctx.chatId), data: ctx.callbackQuery.data, turn });
+      await ctx.answerCallbackQuery();
+    });
+    bot.use(async (ctx) => {
+      let turn: Ctx["turn"];
+      try {
+        turn = ctx.turn;
+      } catch {
+        hooks.passed(chatOf(ctx.chatId), describeCtx(ctx));
+        return;
+      }
+      await hooks.turn({
+        chat: chatOf(ctx.chatId),
+        key: turn.key,
+        texts: turn.inputs.map(describeCtx),
+        latest: describeCtx(ctx),
+        signal: turn.signal,
+      });
+    });
+
+    const handle = (update: Update) =>
+      bot.handleUpdate(structuredClone(update)).catch((error: unknown) => {
+        frameworkErrors.push(error);
+      });
+    const deliver = async (update: Update, text: string): Promise<Delivery> => {
+      const delivery = { id: String(update.update_id), text, raw: update };
+      await handle(update);
+      return delivery;
+    };
+
+    return {
+      guard,
+      keyOf,
+      send: (chat, text) => deliver(textUpdate(CHATS[chat], text), text),
+      sendStop: (chat, form) => deliver(stopUpdate(CHATS[chat], form), form),
+      press: (chat, data) => deliver(callbackQueryUpdate(CHATS[chat], data), data),
+      redeliver: (delivery) => handle(delivery.raw as Update),
+      answersTo: async (press) => {
+        const id = (press.raw as Update).callback_query?.id;
+        return api.calls.filter(
+          (c) => c.method === "answerCallbackQuery" && c.payload.callback_query_id === id,
+        ).length;
+      },
+      textOf: (input) => describeCtx(input as Context),
+      queued,
+      admitted,
+      drops,
+      errors,
+      frameworkErrors,
+      dispose: async () => void (await guard.close({ timeout: 0 })),
+    };
+  },
+};

@@ -2,7 +2,10 @@
 // websocket manager hands them to its packet handler, REST calls are recorded and answered by
 // `makeRequest` (see discord-fixtures.ts), and the core guard is the real one. Timing is
 // controlled with gates (deferred promises); where the adapter itself watches the clock (token
-// expiry, the typing indicator) only `Date` or `setInterval` are faked.
+// expiry, the typing indicator) only `Date` or `setInterval` are faked. What every adapter
+// promises (serialization, coalescing, stop, components beside the turn, de-duplication,
+// shutdown) is the adapter contract's (adapter-contract.test.ts); this file holds what is
+// Discord's own.
 
 import {
   DiscordAPIError,
@@ -139,33 +142,6 @@ function loggingMessages(h: Harness, log: string[], gate: ReturnType<typeof gate
 // === Keys and serialization
 
 describe("discordGuard: one turn per channel", () => {
-  it("runs two channels concurrently while serializing and coalescing one channel", async () => {
-    const h = harness();
-    const log: string[] = [];
-    const gate = gates();
-    gate.add("a1", "b1");
-    h.client.on(Events.MessageCreate, loggingMessages(h, log, gate));
-
-    h.sendMessage("a1", { channel: CHANNEL_A });
-    h.sendMessage("b1", { channel: CHANNEL_B });
-    h.sendMessage("a2", { channel: CHANNEL_A });
-    h.sendMessage("a3", { channel: CHANNEL_A });
-    await flush();
-    expect(log).toEqual(["start a1", "start b1"]);
-    expect(h.guard.pendingCount(keyOf(CHANNEL_A))).toBe(2);
-    expect(h.guard.activeCount).toBe(2);
-
-    gate.open("b1");
-    await flush();
-    expect(log).toEqual(["start a1", "start b1", "end b1"]);
-
-    gate.open("a1");
-    await h.guard.onIdle();
-    expect(log).toEqual(["start a1", "start b1", "end b1", "end a1", "start a2+a3", "end a2+a3"]);
-    expect(h.errors).toEqual([]);
-    expect(h.drops).toEqual([]);
-  });
-
   it("gives a thread its own key, and a DM the key dm", async () => {
     const h = harness();
     const log: string[] = [];
@@ -271,19 +247,6 @@ describe("discordGuard: one turn per channel", () => {
     await h.guard.onIdle();
     expect(seen).toEqual(["from a person"]);
     expect(admitted).toEqual(["from a person"]);
-  });
-
-  it("drops a message admitted twice (a wrapper registered twice) as a duplicate", async () => {
-    // discord.js itself does not emit a cached message again; the guard's id is the second net.
-    const h = harness();
-    const seen: string[] = [];
-    const listener = h.guard.message((message) => void seen.push(message.content));
-    h.client.on(Events.MessageCreate, listener);
-    h.client.on(Events.MessageCreate, listener);
-    const id = h.sendMessage("once");
-    await h.guard.onIdle();
-    expect(seen).toEqual(["once"]);
-    expect(h.drops.map((d) => [d.reason, d.id])).toEqual([["duplicate", `dc:${BOT_ID}:${id}`]]);
   });
 
   it("keyOf gives messages, commands and buttons of a channel the same key", async () => {
@@ -614,42 +577,6 @@ describe("discordGuard: interaction tokens", () => {
     expect(h.labels()).toEqual([]);
     expect(h.drops.map((d) => [d.reason, (d.input as Interaction).id])).toEqual([["expired", ask]]);
     expect(h.guard.isBusy(keyOf(CHANNEL_A))).toBe(false);
-  });
-});
-
-// === Components
-
-describe("discordGuard: components pass through", () => {
-  it("hands a button to its handler during a turn that waits for it", async () => {
-    const h = harness();
-    const log: string[] = [];
-    let approve: ((ok: boolean) => void) | undefined;
-    h.client.on(
-      Events.MessageCreate,
-      h.guard.message(async () => {
-        log.push("turn asks");
-        const ok = await new Promise<boolean>((resolve) => {
-          approve = resolve;
-        });
-        log.push(`turn continues: ${ok}`);
-      }),
-    );
-    h.client.on(
-      Events.InteractionCreate,
-      h.guard.interaction(async (interaction, turn) => {
-        if (turn !== undefined || !interaction.isButton()) return;
-        log.push(`button ${interaction.customId}, busy ${h.guard.isBusy(keyOf(CHANNEL_A))}`);
-        approve?.(true);
-        await interaction.deferUpdate();
-      }),
-    );
-
-    h.sendMessage("delete everything");
-    const button = h.sendButton("yes");
-    await h.guard.onIdle();
-    expect(log).toEqual(["turn asks", "button yes, busy true", "turn continues: true"]);
-    // The guard did not touch the button: the one callback is the handler's own deferUpdate (6).
-    await h.restIs([`callback ${button} type 6`]);
   });
 });
 

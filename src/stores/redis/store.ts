@@ -256,9 +256,11 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     );
   }
 
-  take(key: string, claim: Claim, _batch: BatchPolicy, group?: string): Promise<Take<E>> {
+  take(key: string, claim: Claim, batch: BatchPolicy, group?: string): Promise<Take<E>> {
     const names = this.names(key);
-    const argv = group === undefined ? [claim.token] : [claim.token, encodeURIComponent(group)];
+    const mode = batch === "one" ? "o" : "a";
+    const argv =
+      group === undefined ? [claim.token, mode] : [claim.token, mode, encodeURIComponent(group)];
     return this.call(SCRIPTS.take, [names.lease, names.queue, names.run], argv, (reply) => {
       const answer = list(reply);
       if (text(answer[0]) !== "taken") return LOST;

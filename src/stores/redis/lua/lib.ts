@@ -110,7 +110,8 @@ local function unexpired(items, drops)
 end
 -- The next batch, as takeBatch (src/stores/batch.ts) forms it: an alone entry on its own, "o" one
 -- entry, "a" the leading entries up to the next alone one; every pending entry of a group taken
--- joins the batch. With \`only\`, the pending entries of that group alone (takeGroup). Answers the
+-- joins the batch. Without \`allow_alone\` (steer), the leading entries that are neither alone nor
+-- of a group. With \`only\`, the pending entries of that group alone (takeGroup). Answers the
 -- batch and the earliest expiry of what stays pending (nil when nothing there expires).
 local function take_batch(queue, mode, drops, allow_alone, only)
   if redis.call("LLEN", queue) == 0 then return {}, nil end
@@ -124,12 +125,23 @@ local function take_batch(queue, mode, drops, allow_alone, only)
       if group_of(e) == only then batch[#batch + 1] = e else rest[#rest + 1] = e end
     end
     joined = true
+  elseif not allow_alone then
+    -- Into a running turn (steer): neither an alone entry (its own turn) nor an entry of a group
+    -- (its rest may still be arriving); either ends the run taken, so FIFO order is kept.
+    local take = 0
+    while take < #kept and not alone(kept[take + 1]) and not group_of(kept[take + 1]) do
+      take = take + 1
+      if mode == "o" then break end
+    end
+    for i = 1, #kept do
+      if i <= take then batch[i] = kept[i] else rest[#rest + 1] = kept[i] end
+    end
   else
     local take = 0
     local head = kept[1]
     if head ~= nil then
       if alone(head) then
-        if allow_alone then take = 1 end
+        take = 1
       elseif mode == "o" then
         take = 1
       else

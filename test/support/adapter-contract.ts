@@ -114,6 +114,8 @@ export interface AdapterDriver {
   readonly pressName: string;
   /** Every way the platform says stop (a text, a command, a platform update). */
   readonly stopForms: readonly string[];
+  /** Whether a stop goes on to the platform's handlers (without a turn) after it stopped. */
+  readonly stopsPassOn: boolean;
   /** The stop forms the platform may deliver twice (with the same id). */
   readonly redeliveredStops: readonly string[];
   /**
@@ -122,6 +124,48 @@ export interface AdapterDriver {
    */
   readonly knownDefects?: ReadonlySet<string>;
   create(hooks: Hooks, options?: DriverOptions): ContractBot;
+}
+
+/**
+ * What a driver records of its guard, in the contract's terms: give `onError` and `onDrop` to the
+ * adapter and `onQueued`/`onAdmitted` to its `queued`/`admitted` events. `textOf` reads an input.
+ */
+export function guardRecords(textOf: (input: unknown) => string) {
+  const queued: string[] = [];
+  const admitted: string[] = [];
+  const drops: [string, string, string | undefined][] = [];
+  const errors: { error: unknown; key: string; texts: string[] }[] = [];
+  return {
+    queued,
+    admitted,
+    drops,
+    errors,
+    onError: (error: unknown, info: { key: string; inputs: readonly unknown[] }) =>
+      void errors.push({ error, key: info.key, texts: info.inputs.map(textOf) }),
+    onDrop: (drop: { reason: string; input: unknown; id: string | undefined }) =>
+      void drops.push([drop.reason, textOf(drop.input), drop.id]),
+    onQueued: ({ input, pending }: { input: unknown; pending: number }) =>
+      void queued.push(`${textOf(input)}:${pending}`),
+    onAdmitted: ({ input }: { input: unknown }) => void admitted.push(textOf(input)),
+  };
+}
+
+/**
+ * The `key` option for `DriverOptions.keyThrowsOn`: a key function that throws for the input whose
+ * text is `text` and gives any other input `keyFor(input)`; no option at all without `text`.
+ */
+export function throwingKey<A>(
+  text: string | undefined,
+  textOf: (input: A) => unknown,
+  keyFor: (input: A) => string,
+): { key?: (input: A) => string } {
+  if (text === undefined) return {};
+  return {
+    key: (input) => {
+      if (textOf(input) === text) throw new TypeError(`no key for ${text}`);
+      return keyFor(input);
+    },
+  };
 }
 
 /** Wait until `check` holds (for framework work a few macrotasks away), at most 2 s. */
@@ -189,13 +233,18 @@ class Recorder implements Hooks {
   }
 }
 
-/** Resolves with the code of a turn's abort reason once its signal aborts. */
-function abortCode(signal: AbortSignal): Promise<string> {
+/** Resolves with a turn's abort reason once its signal aborts. */
+function abortReason(signal: AbortSignal): Promise<{ name?: string; code?: string; key?: string }> {
   return new Promise((resolve) => {
-    const done = () => resolve(String((signal.reason as { code?: unknown }).code));
+    const done = () => resolve(signal.reason as { name?: string; code?: string; key?: string });
     if (signal.aborted) done();
     else signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/** Resolves with the code of a turn's abort reason once its signal aborts. */
+async function abortCode(signal: AbortSignal): Promise<string> {
+  return String((await abortReason(signal)).code);
 }
 
 /**
@@ -300,30 +349,37 @@ export function adapterContract(driver: AdapterDriver): void {
         "%s aborts the chat's turn (reason stopped) and drops its pending input; the other chat runs on",
         async (form) => {
           const { bot, seen } = setup();
-          const codes: string[] = [];
+          const reasons: unknown[] = [];
           seen.hold("other");
           seen.during = async (turn) => {
-            if (turn.latest === "work") codes.push(await abortCode(turn.signal));
+            if (turn.latest === "work") reasons.push(await abortReason(turn.signal));
           };
           await bot.send("a", "work");
           await bot.send("b", "other");
           await until(() => seen.running.size === 2, "both turns");
+          expect(bot.guard.activeCount).toBe(2);
           const more = await bot.send("a", "more");
           const again = await bot.send("a", "again");
           expect(bot.guard.pendingCount(bot.keyOf("a"))).toBe(2);
 
           const stop = await bot.sendStop("a", form);
-          await until(() => codes.length === 1 && !bot.guard.isBusy(bot.keyOf("a")), "the stop");
-          expect(codes).toEqual(["stopped"]);
+          await until(() => reasons.length === 1 && !bot.guard.isBusy(bot.keyOf("a")), "the stop");
+          expect(reasons).toEqual([
+            expect.objectContaining({ name: "AbortError", code: "stopped", key: bot.keyOf("a") }),
+          ]);
           expect(bot.drops).toEqual([
             ["stopped", "more", more.id],
             ["stopped", "again", again.id],
           ]);
           expect(bot.guard.pendingCount(bot.keyOf("a"))).toBe(0);
-          // The stop itself was never admitted; where it reaches a handler, the turn was over.
+          // The stop itself was never admitted. Where it goes on to the stop's own handler, it
+          // gets there without a turn, once the running turn was aborted (or is over).
           expect(bot.admitted).not.toContain(stop.text);
           expect(seen.turns.flatMap((t) => t.texts)).not.toContain(stop.text);
-          expect(seen.passes.every((p) => p.runningAborted !== false)).toBe(true);
+          expect(seen.passes.map((p) => [p.chat, p.text])).toEqual(
+            driver.stopsPassOn ? [["a", stop.text]] : [],
+          );
+          expect(seen.passes.map((p) => p.runningAborted)).not.toContain(false);
 
           // The other chat's turn was not touched; the stopped chat serves again.
           expect(seen.running.get("b")?.signal.aborted).toBe(false);

@@ -9,7 +9,14 @@
 
 import { Events, type Interaction } from "discord.js";
 import { type DiscordMessage, discordGuard } from "session-guard/discord";
-import type { AdapterDriver, Chat, ContractBot, Delivery } from "./adapter-contract.js";
+import {
+  type AdapterDriver,
+  type Chat,
+  type ContractBot,
+  type Delivery,
+  guardRecords,
+  throwingKey,
+} from "./adapter-contract.js";
 import {
   BOT_ID,
   CHANNEL_A,
@@ -42,36 +49,27 @@ export const discordDriver: AdapterDriver = {
   pressName: "button",
   stopForms: ["stop", "  STOP ", `<@${BOT_ID}> Stop`, "/stop"],
   // A stop message handed to the guard twice (interactions are never delivered twice).
+  stopsPassOn: false,
   redeliveredStops: ["stop"],
   // The wrapper stops with `guard.stop(key)`, without the message's id (see the report).
   knownDefects: new Set(["a stop delivered again leaves the turn that started after it alone"]),
 
   create(hooks, options = {}): ContractBot {
     const bot = offlineClient();
-    const queued: string[] = [];
-    const admitted: string[] = [];
-    const drops: [string, string, string | undefined][] = [];
-    const errors: { error: unknown; key: string; texts: string[] }[] = [];
+    const records = guardRecords(textOf);
     const clientErrors: unknown[] = [];
     bot.client.on(Events.Error, (error) => void clientErrors.push(error));
-    const { keyThrowsOn } = options;
     const guard = discordGuard({
       typing: false,
       awaitTurn: options.awaitTurn ?? false,
-      onError: (error, info) =>
-        void errors.push({ error, key: info.key, texts: info.inputs.map(textOf) }),
-      onDrop: (drop) => void drops.push([drop.reason, textOf(drop.input), drop.id]),
-      ...(keyThrowsOn === undefined
-        ? {}
-        : {
-            key: (input: DiscordMessage | Interaction) => {
-              if (textOf(input) === keyThrowsOn) throw new TypeError(`no key for ${keyThrowsOn}`);
-              return keyOf(chatOf(input.channelId));
-            },
-          }),
+      onError: records.onError,
+      onDrop: records.onDrop,
+      ...throwingKey(options.keyThrowsOn, textOf, (input: DiscordMessage | Interaction) =>
+        keyOf(chatOf(input.channelId)),
+      ),
     });
-    guard.on("queued", ({ input, pending }) => void queued.push(`${textOf(input)}:${pending}`));
-    guard.on("admitted", ({ input }) => void admitted.push(textOf(input)));
+    guard.on("queued", records.onQueued);
+    guard.on("admitted", records.onAdmitted);
     bot.client.on(
       Events.MessageCreate,
       guard.message(async (message, turn) => {
@@ -130,10 +128,10 @@ export const discordDriver: AdapterDriver = {
         return bot.rest.calls.filter((c) => label(c).startsWith(`callback ${id} `)).length;
       },
       textOf,
-      queued,
-      admitted,
-      drops,
-      errors,
+      queued: records.queued,
+      admitted: records.admitted,
+      drops: records.drops,
+      errors: records.errors,
       frameworkErrors: clientErrors,
       dispose: async () => {
         await guard.close({ timeout: 0 });

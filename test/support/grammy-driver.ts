@@ -5,7 +5,14 @@
 import type { Context } from "grammy";
 import type { Update } from "grammy/types";
 import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
-import type { AdapterDriver, Chat, ContractBot, Delivery } from "./adapter-contract.js";
+import {
+  type AdapterDriver,
+  type Chat,
+  type ContractBot,
+  type Delivery,
+  guardRecords,
+  throwingKey,
+} from "./adapter-contract.js";
 import {
   callbackQueryUpdate,
   commandUpdate,
@@ -38,6 +45,7 @@ export const grammyDriver: AdapterDriver = {
   name: "grammY",
   pressName: "callback query",
   stopForms: ["/stop", "/stop@test_bot", "stopped_message_generation"],
+  stopsPassOn: true,
   redeliveredStops: ["/stop", "stopped_message_generation"],
   // The middleware stops with `guard.stop(key)`, without the update's id (see the report).
   knownDefects: new Set([
@@ -48,31 +56,16 @@ export const grammyDriver: AdapterDriver = {
   create(hooks, options = {}): ContractBot {
     const bot = offlineBot<Ctx>();
     const api = recordApi(bot);
-    const queued: string[] = [];
-    const admitted: string[] = [];
-    const drops: [string, string, string | undefined][] = [];
-    const errors: { error: unknown; key: string; texts: string[] }[] = [];
+    const records = guardRecords((input) => describeCtx(input as Context));
     const frameworkErrors: unknown[] = [];
-    const { keyThrowsOn } = options;
     const guard = sessionGuard<Ctx>({
       awaitTurn: options.awaitTurn ?? false,
-      onError: (error, info) =>
-        void errors.push({ error, key: info.key, texts: info.inputs.map(describeCtx) }),
-      onDrop: (drop) => void drops.push([drop.reason, describeCtx(drop.input), drop.id]),
-      ...(keyThrowsOn === undefined
-        ? {}
-        : {
-            key: (ctx: Ctx) => {
-              if (textOf(ctx) === keyThrowsOn) throw new TypeError(`no key for ${keyThrowsOn}`);
-              return keyOf(chatOf(ctx.chatId));
-            },
-          }),
+      onError: records.onError,
+      onDrop: records.onDrop,
+      ...throwingKey(options.keyThrowsOn, textOf, (ctx: Ctx) => keyOf(chatOf(ctx.chatId))),
     });
-    guard.on(
-      "queued",
-      ({ input, pending }) => void queued.push(`${describeCtx(input)}:${pending}`),
-    );
-    guard.on("admitted", ({ input }) => void admitted.push(describeCtx(input)));
+    guard.on("queued", records.onQueued);
+    guard.on("admitted", records.onAdmitted);
     bot.use(guard);
     bot.on("callback_query:data", async (ctx) => {
       let turn = true;
@@ -125,10 +118,10 @@ export const grammyDriver: AdapterDriver = {
         ).length;
       },
       textOf: (input) => describeCtx(input as Context),
-      queued,
-      admitted,
-      drops,
-      errors,
+      queued: records.queued,
+      admitted: records.admitted,
+      drops: records.drops,
+      errors: records.errors,
       frameworkErrors,
       dispose: async () => void (await guard.close({ timeout: 0 })),
     };

@@ -5,7 +5,14 @@
 
 import type { SlackInput, SlackMiddlewareArgs, SlackTurnContext } from "session-guard/slack";
 import { slackGuard } from "session-guard/slack";
-import type { AdapterDriver, Chat, ContractBot, Delivery } from "./adapter-contract.js";
+import {
+  type AdapterDriver,
+  type Chat,
+  type ContractBot,
+  type Delivery,
+  guardRecords,
+  throwingKey,
+} from "./adapter-contract.js";
 import {
   BOT_USER,
   blockAction,
@@ -46,35 +53,27 @@ export const slackDriver: AdapterDriver = {
   pressName: "block action",
   stopForms: ["stop", `<@${BOT_USER}> stop`, "/stop"],
   // Slack retries events (the stop text); it never retries a slash command.
+  stopsPassOn: true,
   redeliveredStops: ["stop"],
 
   create(hooks, options = {}): ContractBot {
     const api = recordWebApi();
     const logger = quietLogger();
     const app = offlineApp<SlackTurnContext>(api, logger);
-    const queued: string[] = [];
-    const admitted: string[] = [];
-    const drops: [string, string, string | undefined][] = [];
-    const errors: { error: unknown; key: string; texts: string[] }[] = [];
+    const records = guardRecords((input) => textOf(input as SlackInput));
     const failedResponses: string[] = [];
-    const { keyThrowsOn } = options;
     const guard = slackGuard({
       awaitTurn: options.awaitTurn ?? false,
-      onError: (error, info) =>
-        void errors.push({ error, key: info.key, texts: info.inputs.map(textOf) }),
-      onDrop: (drop) => void drops.push([drop.reason, textOf(drop.input), drop.id]),
-      ...(keyThrowsOn === undefined
-        ? {}
-        : {
-            key: (args: SlackMiddlewareArgs) => {
-              const event = (args as { event?: { text?: unknown } }).event;
-              if (event?.text === keyThrowsOn) throw new TypeError(`no key for ${keyThrowsOn}`);
-              return keyOf(chatOf(channelOf(args)));
-            },
-          }),
+      onError: records.onError,
+      onDrop: records.onDrop,
+      ...throwingKey(
+        options.keyThrowsOn,
+        (args: SlackMiddlewareArgs) => (args as { event?: { text?: unknown } }).event?.text,
+        (args) => keyOf(chatOf(channelOf(args))),
+      ),
     });
-    guard.on("queued", ({ input, pending }) => void queued.push(`${textOf(input)}:${pending}`));
-    guard.on("admitted", ({ input }) => void admitted.push(textOf(input)));
+    guard.on("queued", records.onQueued);
+    guard.on("admitted", records.onAdmitted);
     app.use(guard);
     app.message(async ({ message: m, context }) => {
       const turn = context.turn;
@@ -133,10 +132,10 @@ export const slackDriver: AdapterDriver = {
       },
       answersTo: async (press) => deliveries.get(press.raw)?.acks.length ?? 0,
       textOf: (input) => textOf(input as SlackInput),
-      queued,
-      admitted,
-      drops,
-      errors,
+      queued: records.queued,
+      admitted: records.admitted,
+      drops: records.drops,
+      errors: records.errors,
       get frameworkErrors() {
         return [...failedResponses, ...logger.lines];
       },

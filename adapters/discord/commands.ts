@@ -97,7 +97,10 @@ export function commands(host: CommandHost) {
   const stopFrom = async (source: DiscordMessage | GuardedCommand, key: string): Promise<void> => {
     let stopped = false;
     try {
-      stopped = await guard.stop(key);
+      // The stop carries its message's or interaction's id: a second delivery of it (a wrapper
+      // registered twice, another replica) must not stop a later turn.
+      const id = `dc:${source.client.user?.id ?? "-"}:${source.id}`;
+      stopped = await guard.stop(key, { id });
     } catch (error) {
       report(error, key, source);
     }

@@ -168,8 +168,11 @@ export function sessionGuard<C extends Context = Context>(
     const key = plan.key;
     if (kind !== ADMIT) {
       if (kind === STOP) {
-        // Control bypasses the queue: abort the turn now, then let the stop handler answer.
-        guard.stop(key).catch((error: unknown) => reportError(error, key, ctx));
+        // Control bypasses the queue: abort the turn now, then let the stop handler answer. The
+        // stop carries its update's id: Telegram's redelivery of it must not stop a later turn.
+        const updateId = ctx.update.update_id;
+        const id = ownIds ? String(updateId) : prefixOf(ctx.me) + updateId;
+        guard.stop(key, { id }).catch((error: unknown) => reportError(error, key, ctx));
       }
       Object.defineProperty(ctx, "turn", NO_TURN);
       return next();

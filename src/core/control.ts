@@ -95,8 +95,9 @@ export class Controls<I> {
     let local = id === undefined ? this.#stopLocal(key) : false;
     const apply = (stopped: Stopped<Entry<I>>): boolean | "duplicate" => {
       if (stopped.status === "duplicate") return "duplicate";
-      for (const entry of stopped.entries) engine.ends.dropped(key, entry, "stopped");
+      // The turn's own inputs are older than the pending ones: they are reported first.
       if (id !== undefined) local = this.#stopLocal(key);
+      for (const entry of stopped.entries) engine.ends.dropped(key, entry, "stopped");
       return local || stopped.entries.length > 0 || stopped.held;
     };
     if (answer instanceof Promise) {

@@ -51,8 +51,6 @@ export const discordDriver: AdapterDriver = {
   // A stop message handed to the guard twice (interactions are never delivered twice).
   stopsPassOn: false,
   redeliveredStops: ["stop"],
-  // The wrapper stops with `guard.stop(key)`, without the message's id (see the report).
-  knownDefects: new Set(["a stop delivered again leaves the turn that started after it alone"]),
 
   create(hooks, options = {}): ContractBot {
     const bot = offlineClient();

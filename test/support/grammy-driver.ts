@@ -47,11 +47,6 @@ export const grammyDriver: AdapterDriver = {
   stopForms: ["/stop", "/stop@test_bot", "stopped_message_generation"],
   stopsPassOn: true,
   redeliveredStops: ["/stop", "stopped_message_generation"],
-  // The middleware stops with `guard.stop(key)`, without the update's id (see the report).
-  knownDefects: new Set([
-    "a /stop delivered again leaves the turn that started after it alone",
-    "a stopped_message_generation delivered again leaves the turn that started after it alone",
-  ]),
 
   create(hooks, options = {}): ContractBot {
     const bot = offlineBot<Ctx>();

@@ -64,7 +64,12 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
     readonly gates: Map<string, Deferred<void>>;
   }
 
-  function replica(name: string, at: RedisTarget = db.target, commandTimeout?: number): Replica {
+  function replica(
+    name: string,
+    at: RedisTarget = db.target,
+    commandTimeout?: number,
+    botId = 42,
+  ): Replica {
     const client = kind.create(at);
     const store = redisStore({
       client,
@@ -72,7 +77,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
       lease: 500,
       ...(commandTimeout ? { commandTimeout } : {}),
     });
-    const bot = offlineBot<Ctx>();
+    const bot = offlineBot<Ctx>({ id: botId });
     const api = recordApi(bot);
     const guard = sessionGuard<Ctx>({ store, bot, onError: () => {} });
     const turns: Replica["turns"] = [];
@@ -131,6 +136,29 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("grammY replicas with $name", (ki
     await eventually(() => a.api.textsTo(1).length === 2);
     expect(a.api.textsTo(1)).toEqual(["done: one", "done: two + three"]);
     expect(b.api.texts()).toEqual([]);
+  });
+
+  it("two bots on one prefix: a chat handed over by bot 42's replica runs only at bot 42's other replica, never at bot 43 (issue 18 item 9)", async () => {
+    prefix = testPrefix();
+    const a = replica("A");
+    const other = replica("other bot", db.target, undefined, 43);
+    const gate = deferred();
+    a.gates.set("one", gate);
+    await a.bot.handleUpdate(textUpdate(1, "one"));
+    await eventually(() => a.turns.length === 1);
+    await a.bot.handleUpdate(textUpdate(1, "two"));
+    // A closes while its turn runs: once the turn ends, the chat is handed over to any replica.
+    const closing = a.guard.close({ timeout: 5_000 });
+    gate.resolve();
+    await closing;
+    await sleep(1_500); // hand-over hints, then sweeps, at lease 500 ms
+    expect(other.turns).toEqual([]);
+    expect(other.api.texts()).toEqual([]);
+    // A replica of bot 42 takes the chat over and runs "two" with bot 42's token.
+    const c = replica("C");
+    await eventually(() => c.turns.length === 1, 3_000, "bot 42's other replica");
+    expect(c.turns[0]).toMatchObject({ by: "C", inputs: ["two"] });
+    expect(other.turns).toEqual([]);
   });
 
   it("an album gathered on B reaches A's next turn with all its photos", async () => {

@@ -112,7 +112,18 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
         });
   const adapter = adapterGuard<DiscordInput>(
     "discordGuard",
-    remote === undefined ? options : { ...options, codec: remote.codec, handler: remote.handler },
+    remote === undefined || client === undefined
+      ? options
+      : {
+          // The default keys are the bot's own (`dc:<bot id>:…`): across replicas this guard
+          // takes over only those, never another bot's on the same store prefix.
+          ...(userKeyOf === undefined && options.guard === undefined
+            ? { namespace: () => (client.user ? `dc:${client.user.id}:` : undefined) }
+            : {}),
+          ...options,
+          codec: remote.codec,
+          handler: remote.handler,
+        },
     ADAPTER_OPTIONS,
     { onError: logTurnError },
   );

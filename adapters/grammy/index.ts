@@ -100,7 +100,16 @@ export function sessionGuard<C extends Context = Context>(
     "sessionGuard",
     replays === undefined || bot === undefined
       ? options
-      : { ...options, codec: updateCodec(bot), handler: replayThrough(bot, replays) },
+      : {
+          // The default keys are the bot's own (`tg:<bot id>:…`): across replicas this guard
+          // takes over only those, never another bot's on the same store prefix.
+          ...(userKeyOf === undefined && options.guard === undefined
+            ? { namespace: () => (bot.isInited() ? `tg:${bot.botInfo.id}:` : undefined) }
+            : {}),
+          ...options,
+          codec: updateCodec(bot),
+          handler: replayThrough(bot, replays),
+        },
     ADAPTER_OPTIONS,
     { onError: logTurnError },
   );

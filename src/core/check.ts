@@ -15,8 +15,13 @@ const wellFormed = (text: string): boolean =>
  * A key must be a non-empty, well-formed string: a lone UTF-16 surrogate cannot be stored as
  * UTF-8 (a shared store would merge `"a\uD800"` and `"a\uDBFF"` into one key).
  */
-export function checkKey(where: string, key: unknown): TypeError | undefined {
-  if (typeof key === "string" && key !== "" && wellFormed(key)) return undefined;
+export function checkKey(where: string, key: unknown, namespace?: unknown): TypeError | undefined {
+  if (typeof key === "string" && key !== "" && wellFormed(key)) {
+    if (typeof namespace !== "string" || key.startsWith(namespace)) return undefined;
+    return new TypeError(
+      `${where}: the key ${JSON.stringify(key)} is outside this guard's namespace ${JSON.stringify(namespace)}: build keys under it, or change "namespace".`,
+    );
+  }
   if (typeof key === "string" && key !== "") {
     return new TypeError(
       `${where}: "key" must be well-formed text, got ${JSON.stringify(key)} with a lone UTF-16 surrogate (a cut emoji?). Build keys from whole characters.`,

@@ -83,7 +83,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     run?: Handler<I>,
     options?: SubmitOptions<I>,
   ): Promise<SubmitOutcome> {
-    const badKey = checkKey("submit", key);
+    const badKey = checkKey("submit", key, this.options.namespace);
     if (badKey !== undefined) return Promise.reject(badKey);
     const handler = run ?? this.options.handler;
     if (typeof handler !== "function") return Promise.reject(noHandler("submit"));

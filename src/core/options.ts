@@ -88,6 +88,14 @@ export interface GuardOptions<I> {
    * plain JSON data only; an input that cannot be serialized is refused with a TypeError.
    */
   codec?: Codec<I>;
+  /**
+   * The prefix of every key this guard admits, e.g. `tg:<bot id>:`. With a shared store, this
+   * guard then takes over (after a crash or a hand-over) only keys under it: two bots or guards
+   * that share a store prefix never run each other's keys. A function is read at each takeover
+   * (a bot that learns its id later); while it answers `undefined` nothing is taken over. A key
+   * outside a string namespace is refused at `submit`. Adapters set it. Default: every key.
+   */
+  namespace?: string | (() => string | undefined);
   /** Receives every error of a turn (the thrown value, unwrapped). Default: a log line. */
   onError?: (error: unknown, info: ErrorInfo<I>) => void;
   /** Receives every input that ended without being handled. Default: nothing (see the events). */
@@ -110,6 +118,7 @@ export interface ResolvedOptions<I> {
   readonly awaitTurn: boolean;
   readonly handler: Handler<I> | undefined;
   readonly codec: Codec<I> | undefined;
+  readonly namespace: string | (() => string | undefined) | undefined;
   readonly onError: (error: unknown, info: ErrorInfo<I>) => void;
   readonly onDrop: ((drop: Drop<I>) => void) | undefined;
 }
@@ -129,6 +138,7 @@ const KNOWN = new Set([
   "awaitTurn",
   "handler",
   "codec",
+  "namespace",
   "onError",
   "onDrop",
 ]);
@@ -251,9 +261,18 @@ export function resolveOptions<I>(
     awaitTurn = false,
     handler,
     codec,
+    namespace,
     onError,
     onDrop,
   } = options;
+  if (namespace !== undefined && typeof namespace !== "string" && typeof namespace !== "function") {
+    invalid(
+      where,
+      "namespace",
+      'a key prefix such as "tg:42:", or a function that answers one',
+      namespace,
+    );
+  }
   if (store !== undefined && !isStore(store)) {
     invalid(where, "store", "a store such as memoryStore() or redisStore({ client })", store);
   }
@@ -296,6 +315,7 @@ export function resolveOptions<I>(
     awaitTurn,
     handler: checkFunction<Handler<I>>(where, "handler", handler),
     codec,
+    namespace,
     onError: checkFunction<ResolvedOptions<I>["onError"]>(where, "onError", onError) ?? logError,
     onDrop: checkFunction<ResolvedOptions<I>["onDrop"]>(where, "onDrop", onDrop),
   };

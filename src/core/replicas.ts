@@ -15,6 +15,9 @@ import { TurnState } from "./turn.js";
 
 type Entry<I> = GuardEntry<I>;
 
+/** A namespace no key is under: keys are well-formed text, this is a lone surrogate. */
+const NOWHERE = "\uD800";
+
 /** True for data `JSON.stringify` keeps as it is: primitives, arrays and plain objects. */
 function isPlainData(value: unknown): boolean {
   if (value === null) return true;
@@ -119,6 +122,12 @@ export class Replicas<I> {
     return {
       get closed() {
         return engine.controls.closing !== undefined;
+      },
+      get namespace() {
+        const namespace = engine.options.namespace;
+        if (typeof namespace !== "function") return namespace;
+        // Not known yet: a prefix no key has (keys are well-formed text), so nothing is taken.
+        return namespace() ?? NOWHERE;
       },
       revive: (stored) => this.#revive(stored),
       acquired: (key, claim, batch, dropped) => this.#takenOver(key, claim, batch, dropped),

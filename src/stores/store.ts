@@ -269,6 +269,13 @@ export interface Store<E extends StoreEntry = StoreEntry> {
 export interface StoreHost<E> {
   /** True once the guard is closing: the store then takes no key on its own. */
   readonly closed: boolean;
+  /**
+   * The prefix of every key this guard admits (`GuardOptions.namespace`), read at each use: a
+   * shared store takes over — after a crash, a hand-over — only keys under it, so two bots that
+   * share a store never run each other's keys. `undefined`: every key. A guard that does not know
+   * its namespace yet (a bot before it learned its own id) answers a prefix no key has.
+   */
+  readonly namespace?: string | undefined;
   /** Rebuild an entry admitted by another process from what the store kept of it. */
   revive(entry: StoreEntry & { readonly data: string }): E;
   /**

@@ -69,11 +69,6 @@ export class Takeover<E extends StoreEntry> {
   #listenTimer: ReturnType<typeof setTimeout> | undefined;
   /** The subscription stopped answering and was reported; reported again once it answered. */
   #deaf = false;
-  /**
-   * The key prefix of every key this guard admits, when the guard says it (`StoreHost.namespace`):
-   * keys outside it belong to another guard on the same prefix, and are never taken over here.
-   */
-  #namespace = "";
   #detached = false;
 
   constructor(store: TakeoverStore<E>) {
@@ -89,8 +84,6 @@ export class Takeover<E extends StoreEntry> {
   attach(host: StoreHost<E>): void {
     const store = this.#store;
     this.#host = host;
-    const namespace = (host as { readonly namespace?: unknown }).namespace;
-    if (typeof namespace === "string") this.#namespace = namespace;
     const channels = [hintChannel(store.prefix), hintChannel(store.prefix, store.replicaId)];
     store.port
       .subscribe(channels, (message) => this.#hint(message))
@@ -98,6 +91,15 @@ export class Takeover<E extends StoreEntry> {
     // Replicas started together should not sweep in step.
     this.#scheduleSweep(Math.floor(store.sweepInterval * (0.5 + Math.random())));
     this.#scheduleListenCheck();
+  }
+
+  /**
+   * The key prefix of every key this guard admits (`StoreHost.namespace`, read at each use: a bot
+   * may learn its own id after it started): keys outside it belong to another guard on the same
+   * prefix, and are never taken over here. `""`: every key.
+   */
+  get #namespace(): string {
+    return this.#host?.namespace ?? "";
   }
 
   /** Whether this guard could have admitted `key` (see `#namespace`). */
@@ -294,11 +296,17 @@ export class Takeover<E extends StoreEntry> {
     const host = this.#host;
     const store = this.#store;
     if (host === undefined || this.#detached || host.closed) return;
+    const namespace = this.#namespace;
+    if (!(namespace as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      // The guard does not know its namespace yet (see StoreHost.namespace): nothing is its own.
+      this.#scheduleSweep(store.sweepInterval);
+      return;
+    }
     const rounds: Promise<void>[] = [];
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
       const index = (store.buckets[bucket] as Bucket).index;
       rounds.push(
-        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT), this.#namespace], (reply) => {
+        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT), namespace], (reply) => {
           for (const item of list(reply)) {
             const key = text(item);
             if (this.#ours(key)) this.#probe(key);

@@ -128,6 +128,8 @@ export class Controls<I> {
         cancel(timer);
         // Lanes waiting for a key held elsewhere will not get it now.
         engine.lanes.wakeAll();
+        // Every key released (none lingers): the store's background work can stop.
+        if (engine.keys.size === 0) engine.replicas?.detach();
         const handedOver = engine.replicas?.handedOver() ?? Promise.resolve();
         handedOver.then(() => resolve({ aborted, dropped }));
       };

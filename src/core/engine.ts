@@ -146,12 +146,7 @@ export abstract class Engine<I> implements TurnHost<I> {
   admitted(key: string, entry: Entry<I>, admission: Admission<Entry<I>>): SubmitOutcome {
     switch (admission.status) {
       case "acquired": {
-        const turn = new TurnState(
-          this as unknown as TurnHost<I>,
-          key,
-          admission.claim,
-          admission.batch,
-        );
+        const turn = new TurnState(this, key, admission.claim, admission.batch);
         this.replace(key, turn);
         this.ends.droppedAll(key, admission.dropped);
         // A shared store may claim the key for input a dead holder left behind, older than this

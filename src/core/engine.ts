@@ -326,7 +326,10 @@ export abstract class Engine<I> implements TurnHost<I> {
 
   /** The store answered `finish`: release the key, or start its next batch. */
   #finished(turn: TurnState<I>, finish: Finish<Entry<I>>): void {
-    if (finish.status === "lost") return this.exits.refused(turn);
+    if (finish.status === "lost") {
+      this.exits.refused(turn);
+      return;
+    }
     this.ends.droppedAll(turn.key, finish.dropped);
     if (finish.status === "released") {
       this.unhold(turn);

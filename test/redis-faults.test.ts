@@ -11,6 +11,8 @@ import {
   createGuard,
   memoryStore,
   type Store,
+  StoreError,
+  StoreRecoveredError,
   type Turn,
   TurnAbortedError,
 } from "session-guard";
@@ -113,6 +115,36 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
     open.push({ close: () => proxy.close() });
     return { proxy, target: { socket: proxy.socket } };
   }
+
+  it("Redis down twice: each outage of the store's own work is reported once when it starts and once when it ends", async () => {
+    prefix = testPrefix();
+    const local = await startLocalRedis();
+    open.push({ close: () => local.dispose() });
+    const reports: unknown[] = [];
+    const guard = createGuard<{ text: string }>({
+      store: store({ at: local, sweepInterval: 100, commandTimeout: 150 }),
+      handler: () => {},
+      onError: (error) => void reports.push(error),
+    });
+    open.push({ close: () => guard.close({ timeout: 100 }).then(() => undefined) });
+    const kinds = () =>
+      reports.map((r) =>
+        r instanceof StoreRecoveredError
+          ? "recovered"
+          : r instanceof StoreError
+            ? "failed"
+            : String(r),
+      );
+    for (let outage = 1; outage <= 2; outage++) {
+      await local.stop("SIGKILL");
+      await eventually(() => kinds().length === 2 * outage - 1, 5_000, `outage ${outage} reported`);
+      await sleep(600); // several sweeps fail meanwhile: still one report
+      expect(kinds().length).toBe(2 * outage - 1);
+      await local.start();
+      await eventually(() => kinds().length === 2 * outage, 10_000, `recovery ${outage} reported`);
+    }
+    expect(kinds()).toEqual(["failed", "recovered", "failed", "recovered"]);
+  });
 
   describe("groups (albums) follow takeBatch and supersedes, as in the memory store", () => {
     /** Admit `first` (claims), then `rest` while held; then finish in `batch` mode, twice. */

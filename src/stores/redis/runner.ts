@@ -16,6 +16,8 @@ export class ScriptRunner {
   readonly #timeout: number;
   /** Where background failures go (the guard's `StoreHost.error`, once attached). */
   report: ((error: unknown, key: string | undefined) => void) | undefined;
+  /** Where the end of a background outage goes (the guard's `StoreHost.recovered`). */
+  recovered: (() => void) | undefined;
   /** The store is closed: nothing more is reported. */
   closed = false;
   /** An outage was reported; the next is reported once the connection came back. */
@@ -66,7 +68,9 @@ export class ScriptRunner {
 
   /** A script answered (or the connection is back): the next outage is reported again. */
   answered(): void {
+    if (!this.#failing) return;
     this.#failing = false;
+    this.recovered?.();
   }
 
   /** Report a failure of background work once per outage. */

@@ -355,6 +355,9 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#host = host;
     this.entries.host = host;
     this.#runner.report = (error, key) => host.error(error, key);
+    // The guard names an outage of the store's own work "background" (its errors carry no
+    // operation of their own): its end is reported under the same name.
+    this.#runner.recovered = () => host.recovered?.("background");
     this.takeover.attach(host);
     return () => this.#detach();
   }

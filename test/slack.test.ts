@@ -873,18 +873,23 @@ describe("slackGuard: options", () => {
     const first = message("hello", { channel: "D1" });
     await h.send(first);
     await h.send(message("in a thread", { channel: "D1", thread: first.event.ts }));
+    // A thread of an ordinary channel is no assistant thread: Slack would refuse a status there.
+    const top = message("channel top", { channel: "C1" });
+    await h.send(top);
+    await h.send(message("channel thread", { channel: "C1", thread: top.event.ts }));
     await settle();
     gate.resolve();
     await h.guard.onIdle();
     await settle();
     const statuses = h.api.calls.filter((c) => c.method === "assistant.threads.setStatus");
-    // Only the message in a thread has a thread to show a status in.
+    // Only the message in a thread of the app's DM is in an assistant thread.
     expect(statuses.map((c) => [c.params.channel_id, c.params.thread_ts, c.params.status])).toEqual(
       [
         ["D1", first.event.ts, "is thinking…"],
         ["D1", first.event.ts, ""],
       ],
     );
+    expect(h.errors).toEqual([]);
     expect(() => slackGuard({ status: "" })).toThrow(/"status" must be the assistant status text/);
   });
 

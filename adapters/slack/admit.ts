@@ -80,8 +80,13 @@ export function admitter(settings: AdmitSettings) {
   const runWith = (args: Args, turn: Turn<SlackInput>, input: SlackInput): Promise<void> => {
     args.context.turn = turn;
     const status = settings.status;
-    const thread = (input as { thread_ts?: string }).thread_ts;
-    if (status === undefined || thread === undefined) return args.next();
+    const { thread_ts: thread, channel_type: kind } = input as {
+      thread_ts?: string;
+      channel_type?: string;
+    };
+    // An assistant thread is a thread of the app's DM (Bolt's own test, `isAssistantMessage`):
+    // Slack refuses a status anywhere else.
+    if (status === undefined || thread === undefined || kind !== "im") return args.next();
     const channel = (input as { channel: string }).channel;
     const client = args.client;
     const heartbeat = {

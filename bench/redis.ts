@@ -124,7 +124,7 @@ export interface RedisResult {
 }
 
 /** The design's target: the guard's turns/s at least this share of the bare lease loop's. */
-export const TARGET_GUARD_VS_BARE = 0.5;
+export const TARGET_GUARD_VS_BARE = 0.7;
 
 type ClientName = "node-redis" | "ioredis";
 

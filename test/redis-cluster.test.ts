@@ -17,6 +17,7 @@ import {
   type Drop,
   type Guard,
   type GuardOptions,
+  type Store,
   type StoreEntry,
   StoreError,
   type StoreHost,
@@ -43,6 +44,7 @@ import {
   testPrefix,
 } from "./support/redis-cluster-harness.js";
 import { killStore } from "./support/redis-kill.js";
+import { type ContractEntry, storeContract } from "./support/store-contract.js";
 
 const LEASE = 600;
 
@@ -147,6 +149,29 @@ describe("the cluster harness", () => {
     },
   );
 });
+
+// The store contract (test/support/store-contract.ts) with each cluster client, on the suite's
+// cluster: a fresh client and store per test, and no error counted by the servers meanwhile.
+if (clusterAvailable) {
+  for (const kind of CLUSTER_CLIENTS) {
+    storeContract(`redisStore on Redis Cluster with ${kind.name}`, async () => {
+      const prefix = testPrefix();
+      const before = await admin.serverErrors();
+      const client = kind.create(seeds);
+      const store = redisStore({ client, prefix, lease: 5_000 });
+      return {
+        store: store as unknown as Store<ContractEntry>,
+        close: async () => {
+          await store.close();
+          await kind.dispose(client);
+          const counted = newErrors(before, await admin.serverErrors());
+          await admin.cleanUp(prefix);
+          expect(counted, "errors counted by the cluster's servers during the test").toEqual({});
+        },
+      };
+    });
+  }
+}
 
 describe.skipIf(!clusterAvailable).each(CLUSTER_CLIENTS)(
   "redisStore on Redis Cluster with $name",

@@ -5,8 +5,9 @@
 // a shared one is stated by `shared` (abandon hands pending input to other replicas; the total cap
 // is per process), nothing else.
 
-import type { AdmitPolicy, Claim, Store, StoreEntry } from "session-guard";
+import type { AdmitPolicy, Claim, Store, StoreDrop, StoreEntry } from "session-guard";
 import { describe, expect, it } from "vitest";
+import { sleep } from "./helpers.js";
 
 export interface ContractEntry extends StoreEntry {
   readonly name: string;
@@ -43,6 +44,10 @@ function entry(name: string, extra: Partial<StoreEntry> = {}): ContractEntry {
 const names = (entries: readonly { name?: string; data?: string }[]) =>
   entries.map((e) => e.name ?? JSON.parse(e.data as string));
 
+/** Drops as `name:reason`, to compare at a glance. */
+const drops = (dropped: readonly StoreDrop<ContractEntry>[]) =>
+  dropped.map((d) => `${d.entry.name}:${d.reason}`);
+
 /**
  * Run the store contract. `make` gives a fresh store (and its clean-up) for each test; keys are
  * made unique per test, so stores may share a server.
@@ -66,8 +71,9 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
       store: Store<ContractEntry>,
       key: string,
       e = entry(key),
+      policy = POLICY,
     ): Promise<Claim> {
-      const answer = await store.acquireOrEnqueue(key, e, POLICY);
+      const answer = await store.acquireOrEnqueue(key, e, policy);
       if (answer.status !== "acquired") throw new Error(`expected acquired, got ${answer.status}`);
       return answer.claim;
     }
@@ -76,46 +82,90 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
       "claims a free key, queues behind a held one, hands over batch by batch with higher fences, then releases",
       withStore(async (store, key) => {
         const k = key("k");
-        const first = await acquire(store, k);
-        const queued = await store.acquireOrEnqueue(k, entry("b"), POLICY);
-        expect(queued).toMatchObject({ status: "queued", pending: 1 });
-        await store.acquireOrEnqueue(k, entry("c"), POLICY);
-        const next = await store.finish(k, first, "all");
+        const a = entry("a");
+        const first = await store.acquireOrEnqueue(k, a, POLICY);
+        if (first.status !== "acquired") throw new Error(`expected acquired, got ${first.status}`);
+        expect(first.batch).toEqual([a]);
+        expect(first.batch[0]).toBe(a);
+        expect(first.dropped).toEqual([]);
+        expect(await store.acquireOrEnqueue(k, entry("b"), POLICY)).toEqual({
+          status: "queued",
+          pending: 1,
+          dropped: [],
+        });
+        expect(await store.acquireOrEnqueue(k, entry("c"), POLICY)).toMatchObject({ pending: 2 });
+        expect(store.pendingCount(k)).toBe(2);
+        // finish hands back the next batch and keeps the key, under a new fence.
+        const next = await store.finish(k, first.claim, "all");
         if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
         expect(names(next.batch)).toEqual(["b", "c"]);
-        expect(next.claim.fence).toBeGreaterThan(first.fence);
-        expect(await store.finish(k, next.claim, "all")).toMatchObject({ status: "released" });
+        expect(next.dropped).toEqual([]);
+        expect(next.claim.fence).toBeGreaterThan(first.claim.fence);
+        expect(store.pendingCount(k)).toBe(0);
+        // While that batch runs the key is still held: new input is pending, and is the next batch.
+        expect(await store.acquireOrEnqueue(k, entry("d"), POLICY)).toMatchObject({
+          status: "queued",
+          pending: 1,
+        });
+        const third = await store.finish(k, next.claim, "all");
+        if (third.status !== "next") throw new Error(`expected next, got ${third.status}`);
+        expect(names(third.batch)).toEqual(["d"]);
+        expect(third.claim.fence).toBeGreaterThan(next.claim.fence);
+        expect(await store.finish(k, third.claim, "all")).toEqual({
+          status: "released",
+          dropped: [],
+        });
+        // A fresh claim of the key gets a fence higher than every earlier one.
         const again = await acquire(store, k);
-        expect(again.fence).toBeGreaterThan(next.claim.fence);
+        expect(again.fence).toBeGreaterThan(third.claim.fence);
         await store.finish(k, again, "all");
       }),
     );
 
     it(
-      '"one" hands over one entry per batch; "all" stops at an alone entry',
+      '"all" hands over the leading entries up to an alone one, which is a batch of its own; "one" one entry per batch; every batch under a higher fence',
       withStore(async (store, key) => {
-        const k = key("k");
-        let claim = await acquire(store, k);
+        /** Drain `k` from `claim`: its batches, and checks that fences rise and the key ends free. */
+        async function drain(k: string, claim: Claim, batch: "one" | "all") {
+          const batches: string[][] = [];
+          for (let fence = claim.fence; ; ) {
+            const answer = await store.finish(k, claim, batch);
+            if (answer.status !== "next") {
+              expect(answer.status).toBe("released");
+              return batches;
+            }
+            expect(answer.claim.fence).toBeGreaterThan(fence);
+            fence = answer.claim.fence;
+            batches.push(names(answer.batch));
+            claim = answer.claim;
+          }
+        }
+        const all = key("all");
+        const claim = await acquire(store, all);
+        for (const [name, alone] of [
+          ["m1", false],
+          ["m2", false],
+          ["X", true],
+          ["m3", false],
+          ["m4", false],
+        ] as const)
+          await store.acquireOrEnqueue(all, entry(name, { alone }), POLICY);
+        expect(await drain(all, claim, "all")).toEqual([["m1", "m2"], ["X"], ["m3", "m4"]]);
+        const one = key("one");
+        const other = await acquire(store, one);
         for (const [name, alone] of [
           ["b", false],
           ["c", true],
           ["d", false],
           ["e", false],
         ] as const)
-          await store.acquireOrEnqueue(k, entry(name, { alone }), POLICY);
-        const batches: string[][] = [];
-        for (;;) {
-          const answer = await store.finish(k, claim, batches.length === 0 ? "one" : "all");
-          if (answer.status !== "next") break;
-          batches.push(names(answer.batch));
-          claim = answer.claim;
-        }
-        expect(batches).toEqual([["b"], ["c"], ["d", "e"]]);
+          await store.acquireOrEnqueue(one, entry(name, { alone }), POLICY);
+        expect(await drain(one, other, "one")).toEqual([["b"], ["c"], ["d"], ["e"]]);
       }),
     );
 
     it(
-      "de-duplicates an id within the window, held or not; dedupe 0 remembers nothing; forget admits it again",
+      "de-duplicates an id within the window, held or not; dedupe 0 remembers nothing; forget admits it again; the window ends",
       withStore(async (store, key) => {
         // (Ids are global to a guard in memory; a shared store keeps them beside the key, so the
         // contract asks only what platforms need: a redelivery comes for the same key.)
@@ -133,18 +183,29 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
         expect((await store.acquireOrEnqueue(k, entry("w", { id: other }), POLICY)).status).toBe(
           "queued",
         );
-        await store.forget(k, [id]);
+        // Forgetting an id never seen changes nothing.
+        await store.forget(k, [id, key("never-seen")]);
         expect((await store.acquireOrEnqueue(k, entry("v", { id }), POLICY)).status).toBe("queued");
         expect(names(await store.clear(k))).toEqual(["z", "w", "v"]);
         expect(await store.finish(k, claim, "all")).toMatchObject({ status: "released" });
         expect(await store.acquireOrEnqueue(k, entry("u", { id }), POLICY)).toEqual({
           status: "duplicate",
         });
+        // Past its window an id is admitted again.
+        const brief = key("brief");
+        const short: AdmitPolicy = { ...POLICY, dedupe: 50 };
+        const s = await acquire(store, k, entry("s", { id: brief }), short);
+        await sleep(120);
+        expect((await store.acquireOrEnqueue(k, entry("t", { id: brief }), short)).status).toBe(
+          "queued",
+        );
+        await store.clear(k);
+        await store.finish(k, s, "all");
       }),
     );
 
     it(
-      "reject answers busy; latest supersedes what the newcomer could join, but never alone entries or its own group",
+      "reject answers busy and keeps nothing; latest supersedes what the newcomer could join, but never alone entries or its own group",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
@@ -154,23 +215,23 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
           status: "rejected",
           reason: "busy",
         });
+        expect(await store.renew(k, claim)).toMatchObject({ status: "held", pending: 0 });
         const latest: AdmitPolicy = { ...POLICY, whenHeld: "latest" };
-        await store.acquireOrEnqueue(k, entry("a"), latest);
+        const a = entry("a");
+        await store.acquireOrEnqueue(k, a, latest);
         await store.acquireOrEnqueue(k, entry("cmd", { alone: true }), latest);
         const p1 = await store.acquireOrEnqueue(k, entry("p1", { group: "g", settle: 10 }), latest);
         if (p1.status !== "queued") throw new Error(`expected queued, got ${p1.status}`);
-        expect(p1.dropped.map((d) => `${names([d.entry])[0]}:${d.reason}`)).toEqual([
-          "a:superseded",
-        ]);
+        expect(p1.pending).toBe(2);
+        expect(p1.dropped).toEqual([{ entry: a, reason: "superseded" }]);
+        expect(p1.dropped[0]?.entry).toBe(a);
         const p2 = await store.acquireOrEnqueue(k, entry("p2", { group: "g", settle: 10 }), latest);
         if (p2.status !== "queued") throw new Error(`expected queued, got ${p2.status}`);
         expect(names(p2.dropped.map((d) => d.entry))).toEqual([]);
         const m = await store.acquireOrEnqueue(k, entry("m"), latest);
         if (m.status !== "queued") throw new Error(`expected queued, got ${m.status}`);
-        expect(m.dropped.map((d) => `${names([d.entry])[0]}:${d.reason}`).sort()).toEqual([
-          "p1:superseded",
-          "p2:superseded",
-        ]);
+        expect(m.pending).toBe(2);
+        expect(drops(m.dropped).sort()).toEqual(["p1:superseded", "p2:superseded"]);
         const cleared = await store.clear(k);
         expect(names(cleared)).toEqual(["cmd", "m"]);
         await store.finish(k, claim, "all");
@@ -178,25 +239,43 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
     );
 
     it(
-      "overflow: drop-oldest evicts the oldest pending entry, drop-newest refuses the newcomer",
+      "overflow: drop-oldest evicts the oldest pending entry, drop-newest refuses the newcomer; latest supersedes before it counts",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
         const small: AdmitPolicy = { ...POLICY, maxPending: 2 };
-        await store.acquireOrEnqueue(k, entry("a"), small);
+        const a = entry("a");
+        await store.acquireOrEnqueue(k, a, small);
         await store.acquireOrEnqueue(k, entry("b"), small);
         const evicted = await store.acquireOrEnqueue(k, entry("c"), small);
         if (evicted.status !== "queued") throw new Error(`expected queued, got ${evicted.status}`);
-        expect(evicted.dropped.map((d) => `${names([d.entry])[0]}:${d.reason}`)).toEqual([
-          "a:overflow",
-        ]);
+        expect(evicted.pending).toBe(2);
+        expect(evicted.dropped).toEqual([{ entry: a, reason: "overflow" }]);
+        expect(evicted.dropped[0]?.entry).toBe(a);
         expect(
           await store.acquireOrEnqueue(k, entry("d"), { ...small, overflow: "drop-newest" }),
         ).toEqual({
           status: "rejected",
           reason: "overflow",
         });
+        expect(store.pendingCount(k)).toBe(2);
         expect(names(await store.clear(k))).toEqual(["b", "c"]);
+        // latest with one pending entry allowed: a newcomer replaces what it supersedes without
+        // overflowing, and evicts the alone entry it cannot supersede.
+        const one: AdmitPolicy = { ...POLICY, whenHeld: "latest", maxPending: 1 };
+        await store.acquireOrEnqueue(k, entry("p1"), one);
+        const p2 = await store.acquireOrEnqueue(k, entry("p2"), one);
+        expect(p2.status === "queued" && drops(p2.dropped)).toEqual(["p1:superseded"]);
+        const cmd = await store.acquireOrEnqueue(k, entry("cmd", { alone: true }), one);
+        expect(cmd.status === "queued" && drops(cmd.dropped)).toEqual(["p2:overflow"]);
+        const p3 = await store.acquireOrEnqueue(k, entry("p3"), one);
+        expect(p3.status === "queued" && drops(p3.dropped)).toEqual(["cmd:overflow"]);
+        const refused = await store.acquireOrEnqueue(k, entry("x", { alone: true }), {
+          ...one,
+          overflow: "drop-newest",
+        });
+        expect(refused).toEqual({ status: "rejected", reason: "overflow" });
+        expect(names(await store.clear(k))).toEqual(["p3"]);
         await store.finish(k, claim, "all");
       }),
     );
@@ -227,41 +306,132 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
     );
 
     it(
-      "take moves pending entries into the running turn, but never an alone entry or an entry of a group",
+      "take moves pending entries into the running turn and keeps the claim, but never an alone entry or an entry of a group",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
+        expect(await store.take(k, claim, "all")).toEqual({
+          status: "taken",
+          entries: [],
+          dropped: [],
+        });
         await store.acquireOrEnqueue(k, entry("b"), POLICY);
-        await store.acquireOrEnqueue(k, entry("cmd", { alone: true }), POLICY);
         await store.acquireOrEnqueue(k, entry("c"), POLICY);
+        await store.acquireOrEnqueue(k, entry("cmd", { alone: true }), POLICY);
+        await store.acquireOrEnqueue(k, entry("d"), POLICY);
+        const one = await store.take(k, claim, "one");
+        expect(one.status === "taken" && names(one.entries)).toEqual(["b"]);
         const taken = await store.take(k, claim, "all");
         if (taken.status !== "taken") throw new Error(`expected taken, got ${taken.status}`);
-        expect(names(taken.entries)).toEqual(["b"]);
-        expect(names(await store.clear(k))).toEqual(["cmd", "c"]);
+        expect(names(taken.entries)).toEqual(["c"]);
+        expect(store.pendingCount(k)).toBe(2);
+        // The alone entry at the head is never taken: it stays, and is the next batch.
+        expect(await store.take(k, claim, "all")).toMatchObject({ status: "taken", entries: [] });
+        const next = await store.finish(k, claim, "all");
+        if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
+        expect(names(next.batch)).toEqual(["cmd"]);
         // Nor an entry of a group, whose rest may still be arriving: the album runs later, whole.
-        await store.acquireOrEnqueue(k, entry("d"), POLICY);
         await store.acquireOrEnqueue(k, entry("p1", { group: "g", settle: 10 }), POLICY);
         await store.acquireOrEnqueue(k, entry("e"), POLICY);
-        const before = await store.take(k, claim, "all");
+        const before = await store.take(k, next.claim, "all");
         expect(before.status === "taken" ? names(before.entries) : before.status).toEqual(["d"]);
         expect(names(await store.clear(k))).toEqual(["p1", "e"]);
-        await store.finish(k, claim, "all");
+        await store.finish(k, next.claim, "all");
       }),
     );
 
     it(
-      "a stale claim is lost to finish, take and renew; renew of a held key says how much is pending",
+      "take and finish drop expired entries (reason expired) rather than hand them over",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
+        // Long expired, so that no clock between this process and the store's disagrees.
+        const past = Date.now() - 5_000;
+        const old = entry("old", { expiresAt: past });
+        await store.acquireOrEnqueue(k, old, POLICY);
+        await store.acquireOrEnqueue(k, entry("fresh", { expiresAt: Date.now() + 60_000 }), POLICY);
+        const taken = await store.take(k, claim, "all");
+        if (taken.status !== "taken") throw new Error(`expected taken, got ${taken.status}`);
+        expect(names(taken.entries)).toEqual(["fresh"]);
+        expect(taken.dropped).toEqual([{ entry: old, reason: "expired" }]);
+        expect(taken.dropped[0]?.entry).toBe(old);
+        // finish, in "one" batches: an expired head is dropped and the next entry runs instead.
+        await store.acquireOrEnqueue(k, entry("gone", { expiresAt: past }), POLICY);
+        await store.acquireOrEnqueue(k, entry("x"), POLICY);
+        await store.acquireOrEnqueue(k, entry("y"), POLICY);
+        const next = await store.finish(k, claim, "one");
+        if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
+        expect(names(next.batch)).toEqual(["x"]);
+        expect(drops(next.dropped)).toEqual(["gone:expired"]);
+        expect(names(await store.clear(k))).toEqual(["y"]);
+        // With only expired input pending, finish releases the key and reports it.
+        await store.acquireOrEnqueue(k, entry("late", { expiresAt: past }), POLICY);
+        const released = await store.finish(k, next.claim, "all");
+        expect(released.status).toBe("released");
+        expect(released.status === "released" && drops(released.dropped)).toEqual(["late:expired"]);
+        expect(await store.renew(k, next.claim)).toEqual({ status: "lost" });
+      }),
+    );
+
+    it(
+      "a stale claim is lost to finish, take, renew and abandon, which change nothing; renew of a held key says how much is pending",
+      withStore(async (store, key) => {
+        const k = key("k");
+        const claim = await acquire(store, k);
+        expect(await store.renew(k, claim)).toMatchObject({ status: "held", pending: 0 });
         await store.acquireOrEnqueue(k, entry("b"), POLICY);
         expect(await store.renew(k, claim)).toMatchObject({ status: "held", pending: 1 });
-        const next = await store.finish(k, claim, "all");
+        await store.acquireOrEnqueue(k, entry("c"), POLICY);
+        expect(await store.renew(k, claim)).toMatchObject({ status: "held", pending: 2 });
+        const next = await store.finish(k, claim, "one");
         if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
         expect(await store.finish(k, claim, "all")).toEqual({ status: "lost" });
         expect(await store.take(k, claim, "all")).toEqual({ status: "lost" });
         expect(await store.renew(k, claim)).toEqual({ status: "lost" });
-        await store.finish(k, next.claim, "all");
+        expect(await store.abandon(k, claim)).toEqual([]);
+        // The stale calls changed nothing: the holder still holds the key, its input still waits.
+        expect(await store.renew(k, next.claim)).toMatchObject({ status: "held", pending: 1 });
+        const last = await store.finish(k, next.claim, "all");
+        if (last.status !== "next") throw new Error(`expected next, got ${last.status}`);
+        expect(names(last.batch)).toEqual(["c"]);
+        expect(await store.finish(k, last.claim, "all")).toMatchObject({ status: "released" });
+        // Once released, the last claim is lost too, and a key never held has no holder.
+        expect(await store.finish(k, last.claim, "all")).toEqual({ status: "lost" });
+        expect(await store.renew(key("unknown"), last.claim)).toEqual({ status: "lost" });
+      }),
+    );
+
+    it(
+      "abandon frees the key and loses no pending entry: a store no one else reads hands them back, a shared one keeps them for the next holder",
+      withStore(async (store, key) => {
+        const k = key("k");
+        const claim = await acquire(store, k);
+        const b = entry("b");
+        await store.acquireOrEnqueue(k, b, POLICY);
+        await store.acquireOrEnqueue(k, entry("c"), POLICY);
+        const orphans = await store.abandon(k, claim);
+        expect(await store.renew(k, claim)).toEqual({ status: "lost" });
+        // The next claim hands over what was left behind in the admission's batch policy.
+        const one: AdmitPolicy = { ...POLICY, batch: "one" };
+        const again = await store.acquireOrEnqueue(k, entry("new"), one);
+        if (again.status !== "acquired") throw new Error(`expected acquired, got ${again.status}`);
+        let batches = [names(again.batch)];
+        for (let turn = again.claim; ; ) {
+          const answer = await store.finish(k, turn, "one");
+          if (answer.status !== "next") break;
+          batches.push(names(answer.batch));
+          turn = answer.claim;
+        }
+        if (store.shared) {
+          expect(orphans).toEqual([]);
+          expect(again.batch[0]).toBe(b);
+        } else {
+          expect(names(orphans)).toEqual(["b", "c"]);
+          expect(orphans[0]).toBe(b);
+          batches = [...orphans.map((e) => [e.name]), ...batches];
+        }
+        expect(batches).toEqual([["b"], ["c"], ["new"]]);
+        expect(store.pendingCount(k)).toBe(0);
       }),
     );
 
@@ -312,26 +482,69 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
     );
 
     it(
-      "withdraw removes one pending entry by id; expire drops what is due and says when the next is",
+      "clear removes every pending entry, oldest first, and keeps the claim",
       withStore(async (store, key) => {
         const k = key("k");
         const claim = await acquire(store, k);
-        const id = key("w");
-        await store.acquireOrEnqueue(k, entry("a", { id }), POLICY);
+        expect(await store.clear(k)).toEqual([]);
+        expect(await store.clear(key("nobody"))).toEqual([]);
+        const b = entry("b");
+        await store.acquireOrEnqueue(k, b, POLICY);
+        await store.acquireOrEnqueue(k, entry("c"), POLICY);
+        const cleared = await store.clear(k);
+        expect(names(cleared)).toEqual(["b", "c"]);
+        expect(cleared[0]).toBe(b);
+        expect(store.pendingCount(k)).toBe(0);
+        expect(await store.renew(k, claim)).toMatchObject({ status: "held", pending: 0 });
+        expect(await store.finish(k, claim, "all")).toEqual({ status: "released", dropped: [] });
+      }),
+    );
+
+    it(
+      "withdraw removes one pending entry by id, and nothing else",
+      withStore(async (store, key) => {
+        const k = key("k");
+        const claim = await acquire(store, k);
+        const [b, c, d] = ["b", "c", "d"].map((name) => entry(name, { id: key(name) }));
+        for (const e of [b, c, d]) await store.acquireOrEnqueue(k, e as ContractEntry, POLICY);
+        expect(await store.withdraw(k, key("c"))).toBe(c);
+        expect(await store.withdraw(k, key("c"))).toBeUndefined();
+        expect(await store.withdraw(k, key("zzz"))).toBeUndefined();
+        expect(await store.withdraw(key("other"), key("b"))).toBeUndefined();
+        expect(store.pendingCount(k)).toBe(2);
+        const next = await store.finish(k, claim, "all");
+        if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
+        expect(names(next.batch)).toEqual(["b", "d"]);
+        await store.finish(k, next.claim, "all");
+      }),
+    );
+
+    it(
+      "expire drops what is due (reason expired) and says when the next is",
+      withStore(async (store, key) => {
+        if (store.expire === undefined) return;
+        const k = key("k");
+        expect(await store.expire(key("idle"))).toEqual({
+          dropped: [],
+          next: Number.POSITIVE_INFINITY,
+        });
+        const claim = await acquire(store, k);
+        const soon = Date.now() + 60_000;
+        const later = soon + 60_000;
+        await store.acquireOrEnqueue(k, entry("a", { expiresAt: soon }), POLICY);
         await store.acquireOrEnqueue(k, entry("b"), POLICY);
-        const withdrawn = await store.withdraw(k, id);
-        expect(withdrawn === undefined ? undefined : names([withdrawn])).toEqual(["a"]);
-        expect(await store.withdraw(k, id)).toBeUndefined();
-        if (store.expire !== undefined) {
-          const soon = Date.now() + 60_000;
-          await store.acquireOrEnqueue(k, entry("old", { expiresAt: Date.now() - 1 }), POLICY);
-          await store.acquireOrEnqueue(k, entry("later", { expiresAt: soon }), POLICY);
-          const expiry = await store.expire(k);
-          expect(expiry.dropped.map((d) => `${names([d.entry])[0]}:${d.reason}`)).toEqual([
-            "old:expired",
-          ]);
-          expect(expiry.next).toBe(soon);
-        }
+        await store.acquireOrEnqueue(k, entry("c", { expiresAt: later }), POLICY);
+        expect(await store.expire(k)).toEqual({ dropped: [], next: soon });
+        const old = entry("old", { expiresAt: Date.now() - 5_000 });
+        await store.acquireOrEnqueue(k, old, POLICY);
+        const expiry = await store.expire(k);
+        expect(expiry.dropped).toEqual([{ entry: old, reason: "expired" }]);
+        expect(expiry.dropped[0]?.entry).toBe(old);
+        expect(expiry.next).toBe(soon);
+        expect(store.pendingCount(k)).toBe(3);
+        expect(names(await store.clear(k))).toEqual(["a", "b", "c"]);
+        await store.acquireOrEnqueue(k, entry("d"), POLICY);
+        expect(await store.expire(k)).toEqual({ dropped: [], next: Number.POSITIVE_INFINITY });
         await store.clear(k);
         await store.finish(k, claim, "all");
       }),

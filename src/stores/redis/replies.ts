@@ -125,10 +125,12 @@ export function readFinish<E extends StoreEntry>(
     return LOST;
   }
   if (status === "released") {
+    // The drops first: they are entries admitted here, which `released` would let depart.
+    const dropped = store.entries.drops(answer[1], key);
     store.pending.delete(key);
     store.takeover.released(key);
     store.unhold(key, token);
-    return { status: "released", dropped: store.entries.drops(answer[1], key) };
+    return { status: "released", dropped };
   }
   const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
   const entries = store.entries.entries(answer[3], key);

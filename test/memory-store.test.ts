@@ -1,4 +1,7 @@
-// The store seam, driven directly through memoryStore().
+// What only the memory store promises, driven directly through memoryStore(): synchronous answers,
+// its counters, one fence counter and claims that are objects, ids shared by every key, maxIds and
+// maxPendingTotal. What every store promises is the store contract (test/support/store-contract.ts,
+// run in store-contract.test.ts).
 
 import fc from "fast-check";
 import {
@@ -32,8 +35,6 @@ const POLICY: AdmitPolicy = {
   dedupe: 60_000,
 };
 
-const names = (entries: readonly E[]) => entries.map((e) => e.name);
-
 /** The answer itself: the memory store must answer synchronously (no promise on its fast path). */
 function sync<T>(value: MaybePromise<T>): T {
   if (value instanceof Promise) throw new Error("the memory store answered with a promise");
@@ -64,6 +65,9 @@ function syncStore(options?: MemoryStoreOptions) {
     withdraw: (key: string, id: string) => sync(inner.withdraw(key, id)),
     expire: (key: string) => sync(inner.expire(key)),
     forget: (key: string, ids: readonly string[]) => sync(inner.forget(key, ids)),
+    stop: (key: string, id: string | undefined, dedupe: number) =>
+      sync(inner.stop(key, id, dedupe)),
+    keys: (prefix: string) => sync(inner.keys(prefix)),
     pendingCount: (key: string) => inner.pendingCount(key),
   };
 }
@@ -77,181 +81,27 @@ function acquire(store: SyncStore, key: string, name = key): Claim {
   return answer.claim;
 }
 
-describe("acquireOrEnqueue and finish", () => {
-  it("hands the key over batch by batch with strictly increasing fences, then releases it", () => {
-    const store = syncStore();
-    const a = entry("a");
-    const first = store.acquireOrEnqueue("k", a, POLICY);
-    expect(first).toMatchObject({ status: "acquired", dropped: [] });
-    if (first.status !== "acquired") throw new Error("unreachable");
-    expect(first.batch).toEqual([a]);
-    expect(first.batch[0]).toBe(a); // the memory store keeps the objects themselves
-    expect(store.keyCount).toBe(1);
-
-    expect(store.acquireOrEnqueue("k", entry("b"), POLICY)).toEqual({
-      status: "queued",
-      pending: 1,
-      dropped: [],
-    });
-    expect(store.acquireOrEnqueue("k", entry("c"), POLICY)).toMatchObject({ pending: 2 });
-    expect(store.pendingCount("k")).toBe(2);
-    expect(store.pendingTotal).toBe(2);
-
-    // finish returns the next batch and keeps the claim, under a new fence.
-    const next = store.finish("k", first.claim, "all");
-    if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
-    expect(names(next.batch as E[])).toEqual(["b", "c"]);
-    expect(next.claim.fence).toBeGreaterThan(first.claim.fence);
-    expect(store.keyCount).toBe(1);
-    expect(store.pendingCount("k")).toBe(0);
-    expect(store.pendingTotal).toBe(0);
-
-    // While the second batch runs the key is still held: new input is pending.
-    expect(store.acquireOrEnqueue("k", entry("d"), POLICY)).toMatchObject({ status: "queued" });
-    const third = store.finish("k", next.claim, "all");
-    if (third.status !== "next") throw new Error(`expected next, got ${third.status}`);
-    expect(names(third.batch as E[])).toEqual(["d"]);
-    expect(third.claim.fence).toBeGreaterThan(next.claim.fence);
-
-    expect(store.finish("k", third.claim, "all")).toEqual({ status: "released", dropped: [] });
-    expect(store.keyCount).toBe(0);
-    expect(store.pendingTotal).toBe(0);
-
-    // A fresh claim of the same key gets a fence higher than every earlier one.
-    const again = acquire(store, "k");
-    expect(again.fence).toBeGreaterThan(third.claim.fence);
-  });
-
-  it('"one" batches hand over one entry per finish, in order', () => {
-    const store = syncStore();
-    let claim = acquire(store, "k", "a");
-    for (const name of ["b", "c", "d"]) store.acquireOrEnqueue("k", entry(name), POLICY);
-    const seen: string[] = [];
-    const fences = [claim.fence];
-    for (;;) {
-      const answer = store.finish("k", claim, "one");
-      if (answer.status !== "next") {
-        expect(answer.status).toBe("released");
-        break;
-      }
-      seen.push(...names(answer.batch as E[]));
-      claim = answer.claim;
-      fences.push(claim.fence);
-    }
-    expect(seen).toEqual(["b", "c", "d"]);
-    expect(fences).toEqual([...fences].sort((x, y) => x - y));
-    expect(new Set(fences).size).toBe(4);
-    expect(store.keyCount).toBe(0);
-  });
-
-  it('"all" batches stop at an alone entry, which is a batch of its own', () => {
-    const store = syncStore();
-    let claim = acquire(store, "k", "a");
-    store.acquireOrEnqueue("k", entry("m1"), POLICY);
-    store.acquireOrEnqueue("k", entry("m2"), POLICY);
-    store.acquireOrEnqueue("k", entry("X", { alone: true }), POLICY);
-    store.acquireOrEnqueue("k", entry("m3"), POLICY);
-    const batches: string[][] = [];
-    for (;;) {
-      const answer = store.finish("k", claim, "all");
-      if (answer.status !== "next") break;
-      batches.push(names(answer.batch as E[]));
-      claim = answer.claim;
-    }
-    expect(batches).toEqual([["m1", "m2"], ["X"], ["m3"]]);
-  });
-
-  it("fences are strictly increasing across keys too", () => {
+describe("claims", () => {
+  it("fences are strictly increasing across keys too (one counter per store)", () => {
     const store = syncStore();
     const fences = ["a", "b", "c"].map((key) => acquire(store, key).fence);
     expect(fences[1]).toBeGreaterThan(fences[0] as number);
     expect(fences[2]).toBeGreaterThan(fences[1] as number);
   });
 
-  it("a stale claim gets lost from finish, take and renew", () => {
-    const store = syncStore();
-    const old = acquire(store, "k", "a");
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    const next = store.finish("k", old, "all");
-    if (next.status !== "next") throw new Error("expected next");
-    store.acquireOrEnqueue("k", entry("c"), POLICY);
-
-    expect(store.finish("k", old, "all")).toEqual({ status: "lost" });
-    expect(store.take("k", old, "all")).toEqual({ status: "lost" });
-    expect(store.renew("k", old)).toEqual({ status: "lost" });
-    expect(store.abandon("k", old)).toEqual([]);
-    // The stale calls changed nothing.
-    expect(store.pendingCount("k")).toBe(1);
-    expect(store.renew("k", next.claim)).toEqual({ status: "held", pending: 1 });
-
-    // A claim with the same fence but another identity is not the holder either.
-    expect(store.finish("k", { ...next.claim }, "all")).toEqual({ status: "lost" });
-    // After release, the old claims stay lost.
-    const last = store.finish("k", next.claim, "all");
-    if (last.status !== "next") throw new Error("expected next");
-    expect(store.finish("k", last.claim, "all")).toMatchObject({ status: "released" });
-    expect(store.finish("k", last.claim, "all")).toEqual({ status: "lost" });
-    expect(store.renew("unknown", last.claim)).toEqual({ status: "lost" });
-  });
-
-  it("renew reports the pending count of a held key", () => {
+  it("a claim is the holder's own object: a copy with the same fence does not hold the key", () => {
     const store = syncStore();
     const claim = acquire(store, "k");
-    expect(store.renew("k", claim)).toEqual({ status: "held", pending: 0 });
     store.acquireOrEnqueue("k", entry("b"), POLICY);
-    store.acquireOrEnqueue("k", entry("c"), POLICY);
-    expect(store.renew("k", claim)).toEqual({ status: "held", pending: 2 });
+    expect(store.finish("k", { ...claim }, "all")).toEqual({ status: "lost" });
+    expect(store.take("k", { ...claim }, "all")).toEqual({ status: "lost" });
+    expect(store.renew("k", { ...claim })).toEqual({ status: "lost" });
+    expect(store.abandon("k", { ...claim })).toEqual([]);
+    expect(store.renew("k", claim)).toEqual({ status: "held", pending: 1 });
   });
 });
 
 describe("admission policies", () => {
-  it("reject answers busy and keeps nothing", () => {
-    const store = syncStore();
-    acquire(store, "k");
-    expect(store.acquireOrEnqueue("k", entry("b"), { ...POLICY, whenHeld: "reject" })).toEqual({
-      status: "rejected",
-      reason: "busy",
-    });
-    expect(store.pendingCount("k")).toBe(0);
-    expect(store.pendingTotal).toBe(0);
-  });
-
-  it("latest supersedes earlier coalescable entries but keeps alone ones", () => {
-    const store = syncStore();
-    acquire(store, "k");
-    const latest: AdmitPolicy = { ...POLICY, whenHeld: "latest" };
-    const b = entry("b");
-    const x = entry("X", { alone: true });
-    const c = entry("c");
-    store.acquireOrEnqueue("k", b, latest);
-    store.acquireOrEnqueue("k", x, latest);
-    store.acquireOrEnqueue("k", c, latest);
-    const answer = store.acquireOrEnqueue("k", entry("d"), latest);
-    expect(answer).toMatchObject({ status: "queued", pending: 2 });
-    if (answer.status !== "queued") throw new Error("unreachable");
-    expect(answer.dropped).toEqual([{ entry: c, reason: "superseded" }]);
-    expect(store.pendingTotal).toBe(2);
-  });
-
-  it("overflow drop-oldest evicts, drop-newest refuses", () => {
-    const store = syncStore();
-    acquire(store, "k");
-    const small: AdmitPolicy = { ...POLICY, maxPending: 2 };
-    const b = entry("b");
-    store.acquireOrEnqueue("k", b, small);
-    store.acquireOrEnqueue("k", entry("c"), small);
-    const evicted = store.acquireOrEnqueue("k", entry("d"), small);
-    expect(evicted).toMatchObject({ status: "queued", pending: 2 });
-    if (evicted.status !== "queued") throw new Error("unreachable");
-    expect(evicted.dropped).toEqual([{ entry: b, reason: "overflow" }]);
-    expect(store.pendingTotal).toBe(2);
-    expect(store.acquireOrEnqueue("k", entry("e"), { ...small, overflow: "drop-newest" })).toEqual({
-      status: "rejected",
-      reason: "overflow",
-    });
-    expect(store.pendingTotal).toBe(2);
-  });
-
   it("maxPendingTotal refuses the newcomer across keys", () => {
     const store = syncStore();
     acquire(store, "k1");
@@ -267,119 +117,58 @@ describe("admission policies", () => {
   });
 });
 
-describe("take, clear, withdraw", () => {
-  it("take moves pending entries into the running turn, leaving alone entries and those after", () => {
-    const store = syncStore();
-    const claim = acquire(store, "k");
-    expect(store.take("k", claim, "all")).toEqual({ status: "taken", entries: [], dropped: [] });
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    store.acquireOrEnqueue("k", entry("c"), POLICY);
-    store.acquireOrEnqueue("k", entry("X", { alone: true }), POLICY);
-    store.acquireOrEnqueue("k", entry("d"), POLICY);
-    const taken = store.take("k", claim, "all");
-    if (taken.status !== "taken") throw new Error("expected taken");
-    expect(names(taken.entries as E[])).toEqual(["b", "c"]);
-    expect(store.pendingCount("k")).toBe(2);
-    expect(store.pendingTotal).toBe(2);
-    // The alone entry at the head is never taken.
-    const again = store.take("k", claim, "all");
-    expect(again).toMatchObject({ status: "taken", entries: [] });
-    expect(store.pendingCount("k")).toBe(2);
-    // take keeps the claim: the same claim still finishes.
-    const next = store.finish("k", claim, "all");
-    if (next.status !== "next") throw new Error("expected next");
-    expect(names(next.batch as E[])).toEqual(["X"]);
-  });
-
-  it("take and finish drop expired entries with reason expired", () => {
+describe("synchronous answers and counters", () => {
+  it("answers every operation synchronously, and keyCount and pendingTotal follow each one", () => {
     vi.useFakeTimers();
     const store = syncStore();
     const claim = acquire(store, "k");
-    const old = entry("old", { expiresAt: Date.now() + 10 });
-    store.acquireOrEnqueue("k", old, POLICY);
-    store.acquireOrEnqueue("k", entry("fresh"), POLICY);
-    vi.advanceTimersByTime(10);
-    const taken = store.take("k", claim, "all");
-    if (taken.status !== "taken") throw new Error("expected taken");
-    expect(names(taken.entries as E[])).toEqual(["fresh"]);
-    expect(taken.dropped).toEqual([{ entry: old, reason: "expired" }]);
+    expect(store.keyCount).toBe(1);
     expect(store.pendingTotal).toBe(0);
-
-    const late = entry("late", { expiresAt: Date.now() + 5 });
-    store.acquireOrEnqueue("k", late, POLICY);
-    vi.advanceTimersByTime(5);
-    expect(store.finish("k", claim, "all")).toEqual({
-      status: "released",
-      dropped: [{ entry: late, reason: "expired" }],
-    });
-    expect(store.keyCount).toBe(0);
+    store.acquireOrEnqueue("k", entry("r"), { ...POLICY, whenHeld: "reject" });
     expect(store.pendingTotal).toBe(0);
-  });
-
-  it("expire drops the expired pending entries and says when the next one expires", () => {
-    vi.useFakeTimers();
-    const store = syncStore();
-    const claim = acquire(store, "k");
-    const now = Date.now();
-    store.acquireOrEnqueue("k", entry("a", { expiresAt: now + 10 }), POLICY);
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    store.acquireOrEnqueue("k", entry("c", { expiresAt: now + 30 }), POLICY);
-    expect(store.expire("k")).toEqual({ dropped: [], next: now + 10 });
-    vi.advanceTimersByTime(10);
-    const first = store.expire("k");
-    expect(first.dropped.map((d) => [(d.entry as E).name, d.reason])).toEqual([["a", "expired"]]);
-    expect(first.next).toBe(now + 30);
-    expect(store.pendingCount("k")).toBe(2);
-    expect(store.pendingTotal).toBe(2);
-    vi.advanceTimersByTime(20);
-    expect(store.expire("k").next).toBe(Number.POSITIVE_INFINITY);
-    expect(store.pendingCount("k")).toBe(1);
-    expect(store.expire("idle")).toEqual({ dropped: [], next: Number.POSITIVE_INFINITY });
-    expect(store.finish("k", claim, "all")).toMatchObject({ status: "next" });
-  });
-
-  it("clear removes every pending entry, oldest first, and keeps the claim", () => {
-    const store = syncStore();
-    const claim = acquire(store, "k");
-    expect(store.clear("k")).toEqual([]);
-    expect(store.clear("nobody")).toEqual([]);
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    store.acquireOrEnqueue("k", entry("c"), POLICY);
-    expect(names(store.clear("k") as E[])).toEqual(["b", "c"]);
-    expect(store.pendingCount("k")).toBe(0);
-    expect(store.pendingTotal).toBe(0);
-    expect(store.renew("k", claim)).toEqual({ status: "held", pending: 0 });
-    expect(store.finish("k", claim, "all")).toMatchObject({ status: "released" });
-    expect(store.keyCount).toBe(0);
-  });
-
-  it("withdraw removes one pending entry by id", () => {
-    const store = syncStore();
-    const claim = acquire(store, "k");
     store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY);
-    store.acquireOrEnqueue("k", entry("c", { id: "c" }), POLICY);
-    store.acquireOrEnqueue("k", entry("d", { id: "d" }), POLICY);
-    expect(store.withdraw("k", "c")).toMatchObject({ name: "c" });
-    expect(store.withdraw("k", "c")).toBeUndefined();
-    expect(store.withdraw("k", "zzz")).toBeUndefined();
-    expect(store.withdraw("other", "b")).toBeUndefined();
-    expect(store.pendingCount("k")).toBe(2);
+    store.acquireOrEnqueue("k", entry("c", { expiresAt: Date.now() + 10 }), POLICY);
+    store.acquireOrEnqueue("k", entry("d"), POLICY);
+    expect(store.pendingTotal).toBe(3);
+    // latest: superseded entries leave the total; overflow: the evicted one too.
+    store.acquireOrEnqueue("k", entry("e"), { ...POLICY, whenHeld: "latest" });
+    expect(store.pendingTotal).toBe(1);
+    store.acquireOrEnqueue("k", entry("f", { id: "f" }), POLICY);
+    store.acquireOrEnqueue("k", entry("g", { expiresAt: Date.now() + 10 }), {
+      ...POLICY,
+      maxPending: 2,
+    });
     expect(store.pendingTotal).toBe(2);
-    const next = store.finish("k", claim, "all");
-    if (next.status !== "next") throw new Error("expected next");
-    expect(names(next.batch as E[])).toEqual(["b", "d"]);
-  });
-
-  it("abandon releases the key and hands back its pending entries", () => {
-    const store = syncStore();
-    const claim = acquire(store, "k");
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    store.acquireOrEnqueue("k", entry("c"), POLICY);
-    expect(names(store.abandon("k", claim) as E[])).toEqual(["b", "c"]);
+    expect(store.withdraw("k", "f")).toMatchObject({ name: "f" });
+    expect(store.pendingTotal).toBe(1);
+    vi.advanceTimersByTime(10);
+    expect(store.expire("k").dropped).toHaveLength(1);
+    expect(store.pendingTotal).toBe(0);
+    store.acquireOrEnqueue("k", entry("h"), POLICY);
+    store.acquireOrEnqueue("k", entry("i"), POLICY);
+    store.acquireOrEnqueue("k", entry("j"), POLICY);
+    expect(store.take("k", claim, "one")).toMatchObject({ status: "taken" });
+    expect(store.pendingTotal).toBe(2);
+    expect(store.clear("k")).toHaveLength(2);
+    expect(store.pendingTotal).toBe(0);
+    store.acquireOrEnqueue("k", entry("l"), POLICY);
+    expect(store.stop("k", "stop-1", 60_000)).toMatchObject({ status: "stopped", held: true });
+    expect(store.pendingTotal).toBe(0);
+    expect(store.keys("")).toEqual(["k"]);
+    store.acquireOrEnqueue("k", entry("m"), POLICY);
+    store.acquireOrEnqueue("k", entry("n", { expiresAt: Date.now() + 10 }), POLICY);
+    store.acquireOrEnqueue("k", entry("o"), POLICY);
+    vi.advanceTimersByTime(10);
+    const next = store.finish("k", claim, "one");
+    if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
+    expect(store.pendingTotal).toBe(1);
+    expect(store.keyCount).toBe(1);
+    expect(store.abandon("k", next.claim)).toHaveLength(1);
     expect(store.keyCount).toBe(0);
     expect(store.pendingTotal).toBe(0);
-    expect(store.pendingCount("k")).toBe(0);
-    expect(store.acquireOrEnqueue("k", entry("new"), POLICY)).toMatchObject({ status: "acquired" });
+    const again = acquire(store, "k");
+    expect(store.finish("k", again, "all")).toMatchObject({ status: "released" });
+    expect(store.keyCount).toBe(0);
   });
 
   it("keyCount, pendingTotal and idCount go back to 0", () => {
@@ -395,6 +184,11 @@ describe("take, clear, withdraw", () => {
     expect(store.keyCount).toBe(3);
     expect(store.pendingTotal).toBe(7);
     expect(store.idCount).toBe(10);
+    // An entry without an id, or admitted with dedupe 0, is never remembered.
+    store.acquireOrEnqueue("k0", entry("no id"), policy);
+    store.acquireOrEnqueue("k0", entry("off", { id: "off" }), { ...policy, dedupe: 0 });
+    expect(store.idCount).toBe(10);
+    expect(store.pendingTotal).toBe(9);
     for (const [key, first] of claims) {
       let claim = first;
       for (;;) {
@@ -443,18 +237,6 @@ describe("de-duplication", () => {
     expect(store.acquireOrEnqueue("k", entry("a", { id: "1" }), policy).status).toBe("acquired");
   });
 
-  it("dedupe 0 turns it off for that admission and remembers nothing", () => {
-    const store = syncStore();
-    const off: AdmitPolicy = { ...POLICY, dedupe: 0 };
-    const first = store.acquireOrEnqueue("k", entry("a", { id: "1" }), off);
-    expect(first.status).toBe("acquired");
-    expect(store.acquireOrEnqueue("k", entry("a", { id: "1" }), off).status).toBe("queued");
-    expect(store.idCount).toBe(0);
-    // Entries without an id are never remembered either.
-    store.acquireOrEnqueue("k", entry("b"), POLICY);
-    expect(store.idCount).toBe(0);
-  });
-
   it("ids that read as numbers are distinct exactly when their strings are", () => {
     const store = syncStore();
     const off = { ...POLICY, dedupe: 0 };
@@ -479,17 +261,6 @@ describe("de-duplication", () => {
     expect(store.acquireOrEnqueue("k", entry("x", { id: "2147483647" }), off).status).toBe(
       "queued",
     );
-  });
-
-  it("forget lets an id be admitted again", () => {
-    const store = syncStore();
-    const claim = acquire(store, "k");
-    store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY);
-    expect(store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY).status).toBe("duplicate");
-    store.forget("k", ["b", "never-seen"]);
-    expect(store.acquireOrEnqueue("k", entry("b", { id: "b" }), POLICY).status).toBe("queued");
-    expect(store.pendingCount("k")).toBe(2);
-    expect(store.finish("k", claim, "all")).toMatchObject({ status: "next" });
   });
 
   it("never holds more than maxIds ids, forgetting the oldest first", () => {

@@ -1,7 +1,9 @@
 // The Redis store against a real Redis, with both clients. Replicas here are guards in this process,
 // each with its own store (its own connections and replica id) on one prefix: what crosses between
 // them goes through Redis exactly as between processes. Multi-process behaviour (SIGKILL, SIGSTOP,
-// random routing) is in redis-replicas.test.ts.
+// random routing) is in redis-replicas.test.ts. What every store promises the guard (batches, busy
+// policies, take, clear, withdraw, expiry, de-duplication, lost claims) is the store contract, run
+// with each client in store-contract.test.ts.
 
 import { connect, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
@@ -12,8 +14,6 @@ import {
   type Guard,
   type GuardOptions,
   LeaseLostError,
-  type Mode,
-  memoryStore,
   StoreError,
   type StoreHost,
   type Turn,
@@ -577,69 +577,6 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
     await b.guard.submit("k", new Ctx());
     await b.guard.onIdle();
     expect(seen).toEqual([new Ctx()]);
-  });
-
-  describe("busy modes and admission limits, as the memory store applies them", () => {
-    type Scenario = {
-      mode: Mode;
-      maxPending?: number;
-      overflow?: "drop-oldest" | "drop-newest";
-      pendingTtl?: number;
-    };
-    const scenarios: Scenario[] = [
-      { mode: "collect" },
-      { mode: "queue" },
-      { mode: "latest" },
-      { mode: "reject" },
-      { mode: "collect", maxPending: 2 },
-      { mode: "collect", maxPending: 2, overflow: "drop-newest" },
-      { mode: "latest", maxPending: 1 },
-      { mode: "queue", pendingTtl: 100 },
-    ];
-    /** Inputs: plain ones, a command that runs alone, more plain ones. */
-    const inputs = [
-      { text: "p1", alone: false },
-      { text: "p2", alone: false },
-      { text: "cmd", alone: true },
-      { text: "p3", alone: false },
-      { text: "p4", alone: false },
-    ];
-
-    async function play(guard: Guard<Msg>, drops: Drop<Msg>[], ttlWait: number) {
-      const turns: string[][] = [];
-      const gate = deferred();
-      const handler = async (turn: Turn<Msg>) => {
-        turns.push(turn.inputs.map((m) => m.text));
-        if (turn.inputs[0]?.text === "first") await gate.promise;
-      };
-      await guard.submit("k", { text: "first" }, handler);
-      for (const input of inputs) {
-        await guard.submit("k", { text: input.text }, handler, {
-          alone: input.alone,
-          id: input.text,
-        });
-      }
-      if (ttlWait > 0) await sleep(ttlWait);
-      gate.resolve();
-      await eventually(() => guard.activeCount === 0, 5_000, "idle");
-      return { turns, drops: drops.map((d) => `${d.input.text}:${d.reason}`) };
-    }
-
-    it.each(scenarios)("%o", async (scenario) => {
-      prefix = testPrefix();
-      const ttlWait = scenario.pendingTtl === undefined ? 0 : scenario.pendingTtl + 50;
-      const memoryDrops: Drop<Msg>[] = [];
-      const memory = createGuard<Msg>({
-        ...scenario,
-        store: memoryStore(),
-        onDrop: (d) => void memoryDrops.push(d),
-      });
-      const expected = await play(memory, memoryDrops, ttlWait);
-      const r = replica<Msg>({ ...scenario, handler: () => {} });
-      const actual = await play(r.guard, r.drops, ttlWait);
-      expect(actual).toEqual(expected);
-      expect(r.errors).toEqual([]);
-    });
   });
 
   it.skipIf(!serverAvailable)(

@@ -100,16 +100,7 @@ if holder then
   end
   local drops = {}
   if superseded > 0 then
-    local kept = {}
-    for i = 1, n do
-      local e = items[i]
-      if supersedes(e) then
-        drops[#drops + 1] = "superseded"
-        drops[#drops + 1] = e
-      else
-        kept[#kept + 1] = e
-      end
-    end
+    local kept = drop_where(items, supersedes, "superseded", drops)
     redis.call("DEL", KEYS[2])
     push(KEYS[2], kept, 1, #kept)
     n = #kept

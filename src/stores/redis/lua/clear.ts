@@ -13,19 +13,8 @@ local items = redis.call("LRANGE", KEYS[2], 0, -1)
 redis.call("DEL", KEYS[2])
 local holder = redis.call("GET", KEYS[1])
 if holder then
-  local replica = replica_of(holder)
-  if replica ~= nil and replica ~= ARGV[2] then
-    redis.call("PUBLISH", ARGV[1] .. ":" .. replica, "s|" .. token_of(holder) .. "|" .. key)
-  end
+  hint_stop(ARGV[1], holder, ARGV[2], key)
   return items
 end
-local run = redis.call("LRANGE", KEYS[3], 0, -1)
-redis.call("DEL", KEYS[3])
-redis.call("ZREM", KEYS[4], key)
-local out = {}
-for i = 1, #run do
-  if not lane(run[i]) then out[#out + 1] = run[i] end
-end
-for i = 1, #items do out[#out + 1] = items[i] end
-return out
+return stop_unheld(KEYS[3], KEYS[4], key, items)
 `;

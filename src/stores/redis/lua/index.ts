@@ -9,7 +9,7 @@
 //   <alone>g|<expiresAt>|<uid>|<id>|<group>|<settle ms or "">|<json>     (a message of a group)
 //
 // The rules are the memory store's (`takeBatch`, `takeGroup`, `supersedes`, the admission policy)
-// written once more in Lua; test/redis-store runs the same scenarios against both.
+// written once more in Lua; the store contract (test/support/store-contract.ts) holds both to them.
 //
 // The lease holds the holder's token, `<fence>:<replica>:<n>`, followed by flags: "+p" once input
 // was queued during the claim (so a release must look at the queue), "+w" once a lane on some

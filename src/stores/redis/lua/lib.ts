@@ -94,19 +94,42 @@ end
 local function flag(lease, value, f, pttl)
   if not flagged(value, f) then set_lease(lease, value .. f, pttl) end
 end
--- The entries of \`items\` that have not expired; the expired ones go to \`drops\` ("expired", entry).
-local function unexpired(items, drops)
+-- The entries of \`items\` that \`test\` spares; the others go to \`drops\` (\`reason\`, entry).
+local function drop_where(items, test, reason, drops)
   local kept = {}
   for i = 1, #items do
     local e = items[i]
-    if expired(e) then
-      drops[#drops + 1] = "expired"
+    if test(e) then
+      drops[#drops + 1] = reason
       drops[#drops + 1] = e
     else
       kept[#kept + 1] = e
     end
   end
   return kept
+end
+-- The entries of \`items\` that have not expired; the expired ones go to \`drops\` ("expired", entry).
+local function unexpired(items, drops) return drop_where(items, expired, "expired", drops) end
+-- A stop (CLEAR, STOP) tells the holder at once when it runs on another replica than \`me\`.
+local function hint_stop(channel, holder, me, key)
+  local replica = replica_of(holder)
+  if replica ~= nil and replica ~= me then
+    redis.call("PUBLISH", channel .. ":" .. replica, "s|" .. token_of(holder) .. "|" .. key)
+  end
+end
+-- A stop (CLEAR, STOP) of a key no one holds: the entries of a dead holder's turn must not run
+-- again either. Empties the run list and drops the index entry; answers that turn's entries (but
+-- lanes, which never leave their process), then \`items\` (the pending ones, already removed).
+local function stop_unheld(keys_run, keys_index, key, items)
+  local run = redis.call("LRANGE", keys_run, 0, -1)
+  redis.call("DEL", keys_run)
+  redis.call("ZREM", keys_index, key)
+  local out = {}
+  for i = 1, #run do
+    if not lane(run[i]) then out[#out + 1] = run[i] end
+  end
+  for i = 1, #items do out[#out + 1] = items[i] end
+  return out
 end
 -- The next batch, as takeBatch (src/stores/batch.ts) forms it: an alone entry on its own, "o" one
 -- entry, "a" the leading entries up to the next alone one; every pending entry of a group taken

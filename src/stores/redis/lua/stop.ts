@@ -29,19 +29,8 @@ redis.call("DEL", KEYS[2])
 local holder = redis.call("GET", KEYS[1])
 if holder then
   flag(KEYS[1], with_expiry(holder, nil), "+s", redis.call("PTTL", KEYS[1]))
-  local replica = replica_of(holder)
-  if replica ~= nil and replica ~= ARGV[3] then
-    redis.call("PUBLISH", ARGV[2] .. ":" .. replica, "s|" .. token_of(holder) .. "|" .. key)
-  end
+  hint_stop(ARGV[2], holder, ARGV[3], key)
   return {"stopped", 1, items}
 end
-local run = redis.call("LRANGE", KEYS[3], 0, -1)
-redis.call("DEL", KEYS[3])
-redis.call("ZREM", KEYS[4], key)
-local out = {}
-for i = 1, #run do
-  if not lane(run[i]) then out[#out + 1] = run[i] end
-end
-for i = 1, #items do out[#out + 1] = items[i] end
-return {"stopped", 0, out}
+return {"stopped", 0, stop_unheld(KEYS[3], KEYS[4], key, items)}
 `;

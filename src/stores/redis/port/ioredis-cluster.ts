@@ -1,7 +1,6 @@
 // === ioredis `Cluster`: its own retries off, readiness per slot's master
 
-import { BasePort } from "./base.js";
-import { ioSubscribe, SUBSCRIBER } from "./ioredis.js";
+import { IoPort, SUBSCRIBER } from "./ioredis-base.js";
 import { slotOf } from "./slot.js";
 import {
   type IoRedisClient,
@@ -29,9 +28,8 @@ const REFRESH = 100;
  * ioredis: TRYAGAIN (during resharding) is always retried by it, and a command redirected (MOVED,
  * ASK) to a node whose connection is still opening waits in that connection's queue.
  */
-export class IoRedisClusterPort extends BasePort {
+export class IoRedisClusterPort extends IoPort<IoRedisCluster> {
   readonly #cluster: IoRedisCluster;
-  readonly #commands: IoRedisCluster;
   /** ioredis prefixes keys with it, so the slot is the prefixed key's. */
   readonly #keyPrefix: string;
   /** The pool's node connections by `host:port`, rebuilt when a lookup misses. */
@@ -41,46 +39,41 @@ export class IoRedisClusterPort extends BasePort {
   #refreshed = 0;
 
   constructor(cluster: IoRedisCluster, events: PortEvents) {
-    super(events);
+    super(
+      cluster.duplicate([], {
+        enableOfflineQueue: false,
+        lazyConnect: false,
+        // No retries of its own (see above); MOVED is followed at once.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnMoved: 0,
+        // The pre-check must see the connection the command goes to.
+        scaleReads: "master",
+        enableAutoPipelining: false,
+        redisOptions: {
+          ...cluster.options?.redisOptions,
+          // Not sent again after a reconnect (with `clusterNodeRetryStrategy`), and a node's queue
+          // is emptied (its commands refused) as soon as a connection attempt fails.
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 0,
+        },
+      }) as IoRedisCluster,
+      events,
+    );
     this.#cluster = cluster;
-    this.#commands = cluster.duplicate([], {
-      enableOfflineQueue: false,
-      lazyConnect: false,
-      // No retries of its own (see above); MOVED is followed at once.
-      retryDelayOnFailover: 0,
-      retryDelayOnClusterDown: 0,
-      retryDelayOnMoved: 0,
-      // The pre-check must see the connection the command goes to.
-      scaleReads: "master",
-      enableAutoPipelining: false,
-      redisOptions: {
-        ...cluster.options?.redisOptions,
-        // Not sent again after a reconnect (with `clusterNodeRetryStrategy`), and a node's queue
-        // is emptied (its commands refused) as soon as a connection attempt fails.
-        autoResendUnfulfilledCommands: false,
-        maxRetriesPerRequest: 0,
-      },
-    }) as IoRedisCluster;
-    this.#keyPrefix = this.#commands.options?.keyPrefix ?? "";
-    this.#commands.on("error", this.onError);
-    this.#commands.on("ready", this.onReady);
-    this.#commands.on("refresh", this.wake);
-    if (this.#commands.status === "wait") this.#commands.connect().catch(this.onError);
-  }
-
-  protected get ready(): boolean {
-    return this.#commands.status === "ready";
+    this.#keyPrefix = this.commands.options?.keyPrefix ?? "";
+    this.commands.on("refresh", this.wake);
   }
 
   /** The pool's connection to the master of `firstKey`'s slot, if the pool has one. */
   #node(firstKey: string): IoRedisClient | undefined {
     const key = this.#keyPrefix === "" ? firstKey : this.#keyPrefix + firstKey;
-    const owner = this.#commands.slots?.[slotOf(key)]?.[0];
+    const owner = this.commands.slots?.[slotOf(key)]?.[0];
     if (owner === undefined) return undefined;
     let node = this.#nodes.get(owner);
     if (node === undefined || node.status === "end") {
       this.#nodes = new Map();
-      for (const each of this.#commands.nodes?.("all") ?? []) {
+      for (const each of this.commands.nodes?.("all") ?? []) {
         this.#nodes.set(`${each.options?.host}:${each.options?.port}`, each);
       }
       node = this.#nodes.get(owner);
@@ -89,19 +82,19 @@ export class IoRedisClusterPort extends BasePort {
   }
 
   protected override readyFor(firstKey: string): boolean {
-    return this.#commands.status === "ready" && this.#node(firstKey)?.status === "ready";
+    return this.commands.status === "ready" && this.#node(firstKey)?.status === "ready";
   }
 
   protected override nudge(firstKey: string): void {
     // While the Cluster itself reconnects, it rebuilds its pool.
-    if (this.#commands.status !== "ready") return;
+    if (this.commands.status !== "ready") return;
     const node = this.#node(firstKey);
     if (node === undefined || node.status === "end" || node.status === "close") {
       // Gone from the pool: a refresh of the slots adds a new connection for the slot's master.
       const now = Date.now();
       if (now - this.#refreshed < REFRESH) return;
       this.#refreshed = now;
-      this.#commands.refreshSlotsCache?.();
+      this.commands.refreshSlotsCache?.();
       return;
     }
     if (!this.#hooked.has(node)) {
@@ -120,28 +113,15 @@ export class IoRedisClusterPort extends BasePort {
     );
   }
 
-  protected send(_firstKey: string, args: string[]): Promise<unknown> {
-    // The Cluster routes by the keys of the command itself.
-    return this.#commands.call(args[0] as string, args.slice(1));
-  }
-
-  protected open(channels: string[], listener: (message: string) => void): Promise<void> {
-    const subscriber = this.#cluster.duplicate([], {
+  protected subscriberClient(): IoRedisClient {
+    return this.#cluster.duplicate([], {
       ...SUBSCRIBER,
       redisOptions: { ...this.#cluster.options?.redisOptions },
     });
-    return ioSubscribe(
-      subscriber,
-      { onError: this.onError, closed: () => this.closed },
-      (handle) => (this.subscriber = handle),
-      channels,
-      listener,
-    );
   }
 
-  protected closeCommands(): void {
-    off(this.#commands, "ready", this.onReady);
-    off(this.#commands, "refresh", this.wake);
-    this.#commands.disconnect();
+  protected override closeCommands(): void {
+    off(this.commands, "refresh", this.wake);
+    super.closeCommands();
   }
 }

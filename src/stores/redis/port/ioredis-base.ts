@@ -1,0 +1,55 @@
+// === What both ioredis ports share: a duplicate for commands, another for hints
+
+import { BasePort } from "./base.js";
+import { type IoRedisClient, off, type PortEvents, type Subscriber } from "./types.js";
+
+/** The hint connection's options: it may queue and resubscribes on its own. */
+export const SUBSCRIBER = { lazyConnect: false, enableOfflineQueue: true, autoResubscribe: true };
+
+/**
+ * An ioredis port (`new Redis()` or `new Cluster()`): commands go through `commands`, a duplicate
+ * the subclass made with the options that keep ioredis from queueing or re-sending them; hints
+ * through another duplicate (`subscriberClient`).
+ */
+export abstract class IoPort<C extends IoRedisClient> extends BasePort {
+  protected readonly commands: C;
+
+  constructor(commands: C, events: PortEvents) {
+    super(events);
+    this.commands = commands;
+    commands.on("error", this.onError);
+    commands.on("ready", this.onReady);
+    if (commands.status === "wait") commands.connect().catch(this.onError);
+  }
+
+  /** A new connection of the user's client for the hint subscription. */
+  protected abstract subscriberClient(): IoRedisClient;
+
+  protected get ready(): boolean {
+    return this.commands.status === "ready";
+  }
+
+  protected send(_firstKey: string, args: string[]): Promise<unknown> {
+    // A Cluster routes by the keys of the command itself.
+    return this.commands.call(args[0] as string, args.slice(1));
+  }
+
+  protected async open(channels: string[], listener: (message: string) => void): Promise<void> {
+    const subscriber = this.subscriberClient();
+    subscriber.on("error", this.onError);
+    subscriber.on("message", (_channel: never, message: never) => listener(String(message)));
+    const handle: Subscriber = { close: () => subscriber.disconnect() };
+    // A standalone subscriber answers PING itself; a Cluster's would send it to some node.
+    if (subscriber.isCluster !== true && subscriber.ping !== undefined) {
+      handle.ping = () => (subscriber.ping as () => Promise<unknown>).call(subscriber);
+    }
+    this.subscriber = handle;
+    if (this.closed) return handle.close();
+    await subscriber.subscribe(...channels);
+  }
+
+  protected closeCommands(): void {
+    off(this.commands, "ready", this.onReady);
+    this.commands.disconnect();
+  }
+}

@@ -3,36 +3,14 @@
 // Each is one script (lua/) and one round trip, except `keys`, which reads every bucket's index.
 
 import type { Claim, Expiry, Stopped, StoreEntry } from "session-guard";
-import type { LocalEntries } from "./entries.js";
 import { list, text } from "./entries.js";
-import {
-  BUCKETS,
-  type Bucket,
-  bucketOf,
-  idField,
-  idKeyOf,
-  type Names,
-  wellFormed,
-} from "./format.js";
-import { SCRIPTS, type Script } from "./lua/index.js";
-import type { RedisPort } from "./port/index.js";
+import { BUCKETS, type Bucket, bucketOf, idField, idKeyOf, wellFormed } from "./format.js";
+import { SCRIPTS } from "./lua/index.js";
+import type { StoreParts } from "./parts.js";
 
 /** What these operations need from the store. */
-export interface ControlStore<E extends StoreEntry> {
-  readonly replicaId: string;
+export interface ControlStore<E extends StoreEntry> extends StoreParts<E> {
   readonly hints: string;
-  readonly commandTimeout: number;
-  readonly buckets: readonly Bucket[];
-  readonly port: RedisPort;
-  readonly entries: LocalEntries<E>;
-  readonly pending: Map<string, number>;
-  names(key: string): Names;
-  call<T>(
-    script: Script,
-    keys: readonly string[],
-    argv: readonly string[],
-    parse: (reply: unknown) => T,
-  ): Promise<T>;
   unhold(key: string, token: string): void;
 }
 
@@ -59,7 +37,7 @@ export function abandon<E extends StoreEntry>(
 ): Promise<readonly E[]> {
   const names = store.names(key);
   store.pending.delete(key);
-  return store.call(
+  return store.scripts.call(
     SCRIPTS.abandon,
     [names.lease, names.queue, names.run, names.index],
     [claim.token, store.hints, store.replicaId, requeue ? "1" : "0"],
@@ -77,7 +55,7 @@ export function clear<E extends StoreEntry>(
 ): Promise<readonly E[]> {
   if (!wellFormed(key)) return Promise.reject(illFormed("key", key));
   const names = store.names(key);
-  return store.call(
+  return store.scripts.call(
     SCRIPTS.clear,
     [names.lease, names.queue, names.run, names.index],
     [store.hints, store.replicaId],
@@ -107,7 +85,7 @@ export function stop<E extends StoreEntry>(
     keys.push(idKeyOf(names.tag, key, id));
     if (dedupe !== Number.POSITIVE_INFINITY) window = String(Math.max(1, Math.ceil(dedupe)));
   }
-  return store.call(SCRIPTS.stop, keys, [window, store.hints, store.replicaId], (reply) => {
+  return store.scripts.call(SCRIPTS.stop, keys, [window, store.hints, store.replicaId], (reply) => {
     const answer = list(reply);
     if (text(answer[0]) === "dup") return DUPLICATE;
     store.pending.set(key, 0);
@@ -128,7 +106,9 @@ export function keys<E extends StoreEntry>(
   const rounds: Promise<string[]>[] = [];
   for (let bucket = 0; bucket < BUCKETS; bucket++) {
     const index = (store.buckets[bucket] as Bucket).index;
-    rounds.push(store.call(SCRIPTS.keys, [index], [prefix], (reply) => list(reply).map(text)));
+    rounds.push(
+      store.scripts.call(SCRIPTS.keys, [index], [prefix], (reply) => list(reply).map(text)),
+    );
   }
   return Promise.all(rounds).then((found) => found.flat());
 }
@@ -141,7 +121,7 @@ export function withdraw<E extends StoreEntry>(
 ): Promise<E | undefined> {
   if (!wellFormed(id)) return Promise.reject(illFormed("id", id));
   const names = store.names(key);
-  return store.call(
+  return store.scripts.call(
     SCRIPTS.withdraw,
     [names.lease, names.queue, names.run, names.index],
     [idField(id)],
@@ -160,7 +140,7 @@ export function expire<E extends StoreEntry>(
   key: string,
 ): Promise<Expiry<E>> {
   const names = store.names(key);
-  return store.call(
+  return store.scripts.call(
     SCRIPTS.expire,
     [names.lease, names.queue, names.run, names.index],
     [],

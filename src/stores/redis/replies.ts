@@ -4,17 +4,14 @@
 // `close()` waits for), the pending counts it knows, and the keys the takeover watches or forgets.
 
 import type { Admission, Claim, Finish, StoreDrop, StoreEntry } from "session-guard";
-import type { LocalEntries } from "./entries.js";
 import { text } from "./entries.js";
+import type { StoreParts } from "./parts.js";
 import type { Takeover } from "./takeover.js";
 
 /** What the readers need from the store. */
-export interface ReplyStore<E extends StoreEntry> {
-  readonly entries: LocalEntries<E>;
-  readonly pending: Map<string, number>;
+export interface ReplyStore<E extends StoreEntry>
+  extends Pick<StoreParts<E>, "entries" | "pending" | "scripts"> {
   readonly takeover: Takeover<E>;
-  /** A script answered: the next outage is reported again. */
-  answered(): void;
   acquired(
     key: string,
     answer: readonly unknown[],
@@ -56,7 +53,7 @@ export function readAdmission<E extends StoreEntry>(
   entry: E,
   reply: unknown,
 ): Admission<E> {
-  store.answered();
+  store.scripts.answered();
   if (!Array.isArray(reply)) {
     // The fence alone: the key was free, and the entry is the first turn's batch.
     store.entries.delete(uid);
@@ -105,14 +102,9 @@ export function readFinish<E extends StoreEntry>(
   token: string,
   reply: unknown,
 ): Finish<E> {
-  store.answered();
-  if (!Array.isArray(reply)) {
-    // 0: released, nothing pending, nothing dropped, no lane waiting.
-    store.pending.delete(key);
-    store.takeover.released(key);
-    store.unhold(key, token);
-    return RELEASED;
-  }
+  store.scripts.answered();
+  // 0: released, nothing pending, nothing dropped, no lane waiting.
+  if (!Array.isArray(reply)) return released(store, key, token, RELEASED);
   const answer = reply;
   const status = text(answer[0]);
   if (status === "lost") {
@@ -125,12 +117,9 @@ export function readFinish<E extends StoreEntry>(
     return LOST;
   }
   if (status === "released") {
-    // The drops first: they are entries admitted here, which `released` would let depart.
+    // The drops first: they are entries admitted here, which the release would let depart.
     const dropped = store.entries.drops(answer[1], key);
-    store.pending.delete(key);
-    store.takeover.released(key);
-    store.unhold(key, token);
-    return { status: "released", dropped };
+    return released(store, key, token, { status: "released", dropped });
   }
   const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
   const entries = store.entries.entries(answer[3], key);
@@ -138,4 +127,17 @@ export function readFinish<E extends StoreEntry>(
   store.pending.set(key, Number(answer[5]));
   store.hold(key, next.token);
   return { status: "next", claim: next, batch: entries, dropped };
+}
+
+/** The key was released under the claim `token`: nothing of this replica waits there any more. */
+function released<E extends StoreEntry>(
+  store: ReplyStore<E>,
+  key: string,
+  token: string,
+  answer: Finish<E>,
+): Finish<E> {
+  store.pending.delete(key);
+  store.takeover.released(key);
+  store.unhold(key, token);
+  return answer;
 }

@@ -34,7 +34,7 @@ import {
 } from "./format.js";
 import { Holdings } from "./holdings.js";
 import { acquirePolicy } from "./lua/acquire.js";
-import { SCRIPTS, type Script } from "./lua/index.js";
+import { SCRIPTS } from "./lua/index.js";
 import type { RedisStoreOptions } from "./options.js";
 import { portFor, type RedisPort } from "./port/index.js";
 import { readAcquired, readAdmission, readFinish } from "./replies.js";
@@ -72,7 +72,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   #host: StoreHost<E> | undefined;
   #seq = 0;
   #closed = false;
-  readonly #runner: ScriptRunner;
+  readonly scripts: ScriptRunner;
 
   constructor(options: Required<Omit<RedisStoreOptions, "client">> & { client: unknown }) {
     this.lease = options.lease;
@@ -88,10 +88,10 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#finishAll = `a|${this.leaseText}|${this.prefixLength}`;
     this.#finishOne = `o|${this.leaseText}|${this.prefixLength}`;
     this.port = portFor(options.client, {
-      error: (error) => this.background(error, undefined),
-      ready: () => this.#runner.answered(),
+      error: (error) => this.scripts.background(error, undefined),
+      ready: () => this.scripts.answered(),
     });
-    this.#runner = new ScriptRunner(this.port, this.commandTimeout);
+    this.scripts = new ScriptRunner(this.port, this.commandTimeout);
     this.takeover = new Takeover(this);
   }
 
@@ -103,33 +103,6 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
 
   suffix(): string {
     return `${this.replicaId}:${(++this.#seq).toString(36)}`;
-  }
-
-  /** Run a script (see `ScriptRunner.eval`): the hot path passes its arguments ready-made. */
-  #eval<T>(
-    script: Script,
-    args: string[],
-    parse: (reply: unknown) => T | PromiseLike<T>,
-    fail?: (error: unknown) => never,
-  ): Promise<T> {
-    return this.#runner.eval(script, args, parse, fail);
-  }
-
-  call<T>(
-    script: Script,
-    keys: readonly string[],
-    argv: readonly string[],
-    parse: (reply: unknown) => T,
-  ): Promise<T> {
-    return this.#runner.call(script, keys, argv, parse);
-  }
-
-  background(error: unknown, key: string | undefined): void {
-    this.#runner.background(error, key);
-  }
-
-  answered(): void {
-    this.#runner.answered();
   }
 
   /** An `acquired` reply, from an admission or a takeover: this replica now holds the key. */
@@ -202,7 +175,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
             this.#policy(policy),
           ];
     this.entries.add(uid, entry, key);
-    return this.#eval(
+    return this.scripts.eval(
       SCRIPTS.acquire,
       args,
       (reply) => readAdmission(this, key, uid, entry, reply),
@@ -227,7 +200,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
 
   renew(key: string, claim: Claim): Promise<Renewal> {
     const names = this.names(key);
-    return this.call(
+    return this.scripts.call(
       SCRIPTS.renew,
       [names.lease, names.queue, names.index],
       [claim.token, this.leaseText],
@@ -261,7 +234,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     const mode = batch === "one" ? "o" : "a";
     const argv =
       group === undefined ? [claim.token, mode] : [claim.token, mode, encodeURIComponent(group)];
-    return this.call(SCRIPTS.take, [names.lease, names.queue, names.run], argv, (reply) => {
+    return this.scripts.call(SCRIPTS.take, [names.lease, names.queue, names.run], argv, (reply) => {
       const answer = list(reply);
       if (text(answer[0]) !== "taken") return LOST;
       const entries = this.entries.entries(answer[1], key);
@@ -298,7 +271,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           batch === "one" ? this.#finishOne : this.#finishAll,
         ]
       : ["EVALSHA", sha, "3", lease, run, bucket.index, token];
-    return this.#eval(
+    return this.scripts.eval(
       SCRIPTS.finish,
       args,
       (reply) =>
@@ -354,10 +327,10 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     if (this.#closed) throw new Error("redisStore: this store is closed.");
     this.#host = host;
     this.entries.host = host;
-    this.#runner.report = (error, key) => host.error(error, key);
+    this.scripts.report = (error, key) => host.error(error, key);
     // The guard names an outage of the store's own work "background" (its errors carry no
     // operation of their own): its end is reported under the same name.
-    this.#runner.recovered = () => host.recovered?.("background");
+    this.scripts.recovered = () => host.recovered?.("background");
     this.takeover.attach(host);
     return () => this.#detach();
   }
@@ -380,7 +353,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     if (this.#closed) return;
     this.#detach();
     this.#closed = true;
-    this.#runner.closed = true;
+    this.scripts.closed = true;
     await this.#holdings.idle(this.lease);
     await this.port.close();
   }

@@ -7,11 +7,10 @@
 // store's hot path and reaches the store through the narrow `TakeoverStore`.
 
 import type { Claim, StoreDrop, StoreEntry, StoreHost } from "session-guard";
-import type { LocalEntries } from "./entries.js";
 import { list, text } from "./entries.js";
-import { BUCKETS, type Bucket, hintChannel, type Names, replicaOf } from "./format.js";
-import { SCRIPTS, type Script } from "./lua/index.js";
-import type { RedisPort } from "./port/index.js";
+import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
+import { SCRIPTS } from "./lua/index.js";
+import type { StoreParts } from "./parts.js";
 
 /** Ms after a lease's expiry at which a waiting replica probes it. */
 export const PROBE_MARGIN = 15;
@@ -21,36 +20,19 @@ const SWEEP_LIMIT = 100;
 const MAX_LISTEN_CHECK = 10_000;
 
 /** What the takeover needs from its store. */
-export interface TakeoverStore<E extends StoreEntry> {
+export interface TakeoverStore<E extends StoreEntry> extends StoreParts<E> {
   readonly lease: number;
   readonly prefix: string;
-  readonly replicaId: string;
   readonly sweepInterval: number;
-  /** Ms a command may take (the subscription's PING too). */
-  readonly commandTimeout: number;
   readonly leaseText: string;
   readonly prefixLength: string;
-  readonly buckets: readonly Bucket[];
-  readonly port: RedisPort;
-  readonly entries: LocalEntries<E>;
-  /** Pending counts last learned, for keys held or watched here. */
-  readonly pending: Map<string, number>;
-  names(key: string): Names;
   suffix(): string;
-  call<T>(
-    script: Script,
-    keys: readonly string[],
-    argv: readonly string[],
-    parse: (reply: unknown) => T,
-  ): Promise<T>;
   /** An `acquired` reply: this replica holds the key now. */
   acquired(
     key: string,
     answer: readonly unknown[],
   ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
   abandon(key: string, claim: Claim, requeue: boolean): Promise<unknown>;
-  /** Report a failure of background work (once per outage). */
-  background(error: unknown, key: string | undefined): void;
 }
 
 /** A key this replica probes: it queued input there, or its own claim there was lost. */
@@ -87,7 +69,7 @@ export class Takeover<E extends StoreEntry> {
     const channels = [hintChannel(store.prefix), hintChannel(store.prefix, store.replicaId)];
     store.port
       .subscribe(channels, (message) => this.#hint(message))
-      .catch((error: unknown) => store.background(error, undefined));
+      .catch((error: unknown) => store.scripts.background(error, undefined));
     // Replicas started together should not sweep in step.
     this.#scheduleSweep(Math.floor(store.sweepInterval * (0.5 + Math.random())));
     this.#scheduleListenCheck();
@@ -142,7 +124,7 @@ export class Takeover<E extends StoreEntry> {
         store.port.resubscribe().then(
           () => this.#scheduleListenCheck(),
           (again: unknown) => {
-            store.background(again, undefined);
+            store.scripts.background(again, undefined);
             this.#scheduleListenCheck();
           },
         );
@@ -233,7 +215,7 @@ export class Takeover<E extends StoreEntry> {
     // An empty entry: claim only if the holder is gone and input waits (whenHeld and maxPending
     // do not apply; the batch is "all").
     const argv = ["", store.leaseText, `0|0|eoa0|${store.prefixLength}`, store.suffix()];
-    store
+    store.scripts
       .call(
         SCRIPTS.acquire,
         [names.lease, names.queue, names.run, names.fence, names.index],
@@ -269,7 +251,9 @@ export class Takeover<E extends StoreEntry> {
           const { claim, batch, dropped } = store.acquired(key, answer);
           if (this.#detached) {
             // Closed meanwhile: leave the batch to another replica.
-            store.abandon(key, claim, true).catch((error: unknown) => store.background(error, key));
+            store
+              .abandon(key, claim, true)
+              .catch((error: unknown) => store.scripts.background(error, key));
             host.departed(batch);
             return;
           }
@@ -277,7 +261,7 @@ export class Takeover<E extends StoreEntry> {
         },
         (error: unknown) => {
           watch.probing = false;
-          store.background(error, key);
+          store.scripts.background(error, key);
           // Redis is unreachable: look again later (the sweep would find the key too).
           if (watch.uids.size > 0) this.#arm(key, watch, Math.floor(store.lease / 2));
           else this.#unwatch(key, watch);
@@ -306,7 +290,7 @@ export class Takeover<E extends StoreEntry> {
     for (let bucket = 0; bucket < BUCKETS; bucket++) {
       const index = (store.buckets[bucket] as Bucket).index;
       rounds.push(
-        store.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT), namespace], (reply) => {
+        store.scripts.call(SCRIPTS.sweep, [index], [String(SWEEP_LIMIT), namespace], (reply) => {
           for (const item of list(reply)) {
             const key = text(item);
             if (this.#ours(key)) this.#probe(key);
@@ -317,7 +301,7 @@ export class Takeover<E extends StoreEntry> {
     Promise.all(rounds).then(
       () => this.#scheduleSweep(store.sweepInterval),
       (error: unknown) => {
-        store.background(error, undefined);
+        store.scripts.background(error, undefined);
         this.#scheduleSweep(store.sweepInterval);
       },
     );

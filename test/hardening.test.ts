@@ -1346,3 +1346,60 @@ describe("a turn that closes the guard from inside is still bounded by turnTimeo
     expect(signal?.aborted).toBe(true);
   });
 });
+
+describe("a handler that throws an exotic value is a handler that threw (found by the tarball adversary)", () => {
+  const exotic: [string, () => unknown][] = [
+    [
+      "a revoked proxy",
+      () => {
+        const revocable = Proxy.revocable({}, {});
+        revocable.revoke();
+        return revocable.proxy;
+      },
+    ],
+    [
+      "a proxy whose getPrototypeOf throws",
+      () =>
+        new Proxy(
+          {},
+          {
+            getPrototypeOf() {
+              throw new Error("no prototype for you");
+            },
+          },
+        ),
+    ],
+    ["undefined", () => undefined],
+  ];
+  for (const [name, make] of exotic) {
+    for (const how of ["throws", "rejects with"] as const) {
+      it(`a handler that ${how} ${name}: reported once, the key released, the next input runs`, async () => {
+        const watched = watchProcess();
+        const errors: unknown[] = [];
+        const guard = createGuard<string>({ onError: (error) => void errors.push(error) });
+        const events: unknown[] = [];
+        guard.on("error", ({ error }) => void events.push(error));
+        const thrown = make();
+        void guard.submit("k", "a", () => {
+          if (how === "throws") throw thrown;
+          return Promise.reject(thrown);
+        });
+        let ran = false;
+        void guard.submit("k", "b", () => {
+          ran = true;
+        });
+        await guard.onIdle();
+        await flush();
+        await macrotask();
+        watched.stop();
+        expect(ran).toBe(true);
+        expect(errors).toHaveLength(1);
+        expect(errors[0] === thrown).toBe(true);
+        expect(events).toHaveLength(1);
+        expect(guard.isBusy("k")).toBe(false);
+        expect(watched.uncaught).toEqual([]);
+        expect(watched.unhandled).toEqual([]);
+      });
+    }
+  }
+});

@@ -9,7 +9,7 @@
 
 import type { StoreDrop } from "../stores/store.js";
 import type { GuardEntry } from "./entry.js";
-import { DroppedError, type DropReason, LeaseLostError, TurnAbortedError } from "./errors.js";
+import { DroppedError, type DropReason, isA, LeaseLostError, TurnAbortedError } from "./errors.js";
 import type { Emitter, GuardEvents } from "./events.js";
 import type { Drop } from "./options.js";
 import type { Reporter } from "./report.js";
@@ -18,8 +18,7 @@ import type { TurnState } from "./turn.js";
 /** Abort reasons after which a turn's inputs count as handled, not failed. */
 function isGracefulAbort(reason: unknown): boolean {
   return (
-    reason instanceof TurnAbortedError &&
-    (reason.code === "stopped" || reason.code === "superseded")
+    isA(reason, TurnAbortedError) && (reason.code === "stopped" || reason.code === "superseded")
   );
 }
 

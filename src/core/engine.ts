@@ -266,7 +266,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     if (turn.phase === "settled") return;
     // An error that is the turn's own abort reason was expected (stop, interrupt) or was already
     // reported when it happened (timeout, lease loss).
-    if (failed && value !== turn.abortReason)
+    if (failed && (value !== turn.abortReason || turn.abortReason === undefined))
       this.report.error(value, turn.key, turn.fence, turn.inputs);
     const forget = this.ends.turnSettled(turn, value, failed, this.shared);
     if (forget !== undefined) this.exits.forget(turn, forget);

@@ -194,3 +194,15 @@ export class CycleError extends Error {
     this.fence = fence;
   }
 }
+
+/**
+ * `value instanceof type`, for values a handler threw: a revoked proxy or a proxy whose
+ * `getPrototypeOf` throws makes `instanceof` throw, and the guard must not.
+ */
+export function isA<T>(value: unknown, type: abstract new (...args: never[]) => T): value is T {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}

@@ -12,7 +12,7 @@ import { current } from "./callers.js";
 import { checkKey } from "./check.js";
 import type { Engine } from "./engine.js";
 import { type GuardEntry, LANE_ID_PREFIX, newEntry } from "./entry.js";
-import { ContendedError, CycleError, DroppedError, StoreError } from "./errors.js";
+import { ContendedError, CycleError, DroppedError, isA, StoreError } from "./errors.js";
 import type { Handler } from "./options.js";
 import { invalid } from "./options.js";
 import { settleWith } from "./settle-with.js";
@@ -130,7 +130,7 @@ export class Lanes<I> {
     if (typeof admitted !== "string") admitted.catch((error) => this.#fail(entry, error));
     if (wait) return result;
     return result.catch((error: unknown) => {
-      if (!(error instanceof DroppedError && error.reason === "busy")) throw error;
+      if (!(isA(error, DroppedError) && error.reason === "busy")) throw error;
       if (onBusy === "throw") throw new ContendedError(key, 0);
       return undefined as T;
     });

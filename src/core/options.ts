@@ -4,7 +4,7 @@
 // option, what it expects and what it got, so the fix is in the message.
 
 import type { Store, StoreEntry } from "../stores/store.js";
-import { type DropReason, StoreError, StoreRecoveredError } from "./errors.js";
+import { type DropReason, isA, StoreError, StoreRecoveredError } from "./errors.js";
 import { MODES, type Mode } from "./modes.js";
 import type { Turn } from "./turn.js";
 
@@ -152,9 +152,9 @@ export function logError(error: unknown, info: ErrorInfo<unknown>): void {
   let what: string;
   if (info.fence !== undefined) {
     what = `the turn${key} (fence ${info.fence}) with ${info.inputs.length} input(s) failed:`;
-  } else if (error instanceof StoreRecoveredError) {
+  } else if (isA(error, StoreRecoveredError)) {
     what = "the store recovered:";
-  } else if (error instanceof StoreError) {
+  } else if (isA(error, StoreError)) {
     what = `the store's ${error.operation} failed${key}:`;
   } else {
     const inputs = info.inputs.length === 0 ? "" : ` with ${info.inputs.length} input(s)`;

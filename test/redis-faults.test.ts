@@ -470,6 +470,35 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
     expect(host43.claims).toEqual([]);
   });
 
+  it("a namespace function that throws (a bot that does not know its id yet) takes nothing over, is reported once, and never crashes", async () => {
+    prefix = testPrefix();
+    const errors: unknown[] = [];
+    let known: string | undefined;
+    const ran: string[] = [];
+    const guard = createGuard<{ text: string }>({
+      store: store({ sweepInterval: 100 }),
+      namespace: () => {
+        if (known === undefined)
+          throw new TypeError("Cannot read properties of undefined (reading 'id')");
+        return known;
+      },
+      handler: (turn) => void ran.push(...turn.inputs.map((i) => i.text)),
+      onError: (error) => void errors.push(error),
+    });
+    open.push({ close: () => guard.close({ timeout: 100 }).then(() => undefined) });
+    const holder = store();
+    const claim = acquiredClaim(await holder.acquireOrEnqueue("tg:1:x", entry("a"), ENQUEUE));
+    await holder.acquireOrEnqueue("tg:1:x", entry("b"), ENQUEUE);
+    await holder.abandon("tg:1:x", claim, false);
+    await sleep(LEASE * 2);
+    expect(ran).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/reading 'id'/);
+    known = "tg:1:";
+    await eventually(() => ran.length > 0, LEASE * 4, "the takeover once the namespace is known");
+    expect(errors).toHaveLength(1);
+  });
+
   it("through the guard: after close() timed out, B never starts while A's handler still runs, and store.close() waits for it (issue 12 item 7)", async () => {
     prefix = testPrefix();
     const a = store();

@@ -61,6 +61,8 @@ export class Replicas<I> {
   /** Stops the store's background work (`Store.attach`). */
   readonly #detach: (() => void) | undefined;
   #detached = false;
+  /** The guard's namespace function threw, and that was reported. */
+  #namespaceFailed = false;
 
   constructor(engine: Engine<I>, codec: Codec<I> | undefined) {
     this.#engine = engine;
@@ -119,6 +121,7 @@ export class Replicas<I> {
 
   #host(): StoreHost<Entry<I>> {
     const engine = this.#engine;
+    const replicas = this;
     return {
       get closed() {
         return engine.controls.closing !== undefined;
@@ -127,7 +130,17 @@ export class Replicas<I> {
         const namespace = engine.options.namespace;
         if (typeof namespace !== "function") return namespace;
         // Not known yet: a prefix no key has (keys are well-formed text), so nothing is taken.
-        return namespace() ?? NOWHERE;
+        try {
+          const known = namespace();
+          replicas.#namespaceFailed = false;
+          return typeof known === "string" ? known : NOWHERE;
+        } catch (error) {
+          // A function that throws until the bot knows itself: nothing is taken over meanwhile,
+          // and the error is reported once (again only after the function worked in between).
+          if (!replicas.#namespaceFailed) engine.report.error(error, "", undefined);
+          replicas.#namespaceFailed = true;
+          return NOWHERE;
+        }
       },
       revive: (stored) => this.#revive(stored),
       acquired: (key, claim, batch, dropped) => this.#takenOver(key, claim, batch, dropped),

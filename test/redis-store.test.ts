@@ -558,6 +558,20 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
       /cannot be serialized for a shared store.*instance of Ctx.*codec/,
     );
     await expect(a.guard.submit("k", { n: 1n }, () => {})).rejects.toThrow(TypeError);
+    // What JSON would change on the way to another replica is refused too, however deep.
+    const hostile: [unknown, RegExp][] = [
+      [{ score: Number.NaN }, /the input\.score is NaN/],
+      [{ tags: [undefined] }, /the input\.tags\[0\] is undefined/],
+      [{ text: "hi", toJSON: () => "something else" }, /has toJSON/],
+      [{ [Symbol("k")]: 1 }, /symbol keys/],
+      [{ when: new Date(0) }, /the input\.when is an instance of Date/],
+    ];
+    for (const [input, message] of hostile) {
+      await expect(a.guard.submit("k", input, () => {})).rejects.toThrow(message);
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(a.guard.submit("k", cyclic, () => {})).rejects.toThrow(/refers to itself/);
     expect(a.guard.isBusy("k")).toBe(false);
     expect(await leftovers(db.admin, prefix)).toEqual([]);
     expect(() => createGuard({ store: a.store })).toThrow(/shared store needs "handler"/);

@@ -93,6 +93,7 @@ describe("createGuard option validation", () => {
   it("options that are not an object are refused", () => {
     expect(creationError(null).message).toMatch(/options must be an object, got null/);
     expect(creationError("collect").message).toMatch(/options must be an object, got "collect"/);
+    expect(creationError([]).message).toMatch(/options must be an object, got an array/);
     expect(creationError(5).message).toMatch(/got 5/);
   });
 

@@ -236,7 +236,7 @@ export function resolveOptions<I>(
 ): ResolvedOptions<I> {
   const where = "createGuard";
   if (options === undefined) options = {};
-  if (typeof options !== "object" || options === null) {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(`${where}: options must be an object, got ${describe(options)}.`);
   }
   for (const name of Object.keys(options)) {

@@ -41,6 +41,8 @@ import {
 
 const LEASE = 600;
 
+type SubscribeFn = (channels: string[], listener: (message: string) => void) => Promise<void>;
+
 const db = useRedis();
 
 const ENQUEUE: AdmitPolicy = {
@@ -154,7 +156,9 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
       expect(kinds().length - before).toBeLessThanOrEqual(4);
     }
     // Reports alternate: an outage is open, then closed.
-    kinds().forEach((kind, i) => expect(kind).toBe(i % 2 === 0 ? "failed" : "recovered"));
+    for (const [i, kind] of kinds().entries()) {
+      expect(kind).toBe(i % 2 === 0 ? "failed" : "recovered");
+    }
   });
 
   describe("groups (albums) follow takeBatch and supersedes, as in the memory store", () => {
@@ -563,5 +567,142 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
     expect((await a.finish("k", claim, "all")).status).toBe("released");
     await closing;
     expect(closed).toBe(true);
+  });
+
+  describe("input admitted at B and dropped by A: B's caller hears it, guard-level onDrop counts it once (G3)", () => {
+    type Input = { text: string };
+    /** A replica: a guard on its own store, whose guard-level onDrop is recorded. */
+    function replica(
+      options: { mode?: "collect" | "latest"; maxPending?: number } = {},
+      deaf = false,
+    ) {
+      const drops: string[] = [];
+      const errors: unknown[] = [];
+      const made = store();
+      if (deaf) {
+        // This replica never hears a drop hint (hints are not guaranteed).
+        const port = (made as unknown as { port: { subscribe: SubscribeFn } }).port;
+        const subscribe = port.subscribe.bind(port);
+        port.subscribe = (channels, listener) =>
+          subscribe(channels, (message) => {
+            if (!message.startsWith("d|")) listener(message);
+          });
+      }
+      const guard = createGuard<Input>({
+        store: made,
+        ...options,
+        // The first turn runs long enough for B to queue behind it; a stop ends it at once.
+        handler: (turn) =>
+          new Promise<void>((resolve) => {
+            setTimeout(resolve, 300);
+            turn.signal.addEventListener("abort", () => resolve());
+          }),
+        onDrop: (drop) => void drops.push(`${drop.input.text} ${drop.reason}`),
+        onError: (error) => void errors.push(error),
+      });
+      open.push({ close: () => guard.close({ timeout: 500 }).then(() => undefined) });
+      return { guard, drops, errors };
+    }
+
+    /** A holds "chat"; B queues "second" behind it, awaited, with its own onDrop. */
+    async function queuedAtB(options: Parameters<typeof replica>[0] = {}, deafB = false) {
+      const A = replica(options);
+      const B = replica(options, deafB);
+      expect(await A.guard.submit("chat", { text: "first" })).toBe("started");
+      const second = { text: "second" };
+      const own: { input: Input; reason: string }[] = [];
+      const awaited = B.guard.submit("chat", second, undefined, {
+        awaitTurn: true,
+        onDrop: (drop) => void own.push({ input: drop.input, reason: drop.reason }),
+      });
+      let outcome: string | undefined;
+      awaited.then((value) => {
+        outcome = value;
+      });
+      await eventually(() => B.guard.pendingCount("chat") === 1, 2_000, "B's input queued");
+      return { A, B, second, own, awaited, outcome: () => outcome };
+    }
+
+    /** B's side once A dropped "second" for `reason`, and that it stays so past a lease. */
+    async function expectDroppedAtB(
+      { A, B, second, own, awaited, outcome }: Awaited<ReturnType<typeof queuedAtB>>,
+      reason: string,
+    ) {
+      const sent = Date.now();
+      expect(await awaited).toBe("dropped");
+      // Told by a hint, not found out by a probe at the lease's expiry.
+      expect(Date.now() - sent).toBeLessThan(LEASE);
+      expect(own).toEqual([{ input: second, reason }]);
+      expect(own[0]?.input).toBe(second);
+      await eventually(() => B.guard.pendingCount("chat") === 0, LEASE, "B's pending count");
+      await sleep(LEASE + 200); // B's probe would have run by now: nothing is reported twice
+      expect(outcome()).toBe("dropped");
+      expect(own).toHaveLength(1);
+      expect(A.drops).toEqual([`second ${reason}`]);
+      expect(B.drops).toEqual([]);
+      expect(B.guard.pendingCount("chat")).toBe(0);
+    }
+
+    it("stop at A", async () => {
+      prefix = testPrefix();
+      const queued = await queuedAtB();
+      expect(await queued.A.guard.stop("chat")).toBe(true);
+      await expectDroppedAtB(queued, "stopped");
+    });
+
+    it("stop at A of every key under a prefix", async () => {
+      prefix = testPrefix();
+      const queued = await queuedAtB();
+      expect(await queued.A.guard.stopWhere("ch")).toBe(true);
+      await expectDroppedAtB(queued, "stopped");
+    });
+
+    it("latest: a newcomer at A supersedes it", async () => {
+      prefix = testPrefix();
+      const queued = await queuedAtB({ mode: "latest" });
+      expect(await queued.A.guard.submit("chat", { text: "third" })).toBe("queued");
+      await expectDroppedAtB(queued, "superseded");
+    });
+
+    it("overflow: A's admission evicts it", async () => {
+      prefix = testPrefix();
+      const queued = await queuedAtB({ maxPending: 1 });
+      expect(await queued.A.guard.submit("chat", { text: "third" })).toBe("queued");
+      await expectDroppedAtB(queued, "overflow");
+    });
+
+    it("a submit's own onDrop that throws at B: the error goes to B's onError, once; B's awaited submit still resolves", async () => {
+      prefix = testPrefix();
+      const A = replica();
+      const B = replica();
+      expect(await A.guard.submit("chat", { text: "first" })).toBe("started");
+      const boom = new Error("own onDrop failed");
+      const awaited = B.guard.submit("chat", { text: "second" }, undefined, {
+        awaitTurn: true,
+        onDrop: () => {
+          throw boom;
+        },
+      });
+      await eventually(() => B.guard.pendingCount("chat") === 1, 2_000, "B's input queued");
+      expect(await A.guard.stop("chat")).toBe(true);
+      expect(await awaited).toBe("dropped");
+      await eventually(() => B.errors.length > 0, LEASE, "B's report");
+      await sleep(LEASE + 200);
+      expect(B.errors).toEqual([boom]);
+      expect(A.errors).toEqual([]);
+      expect(A.drops).toEqual(["second stopped"]);
+      expect(B.drops).toEqual([]);
+    });
+
+    it("a lost hint: B's probe at the lease's expiry still ends it (departed, as before)", async () => {
+      prefix = testPrefix();
+      const queued = await queuedAtB({}, true);
+      expect(await queued.A.guard.stop("chat")).toBe(true);
+      expect(await queued.awaited).toBe("queued");
+      expect(queued.own).toEqual([]);
+      expect(queued.A.drops).toEqual(["second stopped"]);
+      expect(queued.B.drops).toEqual([]);
+      await eventually(() => queued.B.guard.pendingCount("chat") === 0, LEASE, "B's count");
+    });
   });
 });

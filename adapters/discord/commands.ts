@@ -4,9 +4,11 @@
 // command is deferred at admission, before it waits, so its handler always answers with
 // `editReply`/`followUp`; one still waiting when its token is about to die is dropped (`expired`).
 // A command dropped before it ran would show "thinking…" until its token dies: it is told why
-// (`dropReply`), from whichever replica drops it — this one through the submit's own `onDrop`,
-// another (the holder of the key, which learns of expiries and stops too) from the command it
-// rebuilt from the stored payload.
+// (`dropReply`), by the replica that drops it, through the guard's `dropped` event: this one for a
+// command it deferred, another (the holder of the key, which learns of expiries and stops too)
+// from the command it rebuilt from the stored payload. (Not through the submit's own `onDrop`: it
+// is also called on the admitting replica when another one dropped the command, which already
+// told the user.)
 
 import type { Drop, DropReason, Guard, Turn } from "session-guard";
 import { isMessage } from "./keys.js";
@@ -62,6 +64,8 @@ export function commands(host: CommandHost) {
   const { guard, remote, ephemeral, expiryMargin, stopCommands, onStop, dropReply, report } = host;
   /** Commands rebuilt here from another replica's payload (deferred there). */
   const revived = new WeakSet<object>();
+  /** Commands admitted here, with their deferral, while they may be dropped. */
+  const deferrals = new WeakMap<object, Promise<boolean>>();
 
   /** Tell a deferred command that was dropped before it ran why, while its token lives. */
   const noticeDrop = (
@@ -86,10 +90,13 @@ export function commands(host: CommandHost) {
       })
       .catch((error: unknown) => report(error, key, interaction));
   };
-  if (dropReply !== undefined && remote !== undefined) {
+  if (dropReply !== undefined) {
     guard.on("dropped", (drop) => {
-      if (!revived.has(drop.input as object)) return; // this replica's own: the submit's onDrop
-      noticeDrop(drop.reason, drop.key, drop.input as GuardedCommand, DEFERRED);
+      const input = drop.input as object;
+      const deferral = revived.has(input) ? DEFERRED : deferrals.get(input);
+      if (deferral !== undefined) {
+        noticeDrop(drop.reason, drop.key, drop.input as GuardedCommand, deferral);
+      }
     });
   }
 
@@ -159,11 +166,8 @@ export function commands(host: CommandHost) {
       // Without a deferral the interaction cannot be answered; the failure was reported.
       if (await deferral) return handler(interaction, turn as unknown as DiscordTurn<T>);
     };
-    const onDrop =
-      dropReply === undefined
-        ? undefined
-        : (drop: Drop<DiscordInput>) => noticeDrop(drop.reason, key, interaction, deferral);
-    const options = { id, alone: true, expiresAt, onDrop };
+    if (dropReply !== undefined) deferrals.set(interaction, deferral);
+    const options = { id, alone: true, expiresAt };
     if (remote === undefined) return host.admit(key, interaction, run, options);
     // Another replica may run it, relying on the deferral: store it only once deferred. (Input
     // of its channel that arrives meanwhile may be admitted before it.) Discord never redelivers

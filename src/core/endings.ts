@@ -1,11 +1,12 @@
 // === The input's life ends here
 //
 // Every admitted entry ends exactly once, through one of these functions: handled in a turn,
-// failed with its turn, dropped with a reason, or gone to another replica that runs it. Each
-// function first marks the entry `ended`, so a second end (a turn that settles after it was
-// abandoned, a stop racing a finish) is a no-op: G3 holds by construction, not by care at every
-// branch. The waiting caller, the submit's own `onDrop`, the guard's `onDrop`, the `dropped` event
-// and the shutdown report all hear of the end here and nowhere else.
+// failed with its turn, dropped with a reason (here, or by another replica: `droppedElsewhere`),
+// or gone to another replica that runs it. Each function first marks the entry `ended`, so a
+// second end (a turn that settles after it was abandoned, a stop racing a finish) is a no-op: G3
+// holds by construction, not by care at every branch. The waiting caller, the submit's own
+// `onDrop`, the guard's `onDrop`, the `dropped` event and the shutdown report all hear of the end
+// here and nowhere else.
 
 import type { StoreDrop } from "../stores/store.js";
 import type { GuardEntry } from "./entry.js";
@@ -90,6 +91,26 @@ export class Endings<I> {
       const { entry, reason } = drops[i] as StoreDrop<GuardEntry<I>>;
       this.dropped(key, entry, reason);
     }
+  }
+
+  /**
+   * The entry, admitted here, was dropped for `reason` by another replica, which reported it to its
+   * guard's `onDrop` and `dropped` event already: here only its caller learns it (an awaiting
+   * submit resolves "dropped", a lane fails) and the submit's own `onDrop` is called, so the
+   * guard-level count stays exactly once across replicas.
+   */
+  droppedElsewhere(key: string, entry: GuardEntry<I>, reason: DropReason): void {
+    if (entry.ended) return;
+    entry.ended = true;
+    const waiter = entry.waiter;
+    entry.waiter = undefined;
+    if (entry.lane) {
+      waiter?.reject(new DroppedError(key, reason));
+      return;
+    }
+    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    const own = entry.onDrop;
+    if (own !== undefined) this.#callDrop(own, { key, input: entry.input, id: entry.id, reason });
   }
 
   /**

@@ -3,9 +3,9 @@
 // Inputs travel between replicas, so they are serialized at admission (`encode`) and rebuilt on
 // the replica that runs them (`revive`). The store acts on its own through the host this builds:
 // it hands over keys it claimed (a holder died or handed them over), relays hints (input arrived,
-// stop, key freed), and tells which entries admitted here another replica took. On close, keys are
-// handed over rather than drained, and the store's background work stops once every hand-over has
-// reached it.
+// stop, key freed), and tells which entries admitted here another replica took or dropped. On
+// close, keys are handed over rather than drained, and the store's background work stops once
+// every hand-over has reached it.
 
 import type { Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
 import type { Engine } from "./engine.js";
@@ -184,6 +184,9 @@ export class Replicas<I> {
       freed: (key) => engine.lanes.wake(key),
       departed: (entries) => {
         for (const entry of entries) engine.ends.departed("", entry);
+      },
+      droppedElsewhere: (key, drops) => {
+        for (const { entry, reason } of drops) engine.ends.droppedElsewhere(key, entry, reason);
       },
       error: (error, key) => engine.report.incident(operationOf(error), error, key),
       recovered: (operation) => engine.report.recovered(operation),

@@ -34,6 +34,8 @@ export interface SubmitOptions<I = unknown> {
   /**
    * Called once if this input is dropped (whatever the reason, whenever it happens), besides the
    * guard's `onDrop`: the place for a per-input notice. An error it throws goes to `onError`.
+   * With a shared store, an input dropped by another replica is reported to that replica's guard
+   * `onDrop`; here only this callback is called (when the other replica's hint arrives).
    */
   onDrop?: (drop: Drop<I>) => void;
 }

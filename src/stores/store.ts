@@ -297,6 +297,15 @@ export interface StoreHost<E> {
    */
   departed(entries: readonly E[]): void;
   /**
+   * Hint: entries admitted here and queued were dropped by another process (its stop, a `latest`
+   * newcomer admitted there, an eviction its admission caused, an expiry it found), each with its
+   * reason. That process already reported them to its guard's `onDrop` and `dropped` event; here
+   * their callers learn it (an awaiting `submit` resolves `"dropped"`) and each submit's own
+   * `onDrop` is called, never the guard's `onDrop` again. Hints may be lost: an entry that left
+   * without one still `departed`. Optional: a host without it sees such entries depart.
+   */
+  droppedElsewhere?(key: string, drops: readonly StoreDrop<E>[]): void;
+  /**
    * A background operation of the store failed (a probe, a sweep, a subscription). Pass a
    * `StoreError` naming the operation: the guard reports an outage once, not at every retry.
    */

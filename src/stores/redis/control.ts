@@ -61,7 +61,7 @@ export function clear<E extends StoreEntry>(
     [store.hints, store.replicaId],
     (reply) => {
       store.pending.set(key, 0);
-      return store.entries.entries(reply, key);
+      return store.entries.entries(reply, key, "stopped");
     },
   );
 }
@@ -92,7 +92,7 @@ export function stop<E extends StoreEntry>(
     return {
       status: "stopped",
       held: Number(answer[1]) === 1,
-      entries: store.entries.entries(answer[2], key),
+      entries: store.entries.entries(answer[2], key, "stopped"),
     };
   });
 }

@@ -2,10 +2,17 @@
 //
 // An entry admitted here keeps its object (its `run` closure, its waiter) in this process while its
 // text waits in Redis; when the text comes back to this process (in a batch, a drop), the object is
-// used again. Text admitted by another replica is rebuilt by the guard (`StoreHost.revive`).
+// used again. Text admitted by another replica is rebuilt by the guard (`StoreHost.revive`); when a
+// reply drops such text, the replica that admitted it is told (`onDroppedElsewhere`, dropped.ts).
 
 import type { StoreDrop, StoreEntry, StoreHost } from "session-guard";
-import { parseEntry } from "./format.js";
+import { parseEntry, type Stored } from "./format.js";
+
+/** A drop of an entry this process did not admit (or no longer knows): its uid and reason. */
+export interface UidDrop {
+  readonly uid: string;
+  readonly reason: StoreDrop<StoreEntry>["reason"];
+}
 
 /** A reply's value as text (node-redis answers strings, ioredis strings or buffers). */
 export function text(value: unknown): string {
@@ -40,9 +47,29 @@ export class LocalEntries<E extends StoreEntry> {
     this.#local.delete(uid);
   }
 
+  /**
+   * Called once per reply with the drops of entries admitted elsewhere, so that their replicas
+   * learn of them (a hint); entries of this replica among them are filtered out by the callee.
+   */
+  onDroppedElsewhere: (key: string, drops: readonly UidDrop[]) => void = () => {};
+
+  /**
+   * Forget the entry admitted here under `uid`, which another replica dropped: answers it, or
+   * `undefined` when it is not waiting here any more (it came back, departed, or never was).
+   */
+  remove(uid: string): E | undefined {
+    const local = this.#local.get(uid);
+    if (local === undefined) return undefined;
+    this.#local.delete(uid);
+    return local.entry;
+  }
+
   /** The entry a stored text stands for: the object admitted here, or one rebuilt by the guard. */
   entry(stored: string, key: string): E | undefined {
-    const parsed = parseEntry(stored);
+    return this.#entryOf(parseEntry(stored), key);
+  }
+
+  #entryOf(parsed: Stored, key: string): E | undefined {
     const local = this.#local.get(parsed.uid);
     if (local !== undefined) {
       this.#local.delete(parsed.uid);
@@ -65,12 +92,22 @@ export class LocalEntries<E extends StoreEntry> {
     }
   }
 
-  entries(stored: unknown, key: string): E[] {
+  /**
+   * Entries as a script answers them. `dropped`: the script removed them without running them
+   * (a stop), for that reason; the replicas that admitted them are told.
+   */
+  entries(stored: unknown, key: string, dropped?: UidDrop["reason"]): E[] {
     const out: E[] = [];
+    let elsewhere: UidDrop[] | undefined;
     for (const item of list(stored)) {
-      const entry = this.entry(text(item), key);
+      const parsed = parseEntry(text(item));
+      if (dropped !== undefined && !this.#local.has(parsed.uid)) {
+        (elsewhere ??= []).push({ uid: parsed.uid, reason: dropped });
+      }
+      const entry = this.#entryOf(parsed, key);
       if (entry !== undefined) out.push(entry);
     }
+    if (elsewhere !== undefined) this.onDroppedElsewhere(key, elsewhere);
     return out;
   }
 
@@ -79,12 +116,16 @@ export class LocalEntries<E extends StoreEntry> {
     const pairs = list(stored);
     if (pairs.length === 0) return NONE as never;
     const out: StoreDrop<E>[] = [];
+    let elsewhere: UidDrop[] | undefined;
     for (let i = 0; i + 1 < pairs.length; i += 2) {
-      const entry = this.entry(text(pairs[i + 1]), key);
-      if (entry !== undefined) {
-        out.push({ entry, reason: text(pairs[i]) as StoreDrop<E>["reason"] });
-      }
+      const reason = text(pairs[i]) as StoreDrop<E>["reason"];
+      const parsed = parseEntry(text(pairs[i + 1]));
+      // Admitted by another replica (its own caller waits there), or by this one and ended here.
+      if (!this.#local.has(parsed.uid)) (elsewhere ??= []).push({ uid: parsed.uid, reason });
+      const entry = this.#entryOf(parsed, key);
+      if (entry !== undefined) out.push({ entry, reason });
     }
+    if (elsewhere !== undefined) this.onDroppedElsewhere(key, elsewhere);
     return out;
   }
 

@@ -30,7 +30,9 @@
 // becomes the same U+FFFD, so two different keys would share one lease.
 //
 // Hints travel on `prefix + "hint"` (every replica) and `prefix + "hint:" + replica` (one
-// replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>".
+// replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>", and
+// since 0.2 "d|<reason>=<uid>,…|<key>" (entries of that replica dropped elsewhere: dropped.ts),
+// which older replicas ignore, as every replica ignores a hint type it does not know.
 
 import type { StoreEntry } from "session-guard";
 

@@ -81,8 +81,14 @@ export function readAdmission<E extends StoreEntry>(
       const pttl = Number(answer[2]);
       const pending = Number(answer[3]);
       const dropped = store.entries.drops(answer[4], key);
-      store.pending.set(key, pending);
-      if (store.entries.has(uid)) store.takeover.queued(key, uid, holder, pttl);
+      if (store.entries.has(uid)) {
+        store.pending.set(key, pending);
+        store.takeover.queued(key, uid, holder, pttl);
+      } else if (store.pending.has(key)) {
+        // Dropped by another replica before this reply arrived (its hint came first): nothing of
+        // this replica waits there, so the count is kept only for a key held or watched here.
+        store.pending.set(key, pending);
+      }
       return { status: "queued", pending, dropped };
     }
     case "acquired":

@@ -7,6 +7,7 @@
 // store's hot path and reaches the store through the narrow `TakeoverStore`.
 
 import type { Claim, StoreDrop, StoreEntry, StoreHost } from "session-guard";
+import { readDropHint, tellDropped } from "./dropped.js";
 import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
 import { SCRIPTS } from "./lua/index.js";
@@ -56,6 +57,7 @@ export class Takeover<E extends StoreEntry> {
   constructor(store: TakeoverStore<E>) {
     this.#store = store;
     store.entries.onBack = (key, uid) => this.#watches.get(key)?.uids.delete(uid);
+    store.entries.onDroppedElsewhere = (key, drops) => tellDropped(store, key, drops);
   }
 
   get detached(): boolean {
@@ -242,9 +244,12 @@ export class Takeover<E extends StoreEntry> {
           if (status === "free") {
             const dropped = store.entries.drops(answer[1], key);
             if (dropped.length > 0) host.dropped(key, dropped);
-            this.#unwatch(key, watch);
-            store.entries.depart(watch.uids);
+            // Nothing waits there: the entries admitted here left (ran, or were dropped without a
+            // hint), and so does the count (cleared before the watch ends, which then forgets it).
+            const gone = [...watch.uids];
             watch.uids.clear();
+            this.#unwatch(key, watch);
+            store.entries.depart(gone);
             return;
           }
           // Acquired: this replica holds the key now.
@@ -333,6 +338,37 @@ export class Takeover<E extends StoreEntry> {
     } else if (type === "f") {
       // f|key
       host.freed(message.slice(2));
+    } else if (type === "d") {
+      // d|reason=uid,…|key (dropped.ts)
+      this.#droppedElsewhere(host, message);
     }
+  }
+
+  /**
+   * Another replica dropped entries admitted here while they waited: they no longer wait (nor
+   * count as pending here), and the guard ends them as dropped. A uid unknown here already ended
+   * (it came back, or a probe found it gone).
+   */
+  #droppedElsewhere(host: StoreHost<E>, message: string): void {
+    const store = this.#store;
+    const { key, drops } = readDropHint(message);
+    const watch = this.#watches.get(key);
+    const ended: StoreDrop<E>[] = [];
+    for (const { uid, reason } of drops) {
+      const entry = store.entries.remove(uid);
+      if (entry === undefined) continue;
+      watch?.uids.delete(uid);
+      ended.push({ entry, reason });
+    }
+    if (ended.length === 0) return;
+    const known = store.pending.get(key);
+    if (known !== undefined) store.pending.set(key, Math.max(0, known - ended.length));
+    // Waiting behind another replica's turn for nothing of its own any more: stop probing (a probe
+    // in flight ends the watch itself).
+    if (watch !== undefined && watch.uids.size === 0 && watch.timer !== undefined) {
+      this.#unwatch(key, watch);
+    }
+    if (host.droppedElsewhere !== undefined) host.droppedElsewhere(key, ended);
+    else host.departed(ended.map((drop) => drop.entry));
   }
 }

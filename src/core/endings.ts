@@ -9,7 +9,7 @@
 // here and nowhere else.
 
 import type { StoreDrop } from "../stores/store.js";
-import type { GuardEntry } from "./entry.js";
+import { end, type GuardEntry } from "./entry.js";
 import { DroppedError, type DropReason, isA, LeaseLostError, TurnAbortedError } from "./errors.js";
 import type { Emitter, GuardEvents } from "./events.js";
 import type { Drop } from "./options.js";
@@ -42,18 +42,17 @@ export class Endings<I> {
 
   /** The entry ran in a turn that ended well (or was stopped or superseded: handled too). */
   handled(entry: GuardEntry<I>, value: unknown): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    const outcome = end(entry);
+    if (outcome === undefined) return;
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
-    waiter.resolve(entry.lane ? value : entry.outcome);
+    waiter.resolve(entry.lane ? value : outcome);
   }
 
   /** The entry ran in a turn that failed with `error`. */
   failed(entry: GuardEntry<I>, error: unknown): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
@@ -62,8 +61,7 @@ export class Endings<I> {
 
   /** The entry ended without being handled, for `reason`. */
   dropped(key: string, entry: GuardEntry<I>, reason: DropReason): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     entry.waiter = undefined;
     if (entry.lane) {
@@ -100,8 +98,7 @@ export class Endings<I> {
    * guard-level count stays exactly once across replicas.
    */
   droppedElsewhere(key: string, entry: GuardEntry<I>, reason: DropReason): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     entry.waiter = undefined;
     if (entry.lane) {
@@ -118,8 +115,7 @@ export class Endings<I> {
    * key was handed over). Its caller learns it was queued; a lane, which cannot travel, fails.
    */
   departed(key: string, entry: GuardEntry<I>, laneError?: unknown): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
@@ -146,7 +142,7 @@ export class Endings<I> {
     const keepIds = shared && turn.abortReason instanceof LeaseLostError;
     let forget: string[] | undefined;
     for (const entry of turn.entries) {
-      if (entry.ended) continue;
+      if (entry.outcome === "ended") continue;
       if (entry.lane) {
         if (failed) this.failed(entry, value);
         else this.handled(entry, value);

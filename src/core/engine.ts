@@ -160,7 +160,8 @@ export abstract class Engine<I> implements TurnHost<I> {
         return outcome;
       }
       case "queued": {
-        entry.outcome = "queued";
+        // (A replica's drop hint may have ended it before this answer came: it stays ended.)
+        if (entry.outcome !== "ended") entry.outcome = "queued";
         this.ends.droppedAll(key, admission.dropped);
         if (!entry.lane && (this.events.has("admitted") || this.events.has("queued"))) {
           const { id, input } = entry;

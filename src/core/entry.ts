@@ -26,13 +26,14 @@ export interface GuardEntry<I> extends StoreEntry {
   readonly run: Handler<I> | undefined;
   /** A lane (`guard.run`): not an input, so not in `turn.inputs` and never reported to onDrop. */
   readonly lane: boolean;
-  /** How the entry was admitted: what an awaiting `submit` resolves with. */
-  outcome: "started" | "queued";
+  /**
+   * How the entry was admitted (what an awaiting `submit` resolves with), until its life is over
+   * here — handled, failed, dropped, or run by another replica: then `"ended"` (see `endings.ts`).
+   */
+  outcome: "started" | "queued" | "ended";
   waiter: Waiter | undefined;
   /** The submit's own drop callback (`SubmitOptions.onDrop`). */
   onDrop?: ((drop: Drop<I>) => void) | undefined;
-  /** The entry's life is over here: handled, failed, dropped, or run by another replica. */
-  ended: boolean;
 }
 
 /**
@@ -60,7 +61,6 @@ export function newEntry<I>(
     lane,
     outcome: "started",
     waiter: undefined,
-    ended: false,
   };
 }
 
@@ -87,4 +87,15 @@ export function submitted<I>(
   }
   if (options.onDrop !== undefined) entry.onDrop = options.onDrop;
   return entry;
+}
+
+/**
+ * End the entry's life here, once: answers how it was admitted, or `undefined` when it had ended
+ * already (a second end is a no-op).
+ */
+export function end<I>(entry: GuardEntry<I>): "started" | "queued" | undefined {
+  const outcome = entry.outcome;
+  if (outcome === "ended") return undefined;
+  entry.outcome = "ended";
+  return outcome;
 }

@@ -159,7 +159,7 @@ export class Exits<I> {
     const code = reason instanceof TurnAbortedError ? reason.code : undefined;
     const policy = { ...engine.admitPolicy, whenHeld: "enqueue" as const, dedupe: 0 };
     for (const entry of entries) {
-      if (entry.ended) continue;
+      if (entry.outcome === "ended") continue;
       if (code === "stopped" || code === "shutdown") {
         engine.ends.dropped(turn.key, entry, code === "stopped" ? "stopped" : "shutdown");
         continue;

@@ -11,7 +11,7 @@ import type { Admission, AdmitPolicy } from "../stores/store.js";
 import { current } from "./callers.js";
 import { checkKey } from "./check.js";
 import type { Engine } from "./engine.js";
-import { type GuardEntry, LANE_ID_PREFIX, newEntry } from "./entry.js";
+import { end, type GuardEntry, LANE_ID_PREFIX, newEntry } from "./entry.js";
 import { ContendedError, CycleError, DroppedError, isA, StoreError } from "./errors.js";
 import type { Handler } from "./options.js";
 import { invalid } from "./options.js";
@@ -156,8 +156,7 @@ export class Lanes<I> {
   }
 
   #fail(entry: GuardEntry<I>, error: unknown): void {
-    if (entry.ended) return;
-    entry.ended = true;
+    if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     entry.waiter = undefined;
     waiter?.reject(error);
@@ -185,7 +184,7 @@ export class Lanes<I> {
    */
   #waitShared(key: string, entry: GuardEntry<I>, since: number, waitTimeout: number): void {
     const engine = this.#engine;
-    if (entry.ended) return;
+    if (entry.outcome === "ended") return;
     if (engine.controls.closing !== undefined) {
       this.#fail(entry, new DroppedError(key, "shutdown"));
       return;

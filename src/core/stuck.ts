@@ -71,7 +71,7 @@ export class Stuck<I> {
    */
   cycle(entry: GuardEntry<I>, turn: TurnState<I>, known = true): void {
     const waiter = entry.waiter;
-    if (entry.ended || waiter === undefined) return;
+    if (entry.outcome === "ended" || waiter === undefined) return;
     const error = new CycleError(turn.key, turn.fence, known);
     if (entry.lane) {
       this.#engine.lanes.giveUp(turn.key, entry, error);

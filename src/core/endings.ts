@@ -2,11 +2,11 @@
 //
 // Every admitted entry ends exactly once, through one of these functions: handled in a turn,
 // failed with its turn, dropped with a reason (here, or by another replica: `droppedElsewhere`),
-// or gone to another replica that runs it. Each function first marks the entry `ended`, so a
-// second end (a turn that settles after it was abandoned, a stop racing a finish) is a no-op: G3
-// holds by construction, not by care at every branch. The waiting caller, the submit's own
-// `onDrop`, the guard's `onDrop`, the `dropped` event and the shutdown report all hear of the end
-// here and nowhere else.
+// or gone to another replica that runs it. Each function first ends the entry (`end()`: its
+// outcome becomes "ended"), so a second end (a turn that settles after it was abandoned, a stop
+// racing a finish) is a no-op: G3 holds by construction, not by care at every branch. The waiting
+// caller, the submit's own `onDrop`, the guard's `onDrop`, the `dropped` event and the shutdown
+// report all hear of the end here and nowhere else.
 
 import type { StoreDrop } from "../stores/store.js";
 import { end, type GuardEntry } from "./entry.js";

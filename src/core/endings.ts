@@ -61,15 +61,7 @@ export class Endings<I> {
 
   /** The entry ended without being handled, for `reason`. */
   dropped(key: string, entry: GuardEntry<I>, reason: DropReason): void {
-    if (end(entry) === undefined) return;
-    const waiter = entry.waiter;
-    entry.waiter = undefined;
-    if (entry.lane) {
-      waiter?.reject(new DroppedError(key, reason));
-      return;
-    }
-    // An awaiting submit resolves as a detached one would: a redelivery is "duplicate".
-    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    if (!this.#endDropped(key, entry, reason)) return;
     const own = entry.onDrop;
     const onDrop = this.#onDrop;
     const closeDrops = reason === "shutdown" ? this.closeDrops : undefined;
@@ -98,14 +90,7 @@ export class Endings<I> {
    * guard-level count stays exactly once across replicas.
    */
   droppedElsewhere(key: string, entry: GuardEntry<I>, reason: DropReason): void {
-    if (end(entry) === undefined) return;
-    const waiter = entry.waiter;
-    entry.waiter = undefined;
-    if (entry.lane) {
-      waiter?.reject(new DroppedError(key, reason));
-      return;
-    }
-    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    if (!this.#endDropped(key, entry, reason)) return;
     const own = entry.onDrop;
     if (own !== undefined) this.#callDrop(own, { key, input: entry.input, id: entry.id, reason });
   }
@@ -154,6 +139,23 @@ export class Endings<I> {
       } else this.handled(entry, value);
     }
     return forget;
+  }
+
+  /**
+   * End a dropped entry and tell its caller. Answers whether the drop is still to be reported: not
+   * when the entry had ended already, nor for a lane (not an input: its caller's rejection is all).
+   */
+  #endDropped(key: string, entry: GuardEntry<I>, reason: DropReason): boolean {
+    if (end(entry) === undefined) return false;
+    const waiter = entry.waiter;
+    entry.waiter = undefined;
+    if (entry.lane) {
+      waiter?.reject(new DroppedError(key, reason));
+      return false;
+    }
+    // An awaiting submit resolves as a detached one would: a redelivery is "duplicate".
+    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    return true;
   }
 
   #callDrop(onDrop: (drop: Drop<I>) => void, drop: Drop<I>): void {

@@ -3,8 +3,8 @@
 
 import { createGuard } from "session-guard";
 import { describe, expect, it } from "vitest";
-import { deferred } from "./support/helpers.js";
-import { delegatingStore } from "./support/hostile.js";
+import { deferred, macrotask } from "./support/helpers.js";
+import { delegatingStore, watchProcess } from "./support/hostile.js";
 
 function attachedStore() {
   const calls = { attached: 0, detached: 0 };
@@ -38,5 +38,29 @@ describe("close() stops the store's background work once", () => {
     gate.resolve();
     await closing;
     expect(calls).toEqual({ attached: 1, detached: 1 });
+  });
+});
+
+describe("a store whose attach answers no function, or whose detach throws", () => {
+  it("closes without an unhandled rejection; a throwing detach reaches onError once", async () => {
+    const watched = watchProcess();
+    const errors: unknown[] = [];
+    const odd = createGuard<string>({ store: delegatingStore({ attach: () => [] as never }) });
+    const boom = new Error("detach failed");
+    const throwing = createGuard<string>({
+      store: delegatingStore({
+        attach: () => () => {
+          throw boom;
+        },
+      }),
+      onError: (error) => void errors.push(error),
+    });
+    await odd.close();
+    await throwing.close();
+    await macrotask();
+    watched.stop();
+    expect(watched.unhandled).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).cause).toBe(boom);
   });
 });

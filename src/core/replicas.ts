@@ -93,7 +93,9 @@ export class Replicas<I> {
   constructor(engine: Engine<I>, codec: Codec<I> | undefined) {
     this.#engine = engine;
     this.#codec = (codec ?? JSON_CODEC) as Codec<I>;
-    this.#detach = engine.store.attach?.(this.#host());
+    const detach: unknown = engine.store.attach?.(this.#host());
+    // A store's answer is the function that stops its background work; anything else stops nothing.
+    this.#detach = typeof detach === "function" ? (detach as () => void) : undefined;
   }
 
   /** The input as JSON text for the store; a TypeError that says how to fix it otherwise. */
@@ -136,7 +138,15 @@ export class Replicas<I> {
   detach(): void {
     if (this.#detached) return;
     this.#detached = true;
-    this.handedOver().then(() => this.#detach?.());
+    const detach = this.#detach;
+    if (detach === undefined) return;
+    this.handedOver().then(() => {
+      try {
+        detach();
+      } catch (error) {
+        this.#engine.report.incident("detach", error);
+      }
+    });
   }
 
   /** A claimed turn that never ran, on a closing guard: another replica runs its batch. */

@@ -81,57 +81,57 @@ export class SettleWindows<I> {
   #quiet(turn: TurnState<I>): void {
     turn.timer = undefined;
     if (turn.phase !== "claimed") return;
-    const engine = this.#engine;
-    const group = turn.settling as string;
     if (turn.abortReason !== undefined) {
-      engine.launch(turn);
+      this.#engine.launch(turn);
       return;
     }
-    engine.exits.storeCall(
-      turn,
-      "take",
-      () => engine.store.take(turn.key, turn.claim, this.#batch, group),
-      (taken: Take<GuardEntry<I>>) => {
-        if (taken.status === "lost") return engine.lost(turn);
-        engine.ends.droppedAll(turn.key, taken.dropped);
-        if (turn.phase !== "claimed") return engine.exits.late(turn, taken.entries);
-        turn.append(taken.entries);
-        // Entries admitted here restarted the window as they came (`arrived`). One that arrived at
-        // another replica (revived here, with no run of its own) did not: the group may not be
-        // complete yet, so wait once more.
-        if (taken.entries.some((entry) => entry.run === undefined)) {
-          this.#arm(turn);
-          return;
-        }
-        turn.settling = undefined;
-        engine.launch(turn);
-      },
-      // The group's late arrivals stay pending for the next turn; this one runs as it is.
-      () => engine.launch(turn),
-    );
+    this.#takeInto(turn, this.#batch, turn.settling as string, (taken) => {
+      // Entries admitted here restarted the window as they came (`arrived`). One that arrived at
+      // another replica (revived here, with no run of its own) did not: the group may not be
+      // complete yet, so wait once more.
+      if (taken.some((entry) => entry.run === undefined)) {
+        this.#arm(turn);
+        return;
+      }
+      turn.settling = undefined;
+      this.#engine.launch(turn);
+    });
   }
 
   /** The burst window is over: inputs that arrived during it join the turn (modes that coalesce). */
   #burstOver(turn: TurnState<I>): void {
     turn.timer = undefined;
     if (turn.phase !== "claimed") return;
-    const engine = this.#engine;
     if (this.#batch !== "all" || turn.abortReason !== undefined) {
-      engine.launch(turn);
+      this.#engine.launch(turn);
       return;
     }
+    this.#takeInto(turn, "all", undefined, () => this.#engine.launch(turn));
+  }
+
+  /**
+   * Move pending entries (of `group`, when given) into a turn still waiting out its window, then
+   * `then`. A turn stopped meanwhile hands them on (`Exits.late`); if the take fails, the window's
+   * late arrivals stay pending for the next turn and this one runs as it is.
+   */
+  #takeInto(
+    turn: TurnState<I>,
+    batch: BatchPolicy,
+    group: string | undefined,
+    then: (taken: readonly GuardEntry<I>[]) => void,
+  ): void {
+    const engine = this.#engine;
     engine.exits.storeCall(
       turn,
       "take",
-      () => engine.store.take(turn.key, turn.claim, "all"),
+      () => engine.store.take(turn.key, turn.claim, batch, group),
       (taken: Take<GuardEntry<I>>) => {
         if (taken.status === "lost") return engine.lost(turn);
         engine.ends.droppedAll(turn.key, taken.dropped);
         if (turn.phase !== "claimed") return engine.exits.late(turn, taken.entries);
         turn.append(taken.entries);
-        engine.launch(turn);
+        then(taken.entries);
       },
-      // The window's late arrivals stay pending for the next turn; this one runs as it is.
       () => engine.launch(turn),
     );
   }

@@ -16,11 +16,13 @@ export {
 export type { GuardEvents } from "./core/events.js";
 export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
 export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
-export type { Turn } from "./core/turn.js";
+export type { Outcome, OutcomeState } from "./core/outcomes.js";
+export type { Revision, Turn } from "./core/turn.js";
 export type {
   CloseOptions,
   CloseReport,
   Guard,
+  RevisionResult,
   RunOptions,
   StopOptions,
   SubmitOptions,
@@ -36,6 +38,7 @@ export type {
   Expiry,
   Finish,
   MaybePromise,
+  OutcomeRecord,
   Renewal,
   Stopped,
   Store,

@@ -110,6 +110,7 @@ const DROP_REPLIES: Readonly<Record<DropReason, string | undefined>> = {
   shutdown: "The bot is restarting; please send this again in a moment.",
   superseded: "A newer request replaced this one.",
   duplicate: undefined,
+  withdrawn: undefined,
 };
 
 function defaultDropReply(reason: DropReason): string | undefined {

@@ -48,6 +48,16 @@ function checkId(where: string, id: unknown): TypeError | undefined {
   return undefined;
 }
 
+/** The id of `replace`, `withdraw` and `outcome`: required, a non-empty well-formed string. */
+export function checkRequiredId(where: string, id: unknown): TypeError | undefined {
+  if (id === undefined || id === "") {
+    return new TypeError(
+      `${where}: "id" must be the id the input was submitted with (a non-empty string), got ${id === "" ? '"" (an empty string)' : "undefined"}.`,
+    );
+  }
+  return checkId(where, id);
+}
+
 /** Unknown option names: a typo such as `awaitturn` must not pass silently. */
 function checkNames(
   where: string,

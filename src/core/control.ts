@@ -152,7 +152,8 @@ export class Controls<I> {
           turn.abort(reason);
           if (turn.phase === "running") {
             aborted++;
-            for (const entry of turn.entries) engine.ends.failed(entry, reason);
+            for (const entry of turn.entries)
+              engine.ends.failed(turn.key, entry, reason, turn.fence);
             if (engine.shared) {
               // Its handler still runs: the lease stays (renewed) until it settles.
               this.#lingering.add(turn);

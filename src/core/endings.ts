@@ -6,13 +6,16 @@
 // outcome becomes "ended"), so a second end (a turn that settles after it was abandoned, a stop
 // racing a finish) is a no-op: G3 holds by construction, not by care at every branch. The waiting
 // caller, the submit's own `onDrop`, the guard's `onDrop`, the `dropped` event and the shutdown
-// report all hear of the end here and nowhere else.
+// report all hear of the end here and nowhere else — and so do the input's outcome record
+// (`outcomes.ts`) and the `settled` event.
 
-import type { StoreDrop } from "../stores/store.js";
+import type { OutcomeRecord, StoreDrop } from "../stores/store.js";
 import { end, type GuardEntry } from "./entry.js";
 import { DroppedError, type DropReason, isA, LeaseLostError, TurnAbortedError } from "./errors.js";
 import type { Emitter, GuardEvents } from "./events.js";
 import type { Drop } from "./options.js";
+import type { Ledger, OutcomeState } from "./outcomes.js";
+import { outcomeOf } from "./outcomes.js";
 import type { Reporter } from "./report.js";
 import type { TurnState } from "./turn.js";
 
@@ -27,6 +30,9 @@ export class Endings<I> {
   readonly #onDrop: ((drop: Drop<I>) => void) | undefined;
   readonly #events: Emitter<GuardEvents<I>>;
   readonly #report: Reporter<I>;
+  readonly #ledger: Ledger;
+  /** A shared store's `record`, bound, or `undefined`. */
+  readonly #share: ((key: string, records: readonly OutcomeRecord[]) => void) | undefined;
   /** While the guard closes: the inputs it dropped, for the close report. */
   closeDrops: Drop<I>[] | undefined = undefined;
 
@@ -34,16 +40,62 @@ export class Endings<I> {
     onDrop: ((drop: Drop<I>) => void) | undefined,
     events: Emitter<GuardEvents<I>>,
     report: Reporter<I>,
+    ledger: Ledger,
+    share: ((key: string, records: readonly OutcomeRecord[]) => void) | undefined,
   ) {
     this.#onDrop = onDrop;
     this.#events = events;
     this.#report = report;
+    this.#ledger = ledger;
+    this.#share = share;
+  }
+
+  /**
+   * Record where an input is (`pending`, `running`) or how it ended, here and in a shared store
+   * that keeps outcomes; a final state is also the `settled` event. Lanes are not inputs.
+   */
+  note(
+    key: string,
+    entry: GuardEntry<I>,
+    state: OutcomeState,
+    fence?: number,
+    reason?: DropReason,
+  ): void {
+    if (entry.lane) return;
+    const id = entry.id;
+    const settled = state !== "pending" && state !== "running" && this.#events.has("settled");
+    if (id === undefined && !settled) return;
+    const at = Date.now();
+    if (id !== undefined) {
+      this.#ledger.note(id, key, state, at, fence, reason);
+      this.#share?.(key, [{ id, state, reason, fence, at }]);
+    }
+    if (settled) {
+      const outcome = outcomeOf({ key, state, reason, fence, at });
+      this.#events.emit("settled", { key, id, input: entry.input, outcome });
+    }
+  }
+
+  /** The entries of a turn that starts (or that a running turn took in) run now. */
+  running(key: string, entries: readonly GuardEntry<I>[], fence: number): void {
+    let records: OutcomeRecord[] | undefined;
+    let at = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as GuardEntry<I>;
+      const id = entry.id;
+      if (id === undefined || entry.lane) continue;
+      if (at === 0) at = Date.now();
+      this.#ledger.note(id, key, "running", at, fence);
+      if (this.#share !== undefined) (records ??= []).push({ id, state: "running", fence, at });
+    }
+    if (records !== undefined) this.#share?.(key, records);
   }
 
   /** The entry ran in a turn that ended well (or was stopped or superseded: handled too). */
-  handled(entry: GuardEntry<I>, value: unknown): void {
+  handled(key: string, entry: GuardEntry<I>, value: unknown, fence: number): void {
     const outcome = end(entry);
     if (outcome === undefined) return;
+    this.note(key, entry, "handled", fence);
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
@@ -51,8 +103,9 @@ export class Endings<I> {
   }
 
   /** The entry ran in a turn that failed with `error`. */
-  failed(entry: GuardEntry<I>, error: unknown): void {
+  failed(key: string, entry: GuardEntry<I>, error: unknown, fence: number): void {
     if (end(entry) === undefined) return;
+    this.note(key, entry, "failed", fence);
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
@@ -62,6 +115,8 @@ export class Endings<I> {
   /** The entry ended without being handled, for `reason`. */
   dropped(key: string, entry: GuardEntry<I>, reason: DropReason): void {
     if (!this.#endDropped(key, entry, reason)) return;
+    // A duplicate is the same input again: the original's record stands.
+    if (reason !== "duplicate") this.note(key, entry, "dropped", undefined, reason);
     const own = entry.onDrop;
     const onDrop = this.#onDrop;
     const closeDrops = reason === "shutdown" ? this.closeDrops : undefined;
@@ -91,6 +146,9 @@ export class Endings<I> {
    */
   droppedElsewhere(key: string, entry: GuardEntry<I>, reason: DropReason): void {
     if (!this.#endDropped(key, entry, reason)) return;
+    // The other replica recorded it in the store and emitted `settled`: only the local record.
+    if (entry.id !== undefined)
+      this.#ledger.note(entry.id, key, "dropped", Date.now(), undefined, reason);
     const own = entry.onDrop;
     if (own !== undefined) this.#callDrop(own, { key, input: entry.input, id: entry.id, reason });
   }
@@ -125,18 +183,19 @@ export class Endings<I> {
     // A turn that lost its lease on a shared store: the next holder runs its inputs again, so a
     // redelivery must stay a duplicate.
     const keepIds = shared && turn.abortReason instanceof LeaseLostError;
+    const { key, fence } = turn;
     let forget: string[] | undefined;
     for (const entry of turn.entries) {
       if (entry.outcome === "ended") continue;
       if (entry.lane) {
-        if (failed) this.failed(entry, value);
-        else this.handled(entry, value);
+        if (failed) this.failed(key, entry, value, fence);
+        else this.handled(key, entry, value, fence);
       } else if (inputsFailed) {
         if (entry.waiter !== undefined && entry.id !== undefined && !keepIds) {
           (forget ??= []).push(entry.id);
         }
-        this.failed(entry, value);
-      } else this.handled(entry, value);
+        this.failed(key, entry, value, fence);
+      } else this.handled(key, entry, value, fence);
     }
     return forget;
   }

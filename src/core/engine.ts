@@ -147,12 +147,13 @@ export abstract class Engine<I> implements TurnHost<I> {
     switch (admission.status) {
       case "acquired": {
         const turn = new TurnState(this, key, admission.claim, admission.batch);
-        this.replace(key, turn);
+        this.holds(key, turn);
         this.ends.droppedAll(key, admission.dropped);
         // A shared store may claim the key for input a dead holder left behind, older than this
         // entry: the entry then waits for the next batch of this guard's own turns.
         const outcome = this.shared && !admission.batch.includes(entry) ? "queued" : "started";
         entry.outcome = outcome;
+        if (entry.id !== undefined) this.ends.note(key, entry, "pending");
         if (!entry.lane && this.events.has("admitted")) {
           this.events.emit("admitted", { key, id: entry.id, input: entry.input, outcome });
         }
@@ -161,7 +162,10 @@ export abstract class Engine<I> implements TurnHost<I> {
       }
       case "queued": {
         // (A replica's drop hint may have ended it before this answer came: it stays ended.)
-        if (entry.outcome !== "ended") entry.outcome = "queued";
+        if (entry.outcome !== "ended") {
+          entry.outcome = "queued";
+          if (entry.id !== undefined) this.ends.note(key, entry, "pending");
+        }
         this.ends.droppedAll(key, admission.dropped);
         if (!entry.lane && (this.events.has("admitted") || this.events.has("queued"))) {
           const { id, input } = entry;
@@ -226,6 +230,7 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     turn.phase = "running";
+    this.ends.running(turn.key, turn.entries, turn.fence);
     this.deadlines?.add(turn, this.options.turnTimeout);
     if (this.events.has("started")) {
       this.events.emit("started", { key: turn.key, fence: turn.fence, inputs: turn.inputs });
@@ -337,12 +342,12 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     const next = new TurnState(this, turn.key, finish.claim, finish.batch);
-    this.replace(turn.key, next, turn);
+    this.holds(turn.key, next, turn);
     this.begin(next, false);
   }
 
   /** `turn` is now the key's holder here; a turn it replaces unexpectedly lost its claim. */
-  replace(key: string, turn: TurnState<I>, previous?: TurnState<I>): void {
+  holds(key: string, turn: TurnState<I>, previous?: TurnState<I>): void {
     if (this.shared) {
       const current = this.keys.get(key);
       if (current !== undefined && current !== previous) this.exits.leaseLost(current, true);

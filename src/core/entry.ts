@@ -22,7 +22,8 @@ export interface GuardEntry<I> extends StoreEntry {
   group?: string | undefined;
   settle?: number | undefined;
   data: string | undefined;
-  readonly input: I;
+  /** Swapped in place when the user edits a pending input (`guard.replace`). */
+  input: I;
   readonly run: Handler<I> | undefined;
   /** A lane (`guard.run`): not an input, so not in `turn.inputs` and never reported to onDrop. */
   readonly lane: boolean;

@@ -111,7 +111,8 @@ export type DropReason =
   | "busy"
   | "superseded"
   | "shutdown"
-  | "expired";
+  | "expired"
+  | "withdrawn";
 
 /**
  * A lane (`guard.run`) that waited for its key was dropped before it ran: the key was stopped,

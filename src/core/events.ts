@@ -6,6 +6,7 @@
 
 import type { TurnTimeoutError } from "./errors.js";
 import type { Drop } from "./options.js";
+import type { Outcome } from "./outcomes.js";
 
 /** The guard's lifecycle events and their payloads. */
 export interface GuardEvents<I> {
@@ -21,6 +22,11 @@ export interface GuardEvents<I> {
   dropped: Drop<I>;
   /** A turn failed, or an error outside a turn; the same error went to `onError`. */
   error: { error: unknown; key: string; fence: number | undefined; inputs: readonly I[] };
+  /**
+   * An input ended: handled, failed with its turn, or dropped (any reason but `duplicate`, which is
+   * the same input again). Once per input, at the process that ended it.
+   */
+  settled: { key: string; id: string | undefined; input: I; outcome: Outcome };
   /** A turn outlived `turnTimeout`. */
   stuck: { key: string; fence: number; error: TurnTimeoutError; abandoned: boolean };
 }
@@ -36,6 +42,7 @@ export const EVENT_NAMES = [
   "dropped",
   "error",
   "stuck",
+  "settled",
 ] as const satisfies readonly (keyof GuardEvents<unknown>)[];
 
 export class Emitter<M> {

@@ -23,12 +23,21 @@ import { Lanes } from "./lanes.js";
 import { LeaseWatchdog } from "./lease-watch.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
 import type { ResolvedOptions } from "./options.js";
+import { Ledger, type Outcome } from "./outcomes.js";
 import { Replicas } from "./replicas.js";
 import { Reporter } from "./report.js";
+import { Revisions } from "./revisions.js";
 import { SettleWindows } from "./settle.js";
 import { Stuck } from "./stuck.js";
 import type { Turn, TurnHost, TurnState } from "./turn.js";
-import type { CloseOptions, CloseReport, Guard, RunOptions, StopOptions } from "./types.js";
+import type {
+  CloseOptions,
+  CloseReport,
+  Guard,
+  RevisionResult,
+  RunOptions,
+  StopOptions,
+} from "./types.js";
 
 export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> {
   readonly options: ResolvedOptions<I>;
@@ -50,6 +59,7 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
   readonly lanes: Lanes<I>;
   readonly controls: Controls<I>;
   readonly replicas: Replicas<I> | undefined;
+  readonly revisions: Revisions<I>;
 
   constructor(options: ResolvedOptions<I>) {
     super();
@@ -68,7 +78,20 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
       this.report.listenerFailed(error, (payload as { key?: string }).key),
     );
     this.report = new Reporter(options.onError, this.events);
-    this.ends = new Endings(options.onDrop, this.events, this.report);
+    const ledger = new Ledger(dedupe);
+    const record = this.store.record?.bind(this.store);
+    const share =
+      record === undefined
+        ? undefined
+        : (key: string, records: Parameters<typeof record>[1]) => {
+            try {
+              record(key, records, ledger.window);
+            } catch (error) {
+              this.report.incident("record", error, key);
+            }
+          };
+    this.ends = new Endings(options.onDrop, this.events, this.report, ledger, share);
+    this.revisions = new Revisions(this, ledger);
     this.limit = Number.isFinite(options.concurrency) ? pLimit(options.concurrency) : undefined;
     this.exits = new Exits(this);
     this.stuck = new Stuck(this);
@@ -133,6 +156,18 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
     return this.controls.close(options);
   }
 
+  replace(key: string, id: string, input: I): Promise<RevisionResult> {
+    return this.revisions.replace(key, id, input);
+  }
+
+  withdraw(key: string, id: string): Promise<RevisionResult> {
+    return this.revisions.withdraw(key, id);
+  }
+
+  outcome(id: string): Promise<Outcome | undefined> {
+    return this.revisions.outcome(id);
+  }
+
   reportError(error: unknown, info: { key: string; inputs?: readonly I[] }): void {
     this.report.error(error, info.key, undefined, info.inputs);
   }
@@ -166,7 +201,9 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
             resolve([]);
             return;
           }
-          resolve(turn.append(taken.entries));
+          const inputs = turn.append(taken.entries);
+          this.ends.running(turn.key, taken.entries, turn.fence);
+          resolve(inputs);
         },
         () => resolve([]),
       );

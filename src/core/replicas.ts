@@ -191,6 +191,20 @@ export class Replicas<I> {
         const turn = engine.keys.get(key);
         if (turn !== undefined && turn.claim.token === token) engine.exits.stop(turn);
       },
+      revised: (key, token, id, data) => {
+        const turn = engine.keys.get(key);
+        if (turn === undefined || turn.claim.token !== token || turn.stale) return;
+        let input: I | undefined;
+        if (data !== undefined) {
+          try {
+            input = this.#codec.decode(JSON.parse(data));
+          } catch (error) {
+            engine.report.error(error, key, turn.fence);
+            return;
+          }
+        }
+        turn.revise({ id, input });
+      },
       freed: (key) => engine.lanes.wake(key),
       departed: (entries) => {
         for (const entry of entries) engine.ends.departed("", entry);
@@ -229,7 +243,7 @@ export class Replicas<I> {
       this.handBack(turn);
       return;
     }
-    engine.replace(key, turn);
+    engine.holds(key, turn);
     engine.begin(turn, false);
   }
 }

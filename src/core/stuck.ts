@@ -46,7 +46,7 @@ export class Stuck<I> {
     }
     // The handler ignores its signal: free the key and the slot for the next turn; this one's
     // fence is stale, and whatever it does when it settles changes nothing.
-    for (const entry of turn.entries) engine.ends.failed(entry, error);
+    for (const entry of turn.entries) engine.ends.failed(turn.key, entry, error, turn.fence);
     engine.leases?.stop(turn);
     engine.freeSlot(turn);
     if (turn.released) return;

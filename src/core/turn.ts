@@ -60,10 +60,32 @@ export interface Turn<I> {
    */
   take(): Promise<I[]>;
   /**
+   * Call `listener` when an input of this turn is edited (`revision.input` holds the new input) or
+   * deleted (`revision.input` is `undefined`) while the turn runs (`guard.replace`/`withdraw`
+   * answered `"in-turn"`): the turn's `inputs` do not change, so an agent can restart or adjust.
+   * Returns the function that unsubscribes.
+   *
+   * @example
+   * ```ts
+   * turn.onRevision(({ id, input }) => {
+   *   if (input === undefined) controller.abort(); // the question was deleted: stop answering it
+   * });
+   * ```
+   */
+  onRevision(listener: (revision: Revision<I>) => void): () => void;
+  /**
    * Call `listener` with the pending count whenever input for this key arrives during the turn.
    * Returns the function that unsubscribes.
    */
   onPending(listener: (pending: number) => void): () => void;
+}
+
+/** An edit (`input`) or deletion (`input` is `undefined`) of an input of a running turn. */
+export interface Revision<I> {
+  /** The id the input was submitted with. */
+  readonly id: string;
+  /** The edited input, or `undefined` when the input was deleted (withdrawn). */
+  readonly input: I | undefined;
 }
 
 /** What a turn needs from the guard that runs it. */
@@ -135,6 +157,7 @@ export class TurnState<I> implements Turn<I>, Timed {
   #controller: AbortController | undefined = undefined;
   #inputs: I[] | undefined = undefined;
   #listeners: Set<(pending: number) => void> | undefined = undefined;
+  #revisionListeners: Set<(revision: Revision<I>) => void> | undefined = undefined;
 
   constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
     this.host = host;
@@ -195,6 +218,34 @@ export class TurnState<I> implements Turn<I>, Timed {
     return () => {
       listeners.delete(listener);
     };
+  }
+
+  onRevision(listener: (revision: Revision<I>) => void): () => void {
+    if (typeof listener !== "function") {
+      throw new TypeError("turn.onRevision(listener): listener must be a function.");
+    }
+    const listeners = (this.#revisionListeners ??= new Set());
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+    };
+  }
+
+  /** Tell `onRevision` listeners of an edit or deletion; a throwing listener goes to `onError`. */
+  revise(revision: Revision<I>): void {
+    if (this.#revisionListeners === undefined) return;
+    for (const listener of this.#revisionListeners) {
+      try {
+        listener(revision);
+      } catch (error) {
+        this.host.listenerFailed(this, error);
+      }
+    }
+  }
+
+  /** An entry's input changed or an entry left before the handler ran: `inputs` are read anew. */
+  refresh(): void {
+    this.#inputs = undefined;
   }
 
   /** Add entries moved in by `take()`; answers their inputs. */

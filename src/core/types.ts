@@ -5,10 +5,20 @@
 
 import type { GuardEvents, Listener } from "./events.js";
 import type { Drop, Handler } from "./options.js";
+import type { Outcome } from "./outcomes.js";
 import type { Turn } from "./turn.js";
 
 /** How `submit` admitted an input. */
 export type SubmitOutcome = "started" | "queued" | "duplicate" | "dropped";
+
+/**
+ * What `guard.replace` and `guard.withdraw` did: `"replaced"` / `"withdrawn"` (the input was
+ * pending: its content was swapped in place, or it was removed and dropped as `withdrawn`),
+ * `"in-turn"` (it belongs to the running turn, which is told through `turn.onRevision`),
+ * `"ended"` (its turn is over, or it was dropped) or `"unknown"` (no input with that id is known:
+ * never admitted, or older than the de-duplication window).
+ */
+export type RevisionResult = "replaced" | "withdrawn" | "in-turn" | "ended" | "unknown";
 
 /** Per-input options of `submit`. */
 export interface SubmitOptions<I = unknown> {
@@ -163,6 +173,50 @@ export interface Guard<I> {
   stopWhere(prefix: string, options?: StopOptions): Promise<boolean>;
 
   /**
+   * The input `id` of `key` was edited. If it is still pending, its content is swapped in place:
+   * same position, same id (in `collect` the next turn sees the new content; in `latest` it is the
+   * newest pending input, as it was). If it already belongs to the running turn, nothing changes
+   * and the turn's `onRevision` listeners get the new input. With a shared store this works from
+   * any replica. Resolves `"replaced"`, `"in-turn"`, `"ended"` or `"unknown"`.
+   *
+   * @example
+   * ```ts
+   * bot.on("edited_message", (ctx) =>
+   *   guard.replace(String(ctx.chat.id), String(ctx.editedMessage.message_id), ctx.editedMessage),
+   * );
+   * ```
+   */
+  replace(key: string, id: string, input: I): Promise<RevisionResult>;
+
+  /**
+   * The input `id` of `key` was deleted. If it is still pending it is removed and ends as a drop
+   * with reason `withdrawn` (through `onDrop` and the `dropped` event, like every drop). If it
+   * already belongs to the running turn, the turn's `onRevision` listeners are told (`input`
+   * `undefined`). With a shared store this works from any replica. Resolves `"withdrawn"`,
+   * `"in-turn"`, `"ended"` or `"unknown"`.
+   *
+   * @example
+   * ```ts
+   * const result = await guard.withdraw(chatId, messageId);
+   * ```
+   */
+  withdraw(key: string, id: string): Promise<RevisionResult>;
+
+  /**
+   * What became of the input submitted with `id`: `{ key, state, reason?, fence?, at }`, `state`
+   * being `"pending"`, `"running"`, `"handled"`, `"failed"` or `"dropped"` (with `reason`), `fence`
+   * the turn that ran it. Resolves `undefined` for an id never admitted, or ended longer ago than
+   * the de-duplication window. With a shared store that keeps outcomes (Redis) any replica answers.
+   *
+   * @example
+   * ```ts
+   * const outcome = await guard.outcome(messageId);
+   * if (outcome?.state === "dropped") console.log(`dropped: ${outcome.reason}`);
+   * ```
+   */
+  outcome(id: string): Promise<Outcome | undefined>;
+
+  /**
    * Report an input that an adapter dropped before admitting it (an album stopped while its
    * photos were still arriving), so that `onDrop` and the `dropped` event see every input.
    */
@@ -217,7 +271,7 @@ export interface Guard<I> {
 
   /**
    * Listen to a lifecycle event: `admitted`, `queued`, `started`, `finished`, `dropped`, `error`,
-   * `stuck`. Returns the function that unsubscribes. An unknown event name throws a `TypeError`. A
+   * `stuck`, `settled`. Returns the function that unsubscribes. An unknown event name throws a `TypeError`. A
    * listener that throws is reported to `onError` (once per throw) and never re-emitted as
    * `error`; the other listeners still run.
    */

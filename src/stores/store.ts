@@ -15,6 +15,7 @@
 // them over, and relays hints from other processes (input arrived, stop, key released).
 
 import type { DropReason } from "../core/errors.js";
+import type { Outcome, OutcomeState } from "../core/outcomes.js";
 
 /** A value or a promise of it: memory stores answer synchronously, networked stores do not. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -150,6 +151,16 @@ export type Renewal =
     }
   | { readonly status: "lost" };
 
+/** What the guard asks a shared store to remember of one input (`Store.record`). */
+export interface OutcomeRecord {
+  readonly id: string;
+  readonly state: OutcomeState;
+  readonly reason?: DropReason | undefined;
+  readonly fence?: number | undefined;
+  /** Epoch ms at which the input entered the state. */
+  readonly at: number;
+}
+
 /** Answer of `stop`. */
 export type Stopped<E> =
   | {
@@ -225,6 +236,38 @@ export interface Store<E extends StoreEntry = StoreEntry> {
   withdraw(key: string, id: string): MaybePromise<E | undefined>;
 
   /**
+   * Swap the content of a pending entry in place (same position, same id): a user edited the
+   * message. `data` is the new input as JSON text for a shared store (`undefined` otherwise);
+   * `apply` updates the entry object (the store calls it on the object it answers, before
+   * answering). Answers the entry, or `undefined` when no pending entry of the key has that id.
+   * Optional: without it `guard.replace` changes only input that this process holds.
+   */
+  replace?(
+    key: string,
+    id: string,
+    data: string | undefined,
+    apply: (entry: E) => void,
+  ): MaybePromise<E | undefined>;
+
+  /**
+   * For a shared store: if `id` belongs to the batch of the turn holding `key` (in any process),
+   * tell that turn's process of the revision (`StoreHost.revised`; `data` is the new input as JSON
+   * text, `undefined` for a deletion) and answer `true`. The guard asks only when the entry is
+   * neither pending nor in a turn of its own.
+   */
+  reviseRunning?(key: string, id: string, data: string | undefined): MaybePromise<boolean>;
+
+  /**
+   * For a shared store: remember what became of inputs, so that `guard.outcome(id)` answers from
+   * any process. Each record replaces the id's last one; records live for `window` ms. The store
+   * reports a failure to write through `StoreHost.error` (the guard never awaits this).
+   */
+  record?(key: string, records: readonly OutcomeRecord[], window: number): void;
+
+  /** With `record`: the last record of `id`, or `undefined` (none, or older than its window). */
+  outcome?(id: string): MaybePromise<Outcome | undefined>;
+
+  /**
    * Forget de-duplication ids of the key's inputs, so their redelivery is admitted again (a failed
    * awaited turn). The key lets a shared store find where the ids live.
    */
@@ -291,6 +334,11 @@ export interface StoreHost<E> {
   stopped(key: string, token: string): void;
   /** Hint: the key was released (a lane waiting for it may try again). */
   freed(key: string): void;
+  /**
+   * Hint: the input `id` of the turn held here under `token` was edited (`data`: the new input as
+   * JSON text) or deleted (`undefined`) at another process (`Store.reviseRunning`).
+   */
+  revised?(key: string, token: string, id: string, data: string | undefined): void;
   /**
    * Entries admitted here and queued, that another process took into its turn (or that stay
    * queued for other processes when this store detaches): their callers learn they were queued.

@@ -44,6 +44,7 @@ export interface MemoryStore extends Store {
   claims: NonNullable<Store["claims"]>;
   stop: NonNullable<Store["stop"]>;
   keys: NonNullable<Store["keys"]>;
+  replace: NonNullable<Store["replace"]>;
 }
 
 /**
@@ -228,6 +229,17 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
     if (index < 0) return undefined;
     this.#pendingTotal--;
     return queue.splice(index, 1)[0];
+  }
+
+  replace(
+    key: string,
+    id: string,
+    _data: string | undefined,
+    apply: (entry: E) => void,
+  ): E | undefined {
+    const entry = this.#keys.get(key)?.queue?.find((queued) => queued.id === id);
+    if (entry !== undefined) apply(entry);
+    return entry;
   }
 
   forget(_key: string, ids: readonly string[]): void {

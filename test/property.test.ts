@@ -10,6 +10,12 @@
 //      with a reason — and its submit outcome agrees; every lane and every promise settled;
 //      every handler error reached onError exactly once; the guard holds nothing afterwards.
 //
+// Both properties also edit and delete pending input by id (`replace`, `withdraw`, issue 14): the
+// oracle then checks that a replaced input runs in its last replaced form, that a withdrawn one ends
+// as a `withdrawn` drop (and only those), that an input said to be in its turn was handled there,
+// that the `settled` event fired exactly once per input (none for a duplicate), and that
+// `outcome(id)` agrees with how the input ended.
+//
 // A second property ("hostile shapes", issue 12) adds what adversarial use found: handlers that
 // return hostile thenables (a throwing `then`, a throwing `then` getter, double settling, never
 // calling back), throwing listeners on random events (including `({ inputs }) => inputs[0].seq`,
@@ -51,6 +57,8 @@ afterEach(() => {
 interface Input {
   readonly seq: number;
   readonly key: string;
+  /** The revision: 0 as submitted, n after the n-th `replace` of the run. */
+  readonly rev: number;
 }
 
 interface Behaviour {
@@ -108,6 +116,12 @@ type Op =
       readonly behaviour: Behaviour;
     }
   | { readonly op: "stop"; readonly key: number }
+  | {
+      readonly op: "revise";
+      readonly key: number;
+      readonly id: string;
+      readonly kind: "replace" | "withdraw";
+    }
   | { readonly op: "advance"; readonly ms: number }
   | { readonly op: "flush" }
   | { readonly op: "close"; readonly timeout: number };
@@ -243,6 +257,15 @@ function opArb(keys: number, hostile?: Options): fc.Arbitrary<Op> {
     },
     { weight: 5, arbitrary: fc.record({ op: fc.constant("stop" as const), key }) },
     {
+      weight: 6,
+      arbitrary: fc.record({
+        op: fc.constant("revise" as const),
+        key,
+        id: fc.constantFrom(...ids),
+        kind: fc.constantFrom("replace" as const, "withdraw" as const),
+      }),
+    },
+    {
       weight: 12,
       arbitrary: fc.record({
         op: fc.constant("advance" as const),
@@ -373,7 +396,14 @@ function isCycleError(error: unknown): boolean {
 /** Timer callbacks per run above which a timer is taken to be re-armed in a loop. */
 const SPINNING = 5_000;
 
-const DROP_WHEN_ADMITTED = new Set(["stopped", "superseded", "overflow", "shutdown", "expired"]);
+const DROP_WHEN_ADMITTED = new Set([
+  "stopped",
+  "superseded",
+  "overflow",
+  "shutdown",
+  "expired",
+  "withdrawn",
+]);
 const DROP_AT_SUBMIT = new Set(["busy", "overflow", "shutdown", "duplicate"]);
 
 async function check(scenario: Scenario): Promise<void> {
@@ -434,6 +464,25 @@ async function check(scenario: Scenario): Promise<void> {
   const lanes: LaneRecord[] = [];
   const pending: { result?: Settled<unknown> }[] = []; // stops and closes
   let seq = 0;
+  /** Revisions asked for: the input (by seq), what was asked and the answer. */
+  const revisions: {
+    seq: number | undefined;
+    key: string;
+    id: string;
+    kind: "replace" | "withdraw";
+    rev: number;
+    result?: Settled<string>;
+  }[] = [];
+  let rev = 0;
+  const settledCount = new Map<number, number>(); // seq → settled events
+  /** The input last admitted with an id, by key and id: what a revision of that id addresses. */
+  const admittedIds = new Map<string, Input>();
+  guard.on("admitted", ({ key, id, input }) => {
+    if (id !== undefined) admittedIds.set(`${key}\n${id}`, input);
+  });
+  guard.on("settled", ({ input }) => {
+    settledCount.set(input.seq, (settledCount.get(input.seq) ?? 0) + 1);
+  });
 
   guard.on("error", ({ error }) => void errorEvents.push(error));
   guard.on("finished", ({ key, fence }) => {
@@ -596,7 +645,7 @@ async function check(scenario: Scenario): Promise<void> {
     behaviour: Behaviour,
     options: { id?: string; alone?: boolean; awaitTurn: boolean; expiresAt?: number },
   ): Promise<string> => {
-    const input: Input = { seq: ++seq, key };
+    const input: Input = { seq: ++seq, key, rev: 0 };
     const record: SubmitRecord = {
       input,
       id: options.id,
@@ -675,6 +724,27 @@ async function check(scenario: Scenario): Promise<void> {
         });
         break;
       }
+      case "revise": {
+        // Without de-duplication two live inputs may share an id: which one a revision finds is
+        // not the oracle's to know.
+        if (options.dedupe === false) break;
+        const key = keyName(op.key);
+        const target = admittedIds.get(`${key}\n${op.id}`);
+        const record: (typeof revisions)[number] = {
+          seq: target?.seq,
+          key,
+          id: op.id,
+          kind: op.kind,
+          rev: ++rev,
+        };
+        revisions.push(record);
+        const input: Input = { seq: target?.seq ?? -1, key, rev: record.rev };
+        settleInto(
+          op.kind === "replace" ? guard.replace(key, op.id, input) : guard.withdraw(key, op.id),
+          record,
+        );
+        break;
+      }
       case "stop": {
         const record: { result?: Settled<unknown> } = {};
         pending.push(record);
@@ -723,6 +793,7 @@ async function check(scenario: Scenario): Promise<void> {
 
   // 2. FIFO per key: handled inputs and lanes, turn by turn, in admission order.
   const handled = new Map<number, number>(); // seq → times handled
+  const handledRev = new Map<number, number>(); // seq → the revision its turn ran
   for (const [key, list] of turnsByKey) {
     const order: number[] = [];
     for (const { turn, lane } of list) {
@@ -734,6 +805,7 @@ async function check(scenario: Scenario): Promise<void> {
         if (input.key !== key) problems.push(`input ${input.seq} of ${input.key} ran on ${key}`);
         order.push(input.seq);
         handled.set(input.seq, (handled.get(input.seq) ?? 0) + 1);
+        handledRev.set(input.seq, input.rev);
       }
     }
     for (let i = 1; i < order.length; i++) {
@@ -794,7 +866,85 @@ async function check(scenario: Scenario): Promise<void> {
   }
   if (ends !== submits.length) problems.push(`G3: ${submits.length} in, ${ends} out`);
   for (const drop of drops) {
-    if (!submits.some((s) => s.input === drop.input)) problems.push("G3: a drop of no input");
+    if (!submits.some((s) => s.input.seq === drop.input.seq))
+      problems.push("G3: a drop of no input");
+  }
+
+  // Revisions (issue 14). A pending input runs in its last replaced form; only a withdrawal that
+  // answered "withdrawn" drops an input as withdrawn; "in-turn" means its turn ran it.
+  const lastReplaced = new Map<number, number>(); // seq → rev of the last "replaced"
+  const withdrawn = new Set<number>();
+  for (const revision of revisions) {
+    const result = revision.result;
+    if (result === undefined || !result.ok) {
+      problems.push(
+        `${revision.kind}(${revision.id}) did not resolve: ${String(result && !result.ok ? result.error : "pending")}`,
+      );
+      continue;
+    }
+    const answer = result.value;
+    const allowed =
+      revision.kind === "replace"
+        ? ["replaced", "in-turn", "ended", "unknown"]
+        : ["withdrawn", "in-turn", "ended", "unknown"];
+    if (!allowed.includes(answer)) problems.push(`${revision.kind} answered ${answer}`);
+    const target = revision.seq;
+    if (target === undefined) {
+      // Never admitted: unknown, or ended if an input with that id was dropped at the door.
+      const submitted = submits.some((r) => r.id === revision.id && r.input.key === revision.key);
+      if (answer !== "unknown" && !(submitted && answer === "ended")) {
+        problems.push(`${revision.kind} of a never-admitted id: ${answer}`);
+      }
+      continue;
+    }
+    if (answer === "replaced") lastReplaced.set(target, revision.rev);
+    if (answer === "withdrawn") {
+      if (withdrawn.has(target)) problems.push(`input ${target} withdrawn twice`);
+      withdrawn.add(target);
+    }
+    if (answer === "in-turn" && handled.get(target) !== 1) {
+      problems.push(`input ${target}: "in-turn" but its turn did not run it`);
+    }
+  }
+  for (const drop of drops) {
+    const seq = drop.input.seq;
+    if ((drop.reason === "withdrawn") !== withdrawn.has(seq)) {
+      problems.push(`input ${seq} dropped as ${drop.reason}; withdrawn: ${withdrawn.has(seq)}`);
+    }
+  }
+  for (const [seq, revision] of lastReplaced) {
+    const ran = handledRev.get(seq);
+    if (ran !== undefined && ran !== revision) {
+      problems.push(`input ${seq} ran as revision ${ran}, last replaced as ${revision}`);
+    }
+  }
+  // One settled event per input; none for a duplicate (the same input again).
+  for (const { input } of submits) {
+    const duplicate = (dropped.get(input.seq) ?? []).some((d) => d.reason === "duplicate");
+    const times = settledCount.get(input.seq) ?? 0;
+    if (times !== (duplicate ? 0 : 1)) {
+      problems.push(`input ${input.seq}: settled ${times}× (duplicate: ${duplicate})`);
+    }
+  }
+  // outcome(id) agrees with how an input submitted with that id ended. Ids are unique within the
+  // de-duplication window, but an id may come back: after a failed awaited turn forgot it, or at
+  // the door of a closed guard, which drops before it looks for duplicates (and leaves the record
+  // of the input that was admitted). Without de-duplication two inputs may share an id and a record.
+  if (options.dedupe !== false) {
+    for (const id of new Set(submits.map((s) => s.id))) {
+      if (id === undefined) continue;
+      const outcome = await guard.outcome(id);
+      const agrees = submits.some((record) => {
+        if (record.id !== id || record.input.key !== outcome?.key) return false;
+        const drop = (dropped.get(record.input.seq) ?? [])[0];
+        if (drop?.reason === "duplicate") return false;
+        if (drop !== undefined)
+          return outcome.state === "dropped" && outcome.reason === drop.reason;
+        return handled.get(record.input.seq) === 1 && /^(handled|failed)$/.test(outcome.state);
+      });
+      if (!agrees)
+        problems.push(`outcome(${id}) = ${JSON.stringify(outcome)} agrees with no input`);
+    }
   }
 
   // Lanes end once: ran (resolved with their token or rejected with their error / an abort), or

@@ -14,6 +14,7 @@ export {
   TurnTimeoutError,
 } from "./core/errors.js";
 export type { GuardEvents } from "./core/events.js";
+export type { ModeFunction, ModeState } from "./core/mode-choice.js";
 export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
 export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
 export type { Outcome, OutcomeState } from "./core/outcomes.js";

@@ -26,7 +26,8 @@ import type { ExpiryTimer } from "./expiry.js";
 import type { Holders } from "./holders.js";
 import type { Lanes } from "./lanes.js";
 import type { LeaseWatchdog } from "./lease-watch.js";
-import type { ModeBehaviour } from "./modes.js";
+import type { ModeChoice } from "./mode-choice.js";
+import { MODES, type ModeBehaviour } from "./modes.js";
 import type { Handler, ResolvedOptions } from "./options.js";
 import type { Replicas } from "./replicas.js";
 import type { Reporter } from "./report.js";
@@ -47,6 +48,8 @@ export abstract class Engine<I> implements TurnHost<I> {
   abstract readonly shared: boolean;
   abstract readonly mode: ModeBehaviour;
   abstract readonly admitPolicy: AdmitPolicy;
+  /** With a mode function (`mode` per input): chooses each input's policy. */
+  abstract readonly modes: ModeChoice<I> | undefined;
   abstract readonly events: Emitter<GuardEvents<I>>;
   abstract readonly report: Reporter<I>;
   abstract readonly ends: Endings<I>;
@@ -112,10 +115,11 @@ export abstract class Engine<I> implements TurnHost<I> {
       return OUTCOMES.dropped;
     }
     const settled = awaitTurn ? awaited(entry) : undefined;
+    const policy = this.modes === undefined ? this.admitPolicy : this.modes.choose(key, entry);
     const outcome = this.admit(
       key,
       entry,
-      entry.group === undefined ? this.admitPolicy : this.settle.policy(key, entry.group),
+      entry.group === undefined ? policy : this.settle.policy(key, entry.group, policy),
     );
     const caller = current.turn as TurnState<I> | undefined;
     // Awaited from inside its own key's turn: it would wait for itself. The input stays admitted.
@@ -179,7 +183,13 @@ export abstract class Engine<I> implements TurnHost<I> {
           if (entry.group !== undefined) this.settle.arrived(turn, entry.group);
           if (!entry.lane) {
             if (turn.watch !== undefined) turn.watch.knownPending = admission.pending;
-            this.pendingArrived(turn, admission.pending);
+            if (this.modes !== undefined && turn.waitingSince === 0) turn.waitingSince = Date.now();
+            const mode = entry.mode;
+            this.pendingArrived(
+              turn,
+              admission.pending,
+              mode === undefined ? undefined : MODES[mode],
+            );
           }
         }
         return "queued";
@@ -230,6 +240,7 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     turn.phase = "running";
+    if (this.modes !== undefined) turn.startedAt = Date.now();
     this.ends.running(turn.key, turn.entries, turn.fence);
     this.deadlines?.add(turn, this.options.turnTimeout);
     if (this.events.has("started")) {
@@ -342,6 +353,10 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     const next = new TurnState(this, turn.key, finish.claim, finish.batch);
+    // Input still waiting has waited since before this batch (a mode function reads its age).
+    if (this.modes !== undefined && this.store.pendingCount(turn.key) > 0) {
+      next.waitingSince = turn.waitingSince;
+    }
     this.holds(turn.key, next, turn);
     this.begin(next, false);
   }
@@ -373,10 +388,13 @@ export abstract class Engine<I> implements TurnHost<I> {
     }
   }
 
-  /** Input is pending for a running turn: interrupt it (interrupt mode) and tell its listeners. */
-  pendingArrived(turn: TurnState<I>, pending: number): void {
+  /**
+   * Input is pending for a running turn: interrupt it (interrupt mode, or `mode`, the mode chosen
+   * for the input that arrived) and tell its listeners.
+   */
+  pendingArrived(turn: TurnState<I>, pending: number, mode: ModeBehaviour = this.mode): void {
     // A lane (cron, recovery) is not a conversation turn: chat input never supersedes it.
-    if (this.mode.interrupts && turn.phase === "running" && !(turn.entries[0] as Entry<I>).lane) {
+    if (mode.interrupts && turn.phase === "running" && !(turn.entries[0] as Entry<I>).lane) {
       turn.abort(new TurnAbortedError("superseded", turn.key, turn.fence));
     }
     turn.notifyPending(pending);

@@ -7,6 +7,7 @@
 // promise. `ended` makes every end of an entry happen once (see `endings.ts`).
 
 import type { StoreEntry } from "../stores/store.js";
+import type { Mode } from "./modes.js";
 import type { Drop, Handler } from "./options.js";
 import type { SubmitOptions } from "./types.js";
 
@@ -33,6 +34,8 @@ export interface GuardEntry<I> extends StoreEntry {
    */
   outcome: "started" | "queued" | "ended";
   waiter: Waiter | undefined;
+  /** The busy mode a mode function chose for it (own property only then). */
+  mode?: Mode | undefined;
   /** The submit's own drop callback (`SubmitOptions.onDrop`). */
   onDrop?: ((drop: Drop<I>) => void) | undefined;
 }

@@ -21,6 +21,7 @@ import { ExpiryTimer } from "./expiry.js";
 import { ClaimHolders, type Holders, hasLocalClaims, MapHolders } from "./holders.js";
 import { Lanes } from "./lanes.js";
 import { LeaseWatchdog } from "./lease-watch.js";
+import { FALLBACK_MODE, ModeChoice } from "./mode-choice.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
 import type { ResolvedOptions } from "./options.js";
 import { Ledger, type Outcome } from "./outcomes.js";
@@ -45,6 +46,7 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
   readonly shared: boolean;
   readonly mode: ModeBehaviour;
   readonly admitPolicy: AdmitPolicy;
+  readonly modes: ModeChoice<I> | undefined;
   readonly events: Emitter<GuardEvents<I>>;
   readonly report: Reporter<I>;
   readonly ends: Endings<I>;
@@ -66,10 +68,13 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
     this.options = options;
     this.store = options.store as Store<GuardEntry<I>>;
     this.shared = this.store.shared === true;
-    this.mode = MODES[options.mode];
+    const mode = options.mode;
+    this.mode = typeof mode === "function" ? MODES[FALLBACK_MODE] : MODES[mode];
     const { maxPending, overflow, maxPendingTotal, dedupe } = options;
     const { whenHeld, batch } = this.mode;
     this.admitPolicy = { maxPending, overflow, maxPendingTotal, whenHeld, dedupe, batch };
+    this.modes =
+      typeof mode === "function" ? new ModeChoice(this, mode, this.admitPolicy) : undefined;
     const store = this.store as Store<never>;
     this.keys = hasLocalClaims(store)
       ? new ClaimHolders(store, (turn) => turn.host === this)

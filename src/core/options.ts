@@ -5,6 +5,7 @@
 
 import type { Store, StoreEntry } from "../stores/store.js";
 import { type DropReason, isA, StoreError, StoreRecoveredError } from "./errors.js";
+import type { ModeFunction } from "./mode-choice.js";
 import { MODES, type Mode } from "./modes.js";
 import type { Turn } from "./turn.js";
 
@@ -47,8 +48,21 @@ export interface Codec<I> {
 
 /** Options of `createGuard()`. Every one is optional; the values shown are the defaults. */
 export interface GuardOptions<I> {
-  /** What happens to input that arrives while its key's turn runs. Default `"collect"`. */
-  mode?: Mode;
+  /**
+   * What happens to input that arrives while its key's turn runs. Default `"collect"`. A function
+   * chooses per input, from the input and its key's state, when the key is busy: see `ModeState`
+   * and the README's "Busy modes" for what a mix of modes on one key means. If it throws, the error
+   * goes to `onError` and the input is admitted as `"collect"`.
+   *
+   * @example
+   * ```ts
+   * createGuard<Message>({
+   *   mode: (message, { pending }) =>
+   *     message.mentionsBot ? "interrupt" : pending >= 50 ? "reject" : pending >= 10 ? "latest" : "collect",
+   * });
+   * ```
+   */
+  mode?: Mode | ModeFunction<I>;
   /** Pending inputs kept per key. Default 100. */
   maxPending?: number;
   /** At `maxPending`: drop the oldest pending input or the new one. Default `"drop-oldest"`. */
@@ -104,7 +118,7 @@ export interface GuardOptions<I> {
 
 /** Options after defaults, as the guard uses them. */
 export interface ResolvedOptions<I> {
-  readonly mode: Mode;
+  readonly mode: Mode | ModeFunction<I>;
   readonly maxPending: number;
   readonly overflow: "drop-oldest" | "drop-newest";
   readonly maxPendingTotal: number;
@@ -301,7 +315,10 @@ export function resolveOptions<I>(
       invalid(where, "dedupe", "an integer of at least 1 or Infinity, or false (off)", dedupe);
   }
   return {
-    mode: checkChoice(where, "mode", mode, Object.keys(MODES) as Mode[]),
+    mode:
+      typeof mode === "function"
+        ? (mode as ModeFunction<I>)
+        : checkChoice(where, "mode", mode, Object.keys(MODES) as Mode[]),
     maxPending: checkNumber(where, "maxPending", maxPending, 0, true),
     overflow: checkChoice(where, "overflow", overflow, ["drop-oldest", "drop-newest"] as const),
     maxPendingTotal: checkNumber(where, "maxPendingTotal", maxPendingTotal, 0, true),

@@ -50,11 +50,10 @@ export class SettleWindows<I> {
    * gathering in a turn of this guard joins it rather than being refused as busy (at another
    * replica, which cannot know the album is gathering, it is refused like any input).
    */
-  policy(key: string, group: string): AdmitPolicy {
+  policy(key: string, group: string, base: AdmitPolicy): AdmitPolicy {
     const engine = this.#engine;
-    if (engine.admitPolicy.whenHeld !== "reject" || engine.keys.get(key)?.settling !== group) {
-      return engine.admitPolicy;
-    }
+    if (base.whenHeld !== "reject" || engine.keys.get(key)?.settling !== group) return base;
+    if (base !== engine.admitPolicy) return { ...base, whenHeld: "enqueue" };
     this.#joinPolicy ??= { ...engine.admitPolicy, whenHeld: "enqueue" };
     return this.#joinPolicy;
   }

@@ -150,6 +150,9 @@ export class TurnState<I> implements Turn<I>, Timed {
   settling: string | undefined = undefined;
   /** The quiet ms that end that window. */
   settleMs = 0;
+  /** With a mode function: epoch ms the handler started, and since when input waits (0: none). */
+  startedAt = 0;
+  waitingSince = 0;
   /** Resolves the concurrency slot (p-limit) once the turn settles. */
   release: (() => void) | undefined = undefined;
   /** The guard that runs this turn. */

@@ -10,7 +10,10 @@
 //      with a reason — and its submit outcome agrees; every lane and every promise settled;
 //      every handler error reached onError exactly once; the guard holds nothing afterwards.
 //
-// Both properties also edit and delete pending input by id (`replace`, `withdraw`, issue 14): the
+// Both properties also choose the busy mode per input (issue 15: \`mode: "per-input"\`, a mode
+// function answering each input's own random mode, which in the hostile property sometimes throws:
+// its error must reach onError once and the input must still end exactly once), and edit and
+// delete pending input by id (`replace`, `withdraw`, issue 14): the
 // oracle then checks that a replaced input runs in its last replaced form, that a withdrawn one ends
 // as a `withdrawn` drop (and only those), that an input said to be in its turn was handled there,
 // that the `settled` event fired exactly once per input (none for a duplicate), and that
@@ -57,6 +60,8 @@ afterEach(() => {
 interface Input {
   readonly seq: number;
   readonly key: string;
+  /** With `mode: "per-input"`: the mode the guard's mode function answers ("throw": it throws). */
+  readonly mode?: Mode | "throw";
   /** The revision: 0 as submitted, n after the n-th `replace` of the run. */
   readonly rev: number;
 }
@@ -106,6 +111,7 @@ type Op =
       readonly awaitTurn: boolean;
       /** Hostile shapes only: `expiresAt` 30 days ahead. */
       readonly expiresLate: boolean;
+      readonly mode: Mode | "throw";
       readonly behaviour: Behaviour;
     }
   | {
@@ -126,10 +132,9 @@ type Op =
   | { readonly op: "flush" }
   | { readonly op: "close"; readonly timeout: number };
 
-type Options = Required<
+type Options = { readonly mode: Mode | "per-input" } & Required<
   Pick<
     GuardOptions<Input>,
-    | "mode"
     | "settle"
     | "turnTimeout"
     | "onStuck"
@@ -206,7 +211,7 @@ function hostileBehaviourArb(options: Options): fc.Arbitrary<Behaviour> {
 }
 
 const optionsArb: fc.Arbitrary<Options> = fc.record({
-  mode: fc.constantFrom(...MODES),
+  mode: fc.constantFrom<Mode | "per-input">(...MODES, "per-input", "per-input"),
   settle: fc.constantFrom(0, 0, 10, 30),
   turnTimeout: fc.constantFrom(INF, 30, 100),
   onStuck: fc.constantFrom("wait" as const, "abandon" as const),
@@ -242,6 +247,10 @@ function opArb(keys: number, hostile?: Options): fc.Arbitrary<Op> {
           hostile === undefined
             ? fc.constant(false)
             : fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+        mode: fc.constantFrom<Mode | "throw">(
+          ...MODES,
+          ...(hostile === undefined ? [] : (["throw"] as const)),
+        ),
         behaviour,
       }),
     },
@@ -298,7 +307,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.integer({ min: 2, max: 4 }).chain
 
 /** Options with durations past the timers' limit mixed in. */
 const hostileOptionsArb: fc.Arbitrary<Options> = fc.record({
-  mode: fc.constantFrom(...MODES),
+  mode: fc.constantFrom<Mode | "per-input">(...MODES, "per-input", "per-input"),
   settle: fc.constantFrom(0, 0, 10, 30),
   turnTimeout: fc.constantFrom(INF, 30, 100, 100, 2 ** 31),
   onStuck: fc.constantFrom("wait" as const, "abandon" as const),
@@ -423,8 +432,19 @@ async function check(scenario: Scenario): Promise<void> {
   const selfAwaits: SelfAwait[] = [];
   const process = watchProcess();
   const timers = countTimerCallbacks();
+  /** Errors a mode function threw: each reaches onError once and its input is not lost. */
+  const modeErrors = new Set<unknown>();
   const guard = createGuard<Input>({
     ...options,
+    mode:
+      options.mode === "per-input"
+        ? (input) => {
+            if (input.mode !== "throw") return input.mode ?? "collect";
+            const error = new Error(`mode function failed for input ${input.seq}`);
+            modeErrors.add(error);
+            throw error;
+          }
+        : options.mode,
     store,
     onDrop: (drop) => {
       drops.push(drop);
@@ -644,8 +664,9 @@ async function check(scenario: Scenario): Promise<void> {
     key: string,
     behaviour: Behaviour,
     options: { id?: string; alone?: boolean; awaitTurn: boolean; expiresAt?: number },
+    mode?: Mode | "throw",
   ): Promise<string> => {
-    const input: Input = { seq: ++seq, key, rev: 0 };
+    const input: Input = { seq: ++seq, key, rev: 0, ...(mode === undefined ? {} : { mode }) };
     const record: SubmitRecord = {
       input,
       id: options.id,
@@ -709,12 +730,17 @@ async function check(scenario: Scenario): Promise<void> {
   for (const op of ops) {
     switch (op.op) {
       case "submit": {
-        submitInput(keyName(op.key), op.behaviour, {
-          id: op.id,
-          alone: op.alone,
-          awaitTurn: op.awaitTurn,
-          ...(op.expiresLate ? { expiresAt: Date.now() + THIRTY_DAYS } : {}),
-        });
+        submitInput(
+          keyName(op.key),
+          op.behaviour,
+          {
+            id: op.id,
+            alone: op.alone,
+            awaitTurn: op.awaitTurn,
+            ...(op.expiresLate ? { expiresAt: Date.now() + THIRTY_DAYS } : {}),
+          },
+          op.mode,
+        );
         break;
       }
       case "lane": {
@@ -738,7 +764,12 @@ async function check(scenario: Scenario): Promise<void> {
           rev: ++rev,
         };
         revisions.push(record);
-        const input: Input = { seq: target?.seq ?? -1, key, rev: record.rev };
+        const input: Input = {
+          seq: target?.seq ?? -1,
+          key,
+          rev: record.rev,
+          ...(target?.mode === undefined ? {} : { mode: target.mode }),
+        };
         settleInto(
           op.kind === "replace" ? guard.replace(key, op.id, input) : guard.withdraw(key, op.id),
           record,
@@ -987,7 +1018,7 @@ async function check(scenario: Scenario): Promise<void> {
   // Listener and onDrop errors: reported to onError once each; a listener's never becomes an
   // `error` event (which is how a throwing error listener recursed). A thenable's error thrown
   // after it resolved is ignored, as a promise ignores it.
-  for (const error of [...listenerErrors, ...onDropErrors]) {
+  for (const error of [...listenerErrors, ...onDropErrors, ...modeErrors]) {
     const reports = errors.filter((e) => e.error === error).length;
     if (reports !== 1) problems.push(`${String(error)} reached onError ${reports}×`);
   }

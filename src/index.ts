@@ -1,8 +1,10 @@
 // session-guard: one agent turn per chat at a time, with pending input handled by a busy mode.
 // This entry point re-exports the core only; it imports no chat framework.
 
+export type { Carried } from "./core/carry.js";
 export {
   type AbortCode,
+  CarryTooLargeError,
   ContendedError,
   CycleError,
   DroppedError,
@@ -35,6 +37,9 @@ export type {
   Admission,
   AdmitPolicy,
   BatchPolicy,
+  CarriedRecord,
+  CarryOn,
+  CarryReason,
   Claim,
   Expiry,
   Finish,

@@ -14,6 +14,7 @@
 import type pLimit from "p-limit";
 import type { Admission, AdmitPolicy, Finish, Store } from "../stores/store.js";
 import { awaited, current, noHandler, OUTCOMES } from "./callers.js";
+import type { Carrier } from "./carry.js";
 import { checkKey, checkSubmitOptions } from "./check.js";
 import type { Controls } from "./control.js";
 import type { Deadlines } from "./deadlines.js";
@@ -66,8 +67,12 @@ export abstract class Engine<I> implements TurnHost<I> {
   abstract readonly lanes: Lanes<I>;
   abstract readonly controls: Controls<I>;
   abstract readonly replicas: Replicas<I> | undefined;
+  abstract readonly carrier: Carrier<I>;
   // What a turn asks of its guard (`TurnHost`), answered by the guard.
   abstract take(turn: TurnState<I>): Promise<I[]>;
+  carry(turn: TurnState<I>, value: unknown): void {
+    this.carrier.carry(turn, value);
+  }
   abstract pendingCount(key: string): number;
   abstract listenerFailed(turn: TurnState<I>, error: unknown): void;
   #idleWaiters: (() => void)[] = [];
@@ -151,6 +156,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     switch (admission.status) {
       case "acquired": {
         const turn = new TurnState(this, key, admission.claim, admission.batch);
+        if (admission.carried !== undefined) turn.carriedIn = admission.carried;
         this.holds(key, turn);
         this.ends.droppedAll(key, admission.dropped);
         // A shared store may claim the key for input a dead holder left behind, older than this
@@ -328,7 +334,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     // Every turn ends here, so no closure is made unless the store answers with a promise.
     let answer: Finish<Entry<I>> | Promise<Finish<Entry<I>>>;
     try {
-      answer = this.store.finish(turn.key, turn.claim, this.mode.batch);
+      answer = this.store.finish(turn.key, turn.claim, this.mode.batch, this.carrier.on(turn));
     } catch (error) {
       this.exits.storeFailed(turn, "finish", error);
       return;
@@ -353,6 +359,7 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     const next = new TurnState(this, turn.key, finish.claim, finish.batch);
+    next.carriedIn = this.carrier.inStore ? finish.carried : this.carrier.passOn(turn);
     // Input still waiting has waited since before this batch (a mode function reads its age).
     if (this.modes !== undefined && this.store.pendingCount(turn.key) > 0) {
       next.waitingSince = turn.waitingSince;

@@ -103,6 +103,31 @@ export class ContendedError extends Error {
   }
 }
 
+/**
+ * `turn.carry(value)` would keep more than `maxCarry` bytes of carried work for the key (this value
+ * and what earlier turns cut short handed on, as JSON text): nothing was carried. Carry less (a
+ * summary, the tail of a partial answer) or raise `maxCarry`.
+ */
+export class CarryTooLargeError extends Error {
+  override name = "CarryTooLargeError";
+  readonly key: string;
+  readonly fence: number;
+  /** Bytes the key's carried work would take. */
+  readonly bytes: number;
+  /** The limit (`maxCarry`). */
+  readonly limit: number;
+
+  constructor(key: string, fence: number, bytes: number, limit: number) {
+    super(
+      `turn.carry(): the carried work of key "${key}" would take ${bytes} bytes, more than maxCarry (${limit}); nothing was carried. Carry less (a summary, the tail of the answer) or raise maxCarry.`,
+    );
+    this.key = key;
+    this.fence = fence;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
 /** Why an admitted input ended without being handled. */
 export type DropReason =
   | "overflow"

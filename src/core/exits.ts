@@ -57,7 +57,7 @@ export class Exits<I> {
     this.storeCall(
       turn,
       "abandon",
-      () => engine.store.abandon(turn.key, turn.claim, requeue),
+      () => engine.store.abandon(turn.key, turn.claim, requeue, engine.carrier.on(turn)),
       (orphans: readonly GuardEntry<I>[]) => {
         for (const entry of orphans) engine.ends.dropped(turn.key, entry, "shutdown");
         done();

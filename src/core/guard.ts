@@ -7,6 +7,7 @@
 
 import pLimit from "p-limit";
 import type { AdmitPolicy, Store } from "../stores/store.js";
+import { Carrier } from "./carry.js";
 import { Controls } from "./control.js";
 import { Deadlines } from "./deadlines.js";
 import { Endings } from "./endings.js";
@@ -62,6 +63,7 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
   readonly controls: Controls<I>;
   readonly replicas: Replicas<I> | undefined;
   readonly revisions: Revisions<I>;
+  readonly carrier: Carrier<I>;
 
   constructor(options: ResolvedOptions<I>) {
     super();
@@ -109,6 +111,7 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
     this.leases =
       typeof lease === "number" && lease > 0 ? new LeaseWatchdog(this, lease) : undefined;
     this.lanes = new Lanes(this, this.admitPolicy);
+    this.carrier = new Carrier(this, options.maxCarry);
     this.controls = new Controls(this);
     // Last: attaching to a shared store may hand over a key at once, which needs everything above.
     this.replicas =

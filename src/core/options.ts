@@ -83,6 +83,11 @@ export interface GuardOptions<I> {
   turnTimeout?: number;
   /** After `turnTimeout`: keep the key until the turn settles, or release it. Default `"wait"`. */
   onStuck?: "wait" | "abandon";
+  /**
+   * Bytes of carried work (`turn.carry`, as JSON text) kept per key: a carry past it throws a
+   * `CarryTooLargeError`. Default 65,536 (64 KiB).
+   */
+  maxCarry?: number;
   /** Turns running at once across all keys. Default `Infinity`. */
   concurrency?: number;
   /** Where claims and pending input live. Default `memoryStore()`. */
@@ -126,6 +131,7 @@ export interface ResolvedOptions<I> {
   readonly settle: number;
   readonly dedupe: number;
   readonly turnTimeout: number;
+  readonly maxCarry: number;
   readonly onStuck: "wait" | "abandon";
   readonly concurrency: number;
   readonly store: Store<StoreEntry>;
@@ -146,6 +152,7 @@ const KNOWN = new Set([
   "settle",
   "dedupe",
   "turnTimeout",
+  "maxCarry",
   "onStuck",
   "concurrency",
   "store",
@@ -269,6 +276,7 @@ export function resolveOptions<I>(
     settle = 0,
     dedupe = 10 * 60_000,
     turnTimeout = 15 * 60_000,
+    maxCarry = 65_536,
     onStuck = "wait",
     concurrency = Number.POSITIVE_INFINITY,
     store,
@@ -326,6 +334,7 @@ export function resolveOptions<I>(
     settle: checkNumber(where, "settle", settle, 0, false),
     dedupe: dedupe === false ? 0 : dedupe,
     turnTimeout: checkNumber(where, "turnTimeout", turnTimeout, 1, true),
+    maxCarry: checkNumber(where, "maxCarry", maxCarry, 0, true),
     onStuck: checkChoice(where, "onStuck", onStuck, ["wait", "abandon"] as const),
     concurrency: checkNumber(where, "concurrency", concurrency, 1, true),
     store: (store ?? defaultStore()) as Store<StoreEntry>,

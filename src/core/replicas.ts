@@ -7,10 +7,11 @@
 // close, keys are handed over rather than drained, and the store's background work stops once
 // every hand-over has reached it.
 
-import type { Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
+import type { CarriedRecord, Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
 import type { Engine } from "./engine.js";
 import { type GuardEntry, newEntry } from "./entry.js";
 import type { Codec } from "./options.js";
+import { notPlainData } from "./plain-data.js";
 import { TurnState } from "./turn.js";
 
 type Entry<I> = GuardEntry<I>;
@@ -18,61 +19,10 @@ type Entry<I> = GuardEntry<I>;
 /** A namespace no key is under: keys are well-formed text, this is a lone surrogate. */
 const NOWHERE = "\uD800";
 
-/**
- * Why `value` is not data that `JSON.stringify` keeps as it is (primitives, finite numbers, arrays
- * and plain objects, all the way down), or `undefined` when it is. A value that JSON would change
- * on its way to another replica — a nested `NaN` or `undefined`, a `toJSON`, a symbol key, a class
- * instance — is refused, not silently altered: what a handler sees must not depend on which
- * replica runs the turn. (−0 arrives as 0.)
- */
-function notPlainData(value: unknown, path: string, ancestors: object[]): string | undefined {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return undefined;
-    case "number":
-      return Number.isFinite(value) ? undefined : `${path} is ${value}`;
-    case "object": {
-      if (value === null) return undefined;
-      if (ancestors.includes(value)) return `${path} refers to itself`;
-      ancestors.push(value);
-      const problem = Array.isArray(value)
-        ? notPlainArray(value, path, ancestors)
-        : notPlainObject(value, path, ancestors);
-      ancestors.pop();
-      return problem;
-    }
-    default:
-      return `${path} is ${value === undefined ? "undefined" : `a ${typeof value}`}`;
-  }
-}
-
-function notPlainArray(value: unknown[], path: string, ancestors: object[]): string | undefined {
-  for (let i = 0; i < value.length; i++) {
-    const problem = notPlainData(value[i], `${path}[${i}]`, ancestors);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
-}
-
-function notPlainObject(value: object, path: string, ancestors: object[]): string | undefined {
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    return `${path} is an instance of ${value.constructor?.name ?? "a class"}`;
-  }
-  if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys`;
-  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return `${path} has toJSON`;
-  for (const [name, item] of Object.entries(value)) {
-    const problem = notPlainData(item, `${path}.${name}`, ancestors);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
-}
-
 /** The codec of a shared store when none is given: plain JSON data, anything else refused. */
 const JSON_CODEC: Codec<unknown> = {
   encode(input) {
-    const problem = notPlainData(input, "the input", []);
+    const problem = notPlainData(input, "the input");
     if (problem !== undefined) throw new TypeError(`${problem}, not plain JSON data`);
     return input;
   },
@@ -179,7 +129,8 @@ export class Replicas<I> {
         }
       },
       revive: (stored) => this.#revive(stored),
-      acquired: (key, claim, batch, dropped) => this.#takenOver(key, claim, batch, dropped),
+      acquired: (key, claim, batch, dropped, carried) =>
+        this.#takenOver(key, claim, batch, dropped, carried),
       dropped: (key, dropped) => engine.ends.droppedAll(key, dropped),
       pending: (key, token, pending) => {
         const turn = engine.keys.get(key);
@@ -235,9 +186,11 @@ export class Replicas<I> {
     claim: Claim,
     batch: Entry<I>[],
     dropped: readonly StoreDrop<Entry<I>>[],
+    carried: readonly CarriedRecord[] | undefined,
   ): void {
     const engine = this.#engine;
     const turn = new TurnState(engine, key, claim, batch);
+    if (carried !== undefined) turn.carriedIn = carried;
     engine.ends.droppedAll(key, dropped);
     if (engine.controls.closing !== undefined) {
       this.handBack(turn);

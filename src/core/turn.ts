@@ -6,7 +6,8 @@
 // when someone reads `signal`: the uncontended path never pays for one.
 
 import { setMaxListeners } from "node:events";
-import type { Claim } from "../stores/store.js";
+import type { CarriedRecord, Claim } from "../stores/store.js";
+import { type Carried, decodeCarried } from "./carry.js";
 import type { Timed } from "./deadlines.js";
 import type { GuardEntry } from "./entry.js";
 import type { LongTimer } from "./timers.js";
@@ -60,6 +61,35 @@ export interface Turn<I> {
    */
   take(): Promise<I[]>;
   /**
+   * Record work for the key's next turn (call it as often as you like; the last value wins): if
+   * this turn is cut short — superseded by new input (`interrupt`), timed out, its lease lost, or
+   * handed over on shutdown — the next turn reads it in `carried`. If this turn ends otherwise
+   * (returns, fails on its own, or is stopped), everything carried is discarded. The value must be
+   * plain JSON data (a snapshot is taken now); `undefined` withdraws this turn's carry. Throws a
+   * `CarryTooLargeError` past `maxCarry` and a `TypeError` for a value that is not plain data.
+   *
+   * @example
+   * ```ts
+   * let answer = "";
+   * for await (const chunk of stream) {
+   *   answer += chunk;
+   *   turn.carry({ partial: answer });
+   * }
+   * ```
+   */
+  carry(value: unknown): void;
+  /**
+   * The work of the turns of this key that were cut short since the last turn that ended
+   * otherwise, oldest first: `{ value, fence, reason }`. Empty when there is none.
+   *
+   * @example
+   * ```ts
+   * const earlier = turn.carried.map((c) => c.value as { partial: string });
+   * const prompt = [...earlier.map((e) => `(you were saying: ${e.partial})`), ...texts].join("\n");
+   * ```
+   */
+  readonly carried: readonly Carried[];
+  /**
    * Call `listener` when an input of this turn is edited (`revision.input` holds the new input) or
    * deleted (`revision.input` is `undefined`) while the turn runs (`guard.replace`/`withdraw`
    * answered `"in-turn"`): the turn's `inputs` do not change, so an agent can restart or adjust.
@@ -91,6 +121,7 @@ export interface Revision<I> {
 /** What a turn needs from the guard that runs it. */
 export interface TurnHost<I> {
   take(turn: TurnState<I>): Promise<I[]>;
+  carry(turn: TurnState<I>, value: unknown): void;
   pendingCount(key: string): number;
   /** An `onPending` listener threw: report it (`onError`). */
   listenerFailed(turn: TurnState<I>, error: unknown): void;
@@ -150,6 +181,12 @@ export class TurnState<I> implements Turn<I>, Timed {
   settling: string | undefined = undefined;
   /** The quiet ms that end that window. */
   settleMs = 0;
+  /** What turns cut short before this one handed on (see `carry.ts`). */
+  carriedIn: readonly CarriedRecord[] | undefined = undefined;
+  /** This turn's latest carried value as JSON text, and its write to a shared store. */
+  carryData: string | undefined = undefined;
+  carryWriting = false;
+  carryDirty = false;
   /** With a mode function: epoch ms the handler started, and since when input waits (0: none). */
   startedAt = 0;
   waitingSince = 0;
@@ -161,6 +198,7 @@ export class TurnState<I> implements Turn<I>, Timed {
   #inputs: I[] | undefined = undefined;
   #listeners: Set<(pending: number) => void> | undefined = undefined;
   #revisionListeners: Set<(revision: Revision<I>) => void> | undefined = undefined;
+  #carried: readonly Carried[] | undefined = undefined;
 
   constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
     this.host = host;
@@ -210,6 +248,15 @@ export class TurnState<I> implements Turn<I>, Timed {
 
   take(): Promise<I[]> {
     return this.host.take(this);
+  }
+
+  carry(value: unknown): void {
+    this.host.carry(this, value);
+  }
+
+  get carried(): readonly Carried[] {
+    this.#carried ??= decodeCarried(this.carriedIn);
+    return this.#carried;
   }
 
   onPending(listener: (pending: number) => void): () => void {

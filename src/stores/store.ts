@@ -60,6 +60,27 @@ export interface Claim {
   holder?: unknown;
 }
 
+/** Why a turn cut short hands its carried work on (`turn.carry`): its abort reason. */
+export type CarryReason = "superseded" | "timeout" | "lease-lost" | "shutdown";
+
+/** Work a turn cut short handed on to the key's next turn (`turn.carried`), as a store keeps it. */
+export interface CarriedRecord {
+  /** The value as JSON text. */
+  readonly data: string;
+  /** The fence of the turn that carried it. */
+  readonly fence: number;
+  readonly reason: CarryReason;
+}
+
+/**
+ * What `finish` and `abandon` hand on: the turn ended aborted for `reason`, and its last carried
+ * value is `data` (`undefined`: it carried nothing). Without it, carried work is discarded.
+ */
+export interface CarryOn {
+  readonly reason: CarryReason;
+  readonly data: string | undefined;
+}
+
 /** An entry the store removed without running it, and why. */
 export interface StoreDrop<E> {
   readonly entry: E;
@@ -111,6 +132,8 @@ export type Admission<E> =
        * store also hands over input left behind by a holder that died.
        */
       readonly batch: E[];
+      /** A store that keeps carried work (`carry`): what turns cut short handed on, oldest first. */
+      readonly carried?: readonly CarriedRecord[];
     })
   | (WithDrops<E> & { readonly status: "queued"; readonly pending: number })
   | { readonly status: "rejected"; readonly reason: "busy" | "overflow" }
@@ -119,7 +142,13 @@ export type Admission<E> =
 /** Answer of `finish`. */
 export type Finish<E> =
   | (WithDrops<E> & { readonly status: "released" })
-  | (WithDrops<E> & { readonly status: "next"; readonly claim: Claim; readonly batch: E[] })
+  | (WithDrops<E> & {
+      readonly status: "next";
+      readonly claim: Claim;
+      readonly batch: E[];
+      /** A store that keeps carried work (`carry`): what turns cut short handed on, oldest first. */
+      readonly carried?: readonly CarriedRecord[];
+    })
   | { readonly status: "lost" };
 
 /** Answer of `take`. */
@@ -202,8 +231,11 @@ export interface Store<E extends StoreEntry = StoreEntry> {
   /**
    * End the turn: release the key, or, when input is pending, keep the claim and hand back the next
    * batch under a new fence, so no input is stranded between "queue empty" and "released".
+   * `carry` (a store that keeps carried work): the turn was cut short and hands on what it carried,
+   * after what earlier turns cut short handed on (`carried` of the answer); without it, everything
+   * carried so far is discarded. A released key discards it too.
    */
-  finish(key: string, claim: Claim, batch: BatchPolicy): MaybePromise<Finish<E>>;
+  finish(key: string, claim: Claim, batch: BatchPolicy, carry?: CarryOn): MaybePromise<Finish<E>>;
 
   /**
    * Release the key without running its pending input here (shutdown, an abandoned turn on close).
@@ -212,7 +244,21 @@ export interface Store<E extends StoreEntry = StoreEntry> {
    * `requeue`: the claim's batch never ran; a shared store leaves it pending for another replica
    * too (a store no one else reads ignores it: the guard drops that batch itself).
    */
-  abandon(key: string, claim: Claim, requeue?: boolean): MaybePromise<readonly E[]>;
+  abandon(
+    key: string,
+    claim: Claim,
+    requeue?: boolean,
+    carry?: CarryOn,
+  ): MaybePromise<readonly E[]>;
+
+  /**
+   * For a store shared by processes: keep the running turn's latest carried value (`undefined`
+   * removes it) with the key, so that the next holder gets it — with reason `lease-lost` — even if
+   * this process dies. A store that implements it keeps carried work: it answers `carried` with
+   * the batches it hands out and takes `carry` in `finish` and `abandon`. Without it the guard keeps
+   * carried work itself, in process. Answers `false` when the claim is no longer held.
+   */
+  carry?(key: string, claim: Claim, data: string | undefined): MaybePromise<boolean>;
 
   /** Remove every pending entry of the key (stop). Answers the removed entries, oldest first. */
   clear(key: string): MaybePromise<readonly E[]>;
@@ -325,7 +371,13 @@ export interface StoreHost<E> {
    * The store claimed a key on its own (its holder died, its lease expired or it was handed over):
    * run the batch, as if `acquireOrEnqueue` had answered `acquired`.
    */
-  acquired(key: string, claim: Claim, batch: E[], dropped: readonly StoreDrop<E>[]): void;
+  acquired(
+    key: string,
+    claim: Claim,
+    batch: E[],
+    dropped: readonly StoreDrop<E>[],
+    carried?: readonly CarriedRecord[],
+  ): void;
   /** Entries the store removed without handing them to a turn here (expired, superseded…). */
   dropped(key: string, dropped: readonly StoreDrop<E>[]): void;
   /** Hint: input is pending for a key held here under `token` (admitted by another process). */

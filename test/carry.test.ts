@@ -273,6 +273,27 @@ describe("what can be carried", () => {
     }
   });
 
+  it("a value that cannot be read (a throwing getter) is a TypeError with the cause", async () => {
+    const errors: unknown[] = [];
+    const guard = createGuard<string>({
+      handler: (turn) => {
+        try {
+          turn.carry({
+            get broken() {
+              throw new Error("getter");
+            },
+          });
+        } catch (error) {
+          errors.push(error);
+        }
+      },
+    });
+    await guard.submit("k", "a");
+    await guard.onIdle();
+    expect(errors[0]).toBeInstanceOf(TypeError);
+    expect(((errors[0] as Error).cause as Error).message).toBe("getter");
+  });
+
   it("the next turn reads a snapshot: changing the object after carry() changes nothing", async () => {
     const carried: (readonly Carried[])[] = [];
     const guard = createGuard<string>({

@@ -195,4 +195,37 @@ describe("a mode function that fails", () => {
     gate.resolve();
     await guard.onIdle();
   });
+
+  it("a function that submits to its own key or throws odd values never wedges nor loses input", async () => {
+    const errors = errorRecorder<string>();
+    const gate = deferred();
+    const turns: string[][] = [];
+    const guard: ReturnType<typeof createGuard<string>> = createGuard<string>({
+      onError: errors.onError,
+      mode: (text) => {
+        if (text === "nest") void guard.submit("k", "nested");
+        if (text === "undefined") throw undefined;
+        if (text === "proxy") {
+          const { proxy, revoke } = Proxy.revocable({}, {});
+          revoke();
+          throw proxy;
+        }
+        return "collect";
+      },
+      handler: async (turn) => {
+        turns.push([...turn.inputs]);
+        if (turn.inputs[0] === "a") await gate.promise;
+      },
+    });
+    await guard.submit("k", "a");
+    await guard.submit("k", "nest");
+    await guard.submit("k", "undefined");
+    await guard.submit("k", "proxy");
+    gate.resolve();
+    await guard.onIdle();
+    // The nested submit was admitted first (the function ran before "nest" was admitted).
+    expect(turns).toEqual([["a"], ["nested", "nest", "undefined", "proxy"]]);
+    expect(errors.errors).toHaveLength(2);
+    expect(errors.errors.every((e) => e.info.key === "k")).toBe(true);
+  });
 });

@@ -426,3 +426,46 @@ describe("wrong arguments", () => {
     await guard.onIdle();
   });
 });
+
+describe("hostile shapes", () => {
+  it("withdrawing the only input of a turn still in its settle window, then more input arrives", async () => {
+    vi.useFakeTimers();
+    const turns: string[][] = [];
+    const guard = createGuard<string>({
+      settle: 100,
+      handler: (turn) => void turns.push([...turn.inputs]),
+    });
+    const first = guard.submit("k", "a", undefined, { id: "a", awaitTurn: true });
+    expect(await guard.withdraw("k", "a")).toBe("withdrawn");
+    await guard.submit("k", "b", undefined, { id: "b" });
+    await vi.advanceTimersByTimeAsync(300);
+    await guard.onIdle();
+    expect(await first).toBe("dropped");
+    expect(turns).toEqual([["b"]]);
+    expect(guard.isBusy("k")).toBe(false);
+  });
+
+  it("a revision listener that withdraws what it hears of is told once, never recursively", async () => {
+    const gate = deferred();
+    const results: string[] = [];
+    const heard: (string | undefined)[] = [];
+    const guard: ReturnType<typeof createGuard<string>> = createGuard<string>({
+      handler: async (turn) => {
+        turn.onRevision(async ({ input }) => {
+          heard.push(input);
+          results.push(await guard.withdraw("k", "a"));
+        });
+        await gate.promise;
+      },
+    });
+    await guard.submit("k", "a", undefined, { id: "a" });
+    await flush();
+    results.push(await guard.replace("k", "a", "a2"));
+    await flush();
+    gate.resolve();
+    await guard.onIdle();
+    // The edit, then the listener's deletion; its second deletion of the same input tells nothing.
+    expect(heard).toEqual(["a2", undefined]);
+    expect(results).toEqual(["in-turn", "in-turn", "in-turn"]);
+  });
+});

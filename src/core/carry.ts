@@ -63,13 +63,21 @@ export class Carrier<I> {
     if (turn.stale) return;
     let data: string | undefined;
     if (value !== undefined) {
-      const problem = notPlainData(value, "the carried value");
-      if (problem !== undefined) {
+      let problem: string | undefined;
+      try {
+        problem = notPlainData(value, "the carried value");
+        if (problem === undefined) data = JSON.stringify(value);
+      } catch (cause) {
+        // A getter that throws, a revoked proxy: the value cannot be read, so it cannot travel.
+        throw new TypeError("turn.carry(value): the carried value cannot be read as plain data.", {
+          cause,
+        });
+      }
+      if (problem !== undefined || data === undefined) {
         throw new TypeError(
-          `turn.carry(value): ${problem}, not plain JSON data. Carry strings, numbers, booleans, null, arrays and plain objects.`,
+          `turn.carry(value): ${problem ?? "the carried value"}, not plain JSON data. Carry strings, numbers, booleans, null, arrays and plain objects.`,
         );
       }
-      data = JSON.stringify(value);
       const bytes = bytesOf(turn.carriedIn) + Buffer.byteLength(data);
       if (bytes > this.#limit) {
         throw new CarryTooLargeError(turn.key, turn.fence, bytes, this.#limit);

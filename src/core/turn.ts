@@ -199,6 +199,10 @@ export class TurnState<I> implements Turn<I>, Timed {
   #listeners: Set<(pending: number) => void> | undefined = undefined;
   #revisionListeners: Set<(revision: Revision<I>) => void> | undefined = undefined;
   #carried: readonly Carried[] | undefined = undefined;
+  /** Revisions raised by a listener while listeners are told: told after, in order. */
+  #revising: Revision<I>[] | undefined = undefined;
+  /** Ids whose deletion this turn's listeners were told of: a second deletion tells nothing. */
+  #deleted: Set<string> | undefined = undefined;
 
   constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
     this.host = host;
@@ -284,12 +288,31 @@ export class TurnState<I> implements Turn<I>, Timed {
   /** Tell `onRevision` listeners of an edit or deletion; a throwing listener goes to `onError`. */
   revise(revision: Revision<I>): void {
     if (this.#revisionListeners === undefined) return;
-    for (const listener of this.#revisionListeners) {
-      try {
-        listener(revision);
-      } catch (error) {
-        this.host.listenerFailed(this, error);
+    if (revision.input === undefined) {
+      // Deleting an input twice is deleting it once (a listener that withdraws what it hears of).
+      this.#deleted ??= new Set();
+      if (this.#deleted.has(revision.id)) return;
+      this.#deleted.add(revision.id);
+    }
+    if (this.#revising !== undefined) {
+      // A listener revised while listeners are being told: no recursion, it is told next.
+      this.#revising.push(revision);
+      return;
+    }
+    const queue: Revision<I>[] = [revision];
+    this.#revising = queue;
+    try {
+      for (let i = 0; i < queue.length; i++) {
+        for (const listener of this.#revisionListeners) {
+          try {
+            listener(queue[i] as Revision<I>);
+          } catch (error) {
+            this.host.listenerFailed(this, error);
+          }
+        }
       }
+    } finally {
+      this.#revising = undefined;
     }
   }
 

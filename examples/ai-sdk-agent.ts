@@ -60,12 +60,14 @@ export async function answer(ctx: AgentContext, agent: Agent): Promise<void> {
       return { messages: [...messages, { role: "user", content: added.map(textOf).join("\n") }] };
     },
   });
-  let steps = 0;
+  let newStep = false; // a step's text starts on a new paragraph
   for await (const part of result.fullStream) {
-    if (part.type === "start-step" && steps++ > 0 && reply.text !== "") reply.write("\n\n");
-    else if (part.type === "text-delta") reply.write(part.text);
-    else if (part.type === "tool-call") reply.write(`[${part.toolName}…] `);
-    else if (part.type === "error") throw part.error;
+    if (part.type === "start-step") newStep = reply.text !== "";
+    else if (part.type === "text-delta" || part.type === "tool-call") {
+      if (newStep) reply.write("\n\n");
+      newStep = false;
+      reply.write(part.type === "text-delta" ? part.text : `[${part.toolName}…] `);
+    } else if (part.type === "error") throw part.error;
   }
   if (!turn.signal.aborted) {
     await reply.end();

@@ -3,15 +3,19 @@
 // real offline grammY bot (its `ctx.reply` and `editMessageText`), on fake timers so pacing is
 // exact; Slack and Discord bind the same stream to their calls (checked at the end).
 
+import { webApi } from "@slack/bolt";
+import { Events } from "discord.js";
 import { type Context, GrammyError, type Transformer } from "grammy";
 import type { Update } from "grammy/types";
-import { streamReply as discordStreamReply } from "session-guard/discord";
+import { discordGuard, streamReply as discordStreamReply } from "session-guard/discord";
 import { streamReply } from "session-guard/grammy";
 import { streamReply as slackStreamReply } from "session-guard/slack";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { pieces } from "../adapters/kit/reply-stream.js";
+import { answerEdits, CHANNEL_A, offlineClient } from "./support/discord-fixtures.js";
 import { type ApiCall, offlineBot, recordApi, textUpdate } from "./support/grammy-fixtures.js";
 import { deferred, flush } from "./support/helpers.js";
+import { recordWebApi } from "./support/slack-fixtures.js";
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -256,57 +260,56 @@ describe("pieces", () => {
 });
 
 describe("streamReply on Slack and Discord", () => {
-  it("Slack: chat.postMessage in the thread, then chat.update of that message", async () => {
-    const calls: { method: string; args: Record<string, unknown> }[] = [];
-    const client = {
-      chat: {
-        postMessage: async (args: Record<string, unknown>) => {
-          calls.push({ method: "chat.postMessage", args });
-          return { ok: true, channel: "C1", ts: "1700000000.000100" };
-        },
-        update: async (args: Record<string, unknown>) => {
-          calls.push({ method: "chat.update", args });
-          return { ok: true };
-        },
-      },
-    } as never;
+  it("Slack: chat.postMessage in the thread, then chat.update of that message (a real WebClient)", async () => {
+    vi.useRealTimers(); // web-api's request queue runs on timers
+    const api = recordWebApi();
+    const client = new webApi.WebClient("xoxb-test", {
+      fetch: api.fetch,
+      retryConfig: { retries: 0 },
+    });
     const reply = slackStreamReply(
       { client, channel: "C1", thread_ts: "1699999999.000001" },
-      { interval: 0 },
+      {
+        interval: 0,
+      },
     );
     reply.write("Hello");
-    await flush();
-    await reply.end("Hello, Slack");
-    expect(calls).toEqual([
-      {
-        method: "chat.postMessage",
-        args: { channel: "C1", text: "Hello", thread_ts: "1699999999.000001" },
-      },
-      {
-        method: "chat.update",
-        args: { channel: "C1", ts: "1700000000.000100", text: "Hello, Slack" },
-      },
+    await flush(); // the post is in flight
+    const [message] = await reply.end("Hello, Slack");
+    expect(
+      api.calls.map((c) => [c.method, c.params.text, c.params.thread_ts ?? c.params.ts]),
+    ).toEqual([
+      ["chat.postMessage", "Hello", "1699999999.000001"],
+      ["chat.update", "Hello, Slack", message?.ts],
     ]);
   });
 
-  it("Discord: replies to the message, then edits that reply", async () => {
-    const calls: string[] = [];
-    const sent = {
-      edit: async (text: string) => {
-        calls.push(`edit: ${text}`);
-        return sent;
-      },
-    };
-    const message = {
-      reply: async (text: string) => {
-        calls.push(`reply: ${text}`);
-        return sent;
-      },
-    } as never;
-    const reply = discordStreamReply(message, { interval: 0 });
-    reply.write("Hello");
-    await flush();
-    await reply.end("Hello, Discord");
-    expect(calls).toEqual(["reply: Hello", "edit: Hello, Discord"]);
+  it("Discord: replies to the message, then edits that reply (a real Client)", async () => {
+    vi.useRealTimers(); // discord.js's REST queue runs on timers
+    const bot = offlineClient({ respond: answerEdits });
+    const guard = discordGuard({ typing: false });
+    try {
+      const done = deferred<readonly unknown[]>();
+      bot.client.on(
+        Events.MessageCreate,
+        guard.message(async (message) => {
+          const reply = discordStreamReply(message, { interval: 0 });
+          reply.write("Hello");
+          await flush(); // the reply is in flight
+          done.resolve(await reply.end("Hello, Discord"));
+        }),
+      );
+      const asked = bot.sendMessage("hi");
+      const [sent] = (await done.promise) as { id: string }[];
+      const calls = bot.rest.calls.map((c) => `${c.method} ${c.route}: ${c.body?.content}`);
+      expect(calls).toEqual([
+        `POST /channels/${CHANNEL_A}/messages: Hello`,
+        `PATCH /channels/${CHANNEL_A}/messages/${sent?.id}: Hello, Discord`,
+      ]);
+      expect(bot.rest.calls[0]?.body?.message_reference).toMatchObject({ message_id: asked });
+    } finally {
+      await guard.close({ timeout: 0 });
+      await bot.destroy();
+    }
   });
 });

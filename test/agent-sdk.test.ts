@@ -187,6 +187,47 @@ describe("AI SDK recipe: streamText with turn.signal, steering through prepareSt
     expect(shown(2).at(-1)).toBe("Answering the new one.");
   });
 
+  it("steer: a message sent during the last step is not lost: it becomes the next turn", async () => {
+    const gate = deferred();
+    const model: MockLanguageModelV4 = new MockLanguageModelV4({
+      doStream: async (options) => {
+        if (model.doStreamCalls.length > 1) {
+          return modelStream(options, [...text("t2", "Now the follow-up."), finish("stop")]);
+        }
+        // The one and only step of turn 1: it finishes once the test opens the gate.
+        const { stream } = modelStream(options, text("t1", "The answer."), true);
+        const reader = stream.getReader();
+        return {
+          stream: new ReadableStream<LanguageModelV4StreamPart>({
+            async pull(controller) {
+              const { done, value } = await reader.read();
+              if (value !== undefined) controller.enqueue(value);
+              if (done || value?.type === "text-end") {
+                await gate.promise;
+                controller.enqueue(finish("stop"));
+                controller.close();
+              }
+            },
+          }),
+        };
+      },
+    });
+    const { bot, guard, errors, shown, sent, showing } = agentBot("steer", { model });
+    dispose = () => guard.close({ timeout: 0 });
+
+    await bot.handleUpdate(textUpdate(1, "question"));
+    await showing("The answer.");
+    await bot.handleUpdate(textUpdate(1, "follow-up"));
+    gate.resolve();
+    await guard.onIdle();
+
+    expect(errors).toEqual([]);
+    expect(model.doStreamCalls.map(userTexts)).toEqual([["question"], ["follow-up"]]);
+    expect(sent()).toBe(2);
+    expect(shown(1).at(-1)).toBe("The answer.");
+    expect(shown(2).at(-1)).toBe("Now the follow-up.");
+  });
+
   it("stop: /stop aborts the stream and ends the turn; its answer keeps what was written", async () => {
     const model = new MockLanguageModelV4({
       doStream: async (options) =>

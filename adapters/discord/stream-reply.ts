@@ -13,8 +13,14 @@ export type { ReplyStream, StreamReplyOptions } from "../kit/reply-stream.js";
 
 /** Where the answer goes: the user's message (answered with a reply) or a channel to send to. */
 export type DiscordReplyTarget =
-  | { reply(content: string): Promise<Message> }
-  | { send(content: string): Promise<Message> };
+  | {
+      /** Reply to this message (`message.reply`): the answer shows what it answers. */
+      reply(content: string): Promise<Message>;
+    }
+  | {
+      /** Send to this channel (`channel.send`, after `channel.isSendable()`). */
+      send(content: string): Promise<Message>;
+    };
 
 /** Discord's limit on a message's content; longer answers continue in a new message. */
 const MAX_LENGTH = 2_000;

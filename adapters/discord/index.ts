@@ -47,6 +47,12 @@ import type {
 } from "./types.js";
 
 export type { DiscordGuardOptions } from "./options.js";
+export {
+  type DiscordReplyTarget,
+  type ReplyStream,
+  type StreamReplyOptions,
+  streamReply,
+} from "./stream-reply.js";
 export type * from "./types.js";
 
 /** Discord shows "typing…" for 10 s after each request; renew it before it fades. */

@@ -26,6 +26,7 @@ import { replayThrough, updateCodec } from "./replay.js";
 import { attachTurn, NO_TURN, replayedAs } from "./turn.js";
 
 export type { SessionGuardOptions } from "./options.js";
+export { type ReplyStream, type StreamReplyOptions, streamReply } from "./stream-reply.js";
 export type { GrammyTurn, TurnContextFlavor, TurnFlavor, TurnSignal } from "./turn.js";
 
 /** The middleware, carrying the guard's methods. */

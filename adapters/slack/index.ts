@@ -44,6 +44,13 @@ import { Stops } from "./stop.js";
 import type { SlackInput, SlackMiddlewareArgs, SlackTurn } from "./types.js";
 
 export type { SlackGuardOptions } from "./options.js";
+export {
+  type ReplyStream,
+  type SlackReplyMessage,
+  type SlackReplyTarget,
+  type StreamReplyOptions,
+  streamReply,
+} from "./stream-reply.js";
 export type {
   SlackInput,
   SlackMiddlewareArgs,

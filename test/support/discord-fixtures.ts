@@ -472,3 +472,19 @@ function dispatchPacket(client: Client, shard: WebSocketShard, p: GatewayPacket)
     internal.gotGuild(p.d.id as string);
   }
 }
+
+/**
+ * A responder that answers a message edit (`PATCH /channels/:channel/messages/:id`) with the edited
+ * message, as Discord does; other calls get the default answer.
+ */
+export const answerEdits: Responder = (call) => {
+  const match = /^\/channels\/(\d+)\/messages\/(\d+)$/.exec(call.route);
+  if (match === null || call.method !== "PATCH") return undefined;
+  return messagePayload({
+    id: match[2],
+    channel: match[1] as string,
+    guild: inGuild(match[1] as string) ? GUILD_ID : undefined,
+    author: BOT_USER,
+    content: String(call.body?.content ?? ""),
+  });
+};

@@ -1,8 +1,11 @@
 // The busy mode chosen per input (issue 15): a function of the input and its key's state, what a
 // mix of modes on one key means, and a throwing function.
 
+import type { Context } from "grammy";
 import { createGuard, type Mode, type ModeState, TurnAbortedError } from "session-guard";
-import { describe, expect, it } from "vitest";
+import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
+import { describe, expect, it, vi } from "vitest";
+import { botInfo, offlineBot, recordApi, textOf, textUpdate } from "./support/grammy-fixtures.js";
 import { deferred, dropRecorder, errorRecorder, flush } from "./support/helpers.js";
 
 interface Msg {
@@ -227,5 +230,51 @@ describe("a mode function that fails", () => {
     expect(turns).toEqual([["a"], ["nested", "nest", "undefined", "proxy"]]);
     expect(errors.errors).toHaveLength(2);
     expect(errors.errors.every((e) => e.info.key === "k")).toBe(true);
+  });
+});
+
+describe("with a real grammY Bot", () => {
+  it("a reply to the bot interrupts, chatter is collected, and the next turn reads what was carried", async () => {
+    const bot = offlineBot<TurnFlavor<Context>>();
+    recordApi(bot);
+    const seen: { texts: string[]; carried: unknown[] }[] = [];
+    const aborts: string[] = [];
+    bot.use(
+      sessionGuard<TurnFlavor<Context>>({
+        mode: (ctx) =>
+          ctx.msg?.reply_to_message?.from?.id === ctx.me.id ? "interrupt" : "collect",
+      }),
+    );
+    bot.on("message", async (ctx) => {
+      const texts = ctx.turn.inputs.map(textOf);
+      seen.push({ texts, carried: ctx.turn.carried.map((c) => c.value) });
+      if (texts[0] !== "write a poem") return;
+      ctx.turn.carry("Roses are red,");
+      await new Promise<void>((resolve) =>
+        ctx.turn.signal.addEventListener("abort", () => resolve(), { once: true }),
+      );
+      aborts.push(ctx.turn.signal.reason.code);
+    });
+    await bot.handleUpdate(textUpdate(1, "write a poem"));
+    await bot.handleUpdate(textUpdate(1, "ambient chatter"));
+    expect(aborts).toEqual([]);
+    // A reply to the bot's message: Telegram puts the replied-to message in reply_to_message.
+    const correction = textUpdate(1, "make it rhyme");
+    Object.assign(correction.message as object, {
+      reply_to_message: {
+        message_id: 99,
+        date: 0,
+        chat: { id: 1, type: "private", first_name: "Ada" },
+        from: botInfo(),
+        text: "Roses are red,",
+      },
+    });
+    await bot.handleUpdate(correction);
+    await vi.waitFor(() => expect(seen).toHaveLength(2));
+    expect(aborts).toEqual(["superseded"]);
+    expect(seen[1]).toEqual({
+      texts: ["ambient chatter", "make it rhyme"],
+      carried: ["Roses are red,"],
+    });
   });
 });

@@ -6,7 +6,7 @@
 // whole album in stores written by earlier versions (expanded into its photos).
 
 import type { Context } from "grammy";
-import type { Turn } from "session-guard";
+import type { Carried, Revision, Turn } from "session-guard";
 
 /**
  * The turn's `AbortSignal`, typed so that grammY accepts it without a cast.
@@ -39,6 +39,18 @@ export interface GrammyTurn<C> {
   take(): Promise<C[]>;
   /** Learn that updates arrived during the turn; returns the function that unsubscribes. */
   onPending(listener: (pending: number) => void): () => void;
+  /**
+   * Record work for the key's next turn, kept if this turn is cut short (interrupted, timed out,
+   * handed over): see the core `Turn.carry`. Plain JSON data; the last value wins.
+   */
+  carry(value: unknown): void;
+  /** What turns of this key cut short before this one carried, oldest first. */
+  readonly carried: readonly Carried[];
+  /**
+   * Learn that a message of this turn was edited (`input`: the edited context) or deleted
+   * (`input` `undefined`) while the turn runs; returns the function that unsubscribes.
+   */
+  onRevision(listener: (revision: Revision<C>) => void): () => void;
 }
 
 /** The context flavor that adds `ctx.turn` (grammY's flavor pattern). */
@@ -124,5 +136,20 @@ class TurnView<C> implements GrammyTurn<C> {
   }
   onPending(listener: (pending: number) => void) {
     return this.#turn.onPending(listener);
+  }
+  carry(value: unknown): void {
+    this.#turn.carry(value);
+  }
+  get carried(): readonly Carried[] {
+    return this.#turn.carried;
+  }
+  onRevision(listener: (revision: Revision<C>) => void): () => void {
+    return this.#turn.onRevision((revision) =>
+      listener(
+        revision.input === undefined
+          ? revision
+          : { id: revision.id, input: replayed(revision.input) },
+      ),
+    );
   }
 }

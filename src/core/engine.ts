@@ -163,11 +163,16 @@ export abstract class Engine<I> implements TurnHost<I> {
         // entry: the entry then waits for the next batch of this guard's own turns.
         const outcome = this.shared && !admission.batch.includes(entry) ? "queued" : "started";
         entry.outcome = outcome;
-        if (entry.id !== undefined) this.ends.note(key, entry, "pending");
         if (!entry.lane && this.events.has("admitted")) {
           this.events.emit("admitted", { key, id: entry.id, input: entry.input, outcome });
         }
         this.begin(turn, true);
+        // A turn that did not start at once (a settle window, a concurrency slot, another
+        // replica's batch first) leaves its input pending until it does (`running` is recorded
+        // when the handler starts: the uncontended path records once).
+        if (entry.id !== undefined && (turn.phase === "claimed" || outcome === "queued")) {
+          this.ends.note(key, entry, "pending");
+        }
         return outcome;
       }
       case "queued": {

@@ -154,30 +154,35 @@ function checkLinks() {
   let checked = 0;
   for (const [file, { prose }] of parsed) {
     const page = relative(root, file);
+    // One text per run of prose lines, so a link whose text wraps onto the next line is read
+    // whole; inline code may hold brackets that are not links.
+    const lineOf = [];
+    let text = "";
     for (const { line, number } of prose) {
-      // Inline code may hold brackets that are not links.
-      const text = line.replace(/`[^`]*`/g, "``");
-      for (const match of text.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
-        const target = match[1];
-        if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
-        checked++;
-        const [path, anchor] = target.split("#", 2);
-        const into = path === "" ? file : resolve(dirname(file), decodeURIComponent(path));
-        const where = `${page}:${number}`;
-        if (!existsSync(into)) {
-          if (PENDING.has(relative(root, into))) {
-            console.log(`check-docs: ${where} links ${path}, expected from another branch`);
-          } else {
-            fail(where, `link target ${target} does not exist`);
-          }
-          continue;
+      for (let i = 0; i <= line.length; i++) lineOf.push(number);
+      text += `${line}\n`;
+    }
+    text = text.replace(/`[^`\n]*`/g, (code) => "`".padEnd(code.length - 1, " ") + "`");
+    for (const match of text.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+      const target = match[1];
+      if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
+      checked++;
+      const [path, anchor] = target.split("#", 2);
+      const into = path === "" ? file : resolve(dirname(file), decodeURIComponent(path));
+      const where = `${page}:${lineOf[match.index + match[0].indexOf("](")]}`;
+      if (!existsSync(into)) {
+        if (PENDING.has(relative(root, into))) {
+          console.log(`check-docs: ${where} links ${path}, expected from another branch`);
+        } else {
+          fail(where, `link target ${target} does not exist`);
         }
-        if (anchor !== undefined && anchor !== "") {
-          if (!into.endsWith(".md")) {
-            if (!/^L\d+(-L\d+)?$/.test(anchor)) fail(where, `anchor #${anchor} on a non-page`);
-          } else if (!anchorsOf(into).has(anchor)) {
-            fail(where, `no heading for #${anchor} in ${relative(root, into)}`);
-          }
+        continue;
+      }
+      if (anchor !== undefined && anchor !== "") {
+        if (!into.endsWith(".md")) {
+          if (!/^L\d+(-L\d+)?$/.test(anchor)) fail(where, `anchor #${anchor} on a non-page`);
+        } else if (!anchorsOf(into).has(anchor)) {
+          fail(where, `no heading for #${anchor} in ${relative(root, into)}`);
         }
       }
     }

@@ -162,7 +162,7 @@ function checkLinks() {
       for (let i = 0; i <= line.length; i++) lineOf.push(number);
       text += `${line}\n`;
     }
-    text = text.replace(/`[^`\n]*`/g, (code) => "`".padEnd(code.length - 1, " ") + "`");
+    text = text.replace(/`[^`\n]*`/g, (code) => " ".repeat(code.length));
     for (const match of text.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
       const target = match[1];
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:

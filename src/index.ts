@@ -1,6 +1,12 @@
 // session-guard: one agent turn per chat at a time, with pending input handled by a busy mode.
 // This entry point re-exports the core only; it imports no chat framework.
 
+/**
+ * The core: `createGuard()`, the memory store, the store seam and typed errors; no framework.
+ *
+ * @module session-guard
+ */
+
 export type { Carried } from "./core/carry.js";
 export {
   type AbortCode,
@@ -15,7 +21,7 @@ export {
   TurnAbortedError,
   TurnTimeoutError,
 } from "./core/errors.js";
-export type { GuardEvents } from "./core/events.js";
+export type { GuardEvents, Listener } from "./core/events.js";
 export type { ModeFunction, ModeState } from "./core/mode-choice.js";
 export { MODES, type Mode, type ModeBehaviour } from "./core/modes.js";
 export type { Codec, Drop, ErrorInfo, GuardOptions, Handler } from "./core/options.js";
@@ -52,4 +58,5 @@ export type {
   StoreEntry,
   StoreHost,
   Take,
+  WithDrops,
 } from "./stores/store.js";

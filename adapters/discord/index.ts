@@ -15,6 +15,12 @@
 //
 // Only types are imported from discord.js: at run time this file needs nothing but the core.
 
+/**
+ * discord.js listener wrappers: `guard.message(…)`, `guard.interaction(…)`, `guard.command(…)`.
+ *
+ * @module session-guard/discord
+ */
+
 import type { ChatInputCommandInteraction, Interaction } from "discord.js";
 import {
   type Drop,

@@ -12,6 +12,12 @@
 //
 // Only types are imported from grammy: at run time this file needs nothing but the core.
 
+/**
+ * grammY (Telegram) middleware: `bot.use(sessionGuard())`.
+ *
+ * @module session-guard/grammy
+ */
+
 import type { Context, MiddlewareFn, NextFunction } from "grammy";
 import type { Message } from "grammy/types";
 import type { Drop, ErrorInfo, Guard, GuardOptions, SubmitOptions, Turn } from "session-guard";

@@ -23,6 +23,12 @@
 //
 // Only types are imported from @slack/bolt: at run time this file needs nothing but the core.
 
+/**
+ * Slack Bolt global middleware: `app.use(slackGuard())`.
+ *
+ * @module session-guard/slack
+ */
+
 import type { AnyMiddlewareArgs, Middleware, types } from "@slack/bolt";
 import type { Drop, ErrorInfo, Guard, GuardOptions, Turn } from "session-guard";
 import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guard.js";

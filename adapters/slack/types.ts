@@ -17,7 +17,10 @@ export type SlackUserMessage =
   | types.FileShareMessageEvent
   | types.ThreadBroadcastMessageEvent
   // A /me message in a thread carries `thread_ts` too, though Slack's type leaves it out.
-  | (types.MeMessageEvent & { thread_ts?: string });
+  | (types.MeMessageEvent & {
+      /** The ts of the thread's first message, when the message is in a thread. */
+      thread_ts?: string;
+    });
 
 /** An input of a turn: the payload of a user message, an app mention or a slash command. */
 export type SlackInput = SlackUserMessage | types.AppMentionEvent | SlashCommand;
@@ -58,6 +61,7 @@ export interface SlackQueued {
   readonly input: SlackInput;
   /** The request body, as Bolt parsed it. */
   readonly body: SlackMiddlewareArgs["body"];
+  /** Bolt's context of the payload. */
   readonly context: Context;
   /** A Web API client with the payload's token (add a reaction, post in the thread). */
   readonly client: SlackMiddlewareArgs["client"];

@@ -24,6 +24,7 @@ export type AbortCode = "stopped" | "superseded" | "timeout" | "shutdown" | "lea
  * ```
  */
 export class TurnAbortedError extends Error {
+  /** Always `"AbortError"`, the name SDKs check for an abort; `code` says why. */
   override name = "AbortError";
   /** Why the turn was aborted. */
   readonly code: AbortCode;
@@ -86,6 +87,7 @@ export class LeaseLostError extends TurnAbortedError {
  * busy for longer than `waitTimeout`.
  */
 export class ContendedError extends Error {
+  /** `"ContendedError"`. */
   override name = "ContendedError";
   /** The contended key. */
   readonly key: string;
@@ -144,8 +146,11 @@ export type DropReason =
  * the guard closed, or the lane was evicted by `maxPending`.
  */
 export class DroppedError extends Error {
+  /** `"DroppedError"`. */
   override name = "DroppedError";
+  /** The key the lane waited for. */
   readonly key: string;
+  /** Why the lane was dropped. */
   readonly reason: DropReason;
 
   constructor(key: string, reason: DropReason) {
@@ -160,7 +165,9 @@ export class DroppedError extends Error {
  * Admission rejects with it so that the adapter can make the platform redeliver.
  */
 export class StoreError extends Error {
+  /** `"StoreError"`. */
   override name = "StoreError";
+  /** The key of the failed operation (`stopWhere`: the prefix); `undefined` for one of no key (a sweep). */
   readonly key: string | undefined;
   /** The store operation that failed, e.g. `"acquireOrEnqueue"`. */
   readonly operation: string;
@@ -183,6 +190,7 @@ export class StoreError extends Error {
  * like the error that opened the incident, so a log or an alert can close it.
  */
 export class StoreRecoveredError extends Error {
+  /** `"StoreRecoveredError"`. */
   override name = "StoreRecoveredError";
   /** The store operation that works again, e.g. `"renew"` or `"sweep"`. */
   readonly operation: string;
@@ -204,6 +212,7 @@ export class StoreRecoveredError extends Error {
  * `submit`'s input is not lost: it stays queued and runs detached.
  */
 export class CycleError extends Error {
+  /** `"CycleError"`. */
   override name = "CycleError";
   /** The key both the turn and the waiting call are on. */
   readonly key: string;

@@ -31,6 +31,7 @@ export interface GuardEvents<I> {
   stuck: { key: string; fence: number; error: TurnTimeoutError; abandoned: boolean };
 }
 
+/** A listener of one event (`guard.on(name, listener)`). */
 export type Listener<T> = (payload: T) => void;
 
 /** The names of the guard's events. */

@@ -12,12 +12,15 @@ export type Mode = "collect" | "queue" | "steer" | "interrupt" | "latest" | "rej
 
 /** One mode's behaviour, as the guard and the store apply it. */
 export interface ModeBehaviour {
+  /** What the store does with input for a held key (see `AdmitPolicy.whenHeld`). */
   readonly whenHeld: "enqueue" | "latest" | "reject";
+  /** How pending input forms the next turn: all of it coalesced, or one input per turn. */
   readonly batch: BatchPolicy;
+  /** New input aborts the running turn (reason `superseded`). */
   readonly interrupts: boolean;
 }
 
-/** The modes table (README "Busy modes"). */
+/** The modes table (docs/busy-modes.md). */
 export const MODES: Readonly<Record<Mode, ModeBehaviour>> = {
   // pending inputs are coalesced into one next turn
   collect: { whenHeld: "enqueue", batch: "all", interrupts: false },

@@ -28,10 +28,13 @@ export interface ErrorInfo<I> {
 
 /** An input that ended without being handled, as given to `onDrop`. */
 export interface Drop<I> {
+  /** The key the input was admitted under. */
   readonly key: string;
+  /** The input (adapters: the framework object where this process has it, else its payload). */
   readonly input: I;
   /** The input's de-duplication id, if it had one. */
   readonly id: string | undefined;
+  /** Why it was dropped. */
   readonly reason: DropReason;
 }
 
@@ -42,7 +45,9 @@ export interface Drop<I> {
  * null) and refuses anything else.
  */
 export interface Codec<I> {
+  /** The input as a JSON-able value; throw for an input that cannot travel. */
   encode(input: I): unknown;
+  /** The input again, from what `encode` returned (on any process). */
   decode(data: unknown): I;
 }
 

@@ -137,6 +137,7 @@ export interface Guard<I> {
     fn: (turn: Turn<I>) => T | Promise<T>,
     options?: RunOptions & { onBusy?: "wait" | "throw" },
   ): Promise<T>;
+  /** With `onBusy: "skip"`: resolves `undefined`, without running `fn`, when the key is busy. */
   run<T>(
     key: string,
     fn: (turn: Turn<I>) => T | Promise<T>,

@@ -49,6 +49,7 @@ export interface StoreEntry {
 
 /** Proof that the caller holds a key: the store's token and the fence of that claim. */
 export interface Claim {
+  /** The store's proof of this claim, which every later operation on the key presents. */
   readonly token: string;
   /** Strictly higher for every claim of a key. */
   readonly fence: number;
@@ -83,7 +84,9 @@ export interface CarryOn {
 
 /** An entry the store removed without running it, and why. */
 export interface StoreDrop<E> {
+  /** The entry removed. */
   readonly entry: E;
+  /** Why it was removed. */
   readonly reason: DropReason;
 }
 
@@ -118,14 +121,17 @@ export interface AdmitPolicy {
 export type BatchPolicy = "all" | "one";
 
 /** Common part of answers that may have dropped entries on the way (expired, evicted, superseded). */
-interface WithDrops<E> {
+export interface WithDrops<E> {
+  /** Entries the operation removed without running them; the guard reports each one. */
   readonly dropped: readonly StoreDrop<E>[];
 }
 
 /** Answer of `acquireOrEnqueue`. */
 export type Admission<E> =
   | (WithDrops<E> & {
+      /** The key was free: the caller holds it now and runs `batch`. */
       readonly status: "acquired";
+      /** The new claim. */
       readonly claim: Claim;
       /**
        * The entries of the first turn, oldest first. Usually the admitted entry alone; a shared
@@ -135,26 +141,56 @@ export type Admission<E> =
       /** A store that keeps carried work (`carry`): what turns cut short handed on, oldest first. */
       readonly carried?: readonly CarriedRecord[];
     })
-  | (WithDrops<E> & { readonly status: "queued"; readonly pending: number })
-  | { readonly status: "rejected"; readonly reason: "busy" | "overflow" }
-  | { readonly status: "duplicate" };
+  | (WithDrops<E> & {
+      /** The key is held: the entry waits as pending input. */
+      readonly status: "queued";
+      /** Pending entries of the key, this one included. */
+      readonly pending: number;
+    })
+  | {
+      /** The entry was refused; it is not stored. */
+      readonly status: "rejected";
+      /** `busy` (`whenHeld: "reject"`) or `overflow` (a pending cap). */
+      readonly reason: "busy" | "overflow";
+    }
+  | {
+      /** The entry's id was seen within the de-duplication window; it is not stored. */
+      readonly status: "duplicate";
+    };
 
 /** Answer of `finish`. */
 export type Finish<E> =
-  | (WithDrops<E> & { readonly status: "released" })
   | (WithDrops<E> & {
+      /** Nothing was pending: the key is free. */
+      readonly status: "released";
+    })
+  | (WithDrops<E> & {
+      /** Input was pending: the caller keeps the key and runs `batch` as its next turn. */
       readonly status: "next";
+      /** The claim of the next turn (a new fence). */
       readonly claim: Claim;
+      /** The entries of the next turn, oldest first. */
       readonly batch: E[];
       /** A store that keeps carried work (`carry`): what turns cut short handed on, oldest first. */
       readonly carried?: readonly CarriedRecord[];
     })
-  | { readonly status: "lost" };
+  | {
+      /** The claim was no longer held (its lease ran out): nothing was released. */
+      readonly status: "lost";
+    };
 
 /** Answer of `take`. */
 export type Take<E> =
-  | (WithDrops<E> & { readonly status: "taken"; readonly entries: E[] })
-  | { readonly status: "lost" };
+  | (WithDrops<E> & {
+      /** The claim is held; `entries` moved into the running turn. */
+      readonly status: "taken";
+      /** The pending entries moved, oldest first (possibly none). */
+      readonly entries: E[];
+    })
+  | {
+      /** The claim was no longer held: nothing moved. */
+      readonly status: "lost";
+    };
 
 /** Answer of `expire`. */
 export interface Expiry<E> extends WithDrops<E> {
@@ -165,7 +201,9 @@ export interface Expiry<E> extends WithDrops<E> {
 /** Answer of `renew`. */
 export type Renewal =
   | {
+      /** The claim is still held and its lease extended. */
       readonly status: "held";
+      /** Pending entries of the key. */
       readonly pending: number;
       /**
        * Another process stopped the key since the claim was made (`Store.stop`): the holder aborts
@@ -178,7 +216,10 @@ export type Renewal =
        */
       readonly expires?: number;
     }
-  | { readonly status: "lost" };
+  | {
+      /** The claim was no longer held: the turn has lost its key. */
+      readonly status: "lost";
+    };
 
 /** What the guard asks a shared store to remember of one input (`Store.record`). */
 export interface OutcomeRecord {
@@ -193,13 +234,17 @@ export interface OutcomeRecord {
 /** Answer of `stop`. */
 export type Stopped<E> =
   | {
+      /** The stop was carried out. */
       readonly status: "stopped";
       /** The pending entries removed, oldest first. */
       readonly entries: readonly E[];
       /** A claim held the key (in this process or another): its turn is told to stop. */
       readonly held: boolean;
     }
-  | { readonly status: "duplicate" };
+  | {
+      /** A stop with this id was seen before (a redelivery): nothing was done. */
+      readonly status: "duplicate";
+    };
 
 /**
  * The operations a guard needs from its store. Implement it to add a backend; use

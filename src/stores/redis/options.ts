@@ -53,7 +53,9 @@ export interface RedisStoreOptions {
 /** The Redis store: a `Store` shared by replicas. */
 export interface RedisStore extends Store {
   readonly shared: true;
+  /** Ms a claim lives without renewal (the `lease` option). */
   readonly lease: number;
+  /** The prefix of every key and channel (the `prefix` option). */
   readonly prefix: string;
   /** This process's id in tokens and hint channels (random per store). */
   readonly replicaId: string;

@@ -111,8 +111,11 @@ export class ContendedError extends Error {
  * summary, the tail of a partial answer) or raise `maxCarry`.
  */
 export class CarryTooLargeError extends Error {
+  /** Always `"CarryTooLargeError"`. */
   override name = "CarryTooLargeError";
+  /** The key of the turn that carried. */
   readonly key: string;
+  /** The fence of the turn that carried. */
   readonly fence: number;
   /** Bytes the key's carried work would take. */
   readonly bytes: number;

@@ -11,24 +11,85 @@ import type { Outcome } from "./outcomes.js";
 /** The guard's lifecycle events and their payloads. */
 export interface GuardEvents<I> {
   /** An input was admitted: it started a turn or is pending. */
-  admitted: { key: string; id: string | undefined; input: I; outcome: "started" | "queued" };
+  admitted: {
+    /** The input's key. */
+    key: string;
+    /** Its de-duplication id, if it has one. */
+    id: string | undefined;
+    /** The input. */
+    input: I;
+    /** It claimed the key (`started`) or waits behind a running turn (`queued`). */
+    outcome: "started" | "queued";
+  };
   /** An input is pending behind a running turn. */
-  queued: { key: string; id: string | undefined; input: I; pending: number };
+  queued: {
+    /** The input's key. */
+    key: string;
+    /** Its de-duplication id, if it has one. */
+    id: string | undefined;
+    /** The input. */
+    input: I;
+    /** Inputs of the key waiting now, this one included. */
+    pending: number;
+  };
   /** A turn's handler is about to run. */
-  started: { key: string; fence: number; inputs: readonly I[] };
+  started: {
+    /** The turn's key. */
+    key: string;
+    /** The turn's fence. */
+    fence: number;
+    /** The turn's inputs, oldest first. */
+    inputs: readonly I[];
+  };
   /** A turn settled (its handler returned, threw or was abandoned). */
-  finished: { key: string; fence: number; inputs: readonly I[]; failed: boolean };
+  finished: {
+    /** The turn's key. */
+    key: string;
+    /** The turn's fence. */
+    fence: number;
+    /** The turn's inputs, oldest first. */
+    inputs: readonly I[];
+    /** The handler threw or rejected. */
+    failed: boolean;
+  };
   /** An input ended without being handled. */
   dropped: Drop<I>;
   /** A turn failed, or an error outside a turn; the same error went to `onError`. */
-  error: { error: unknown; key: string; fence: number | undefined; inputs: readonly I[] };
+  error: {
+    /** What was thrown. */
+    error: unknown;
+    /** The key involved (`""` when none is). */
+    key: string;
+    /** The fence of the turn that failed, if a turn did. */
+    fence: number | undefined;
+    /** The inputs involved. */
+    inputs: readonly I[];
+  };
+  /** A turn outlived `turnTimeout`. */
+  stuck: {
+    /** The turn's key. */
+    key: string;
+    /** The turn's fence. */
+    fence: number;
+    /** The error reported to `onError` (also the signal's reason). */
+    error: TurnTimeoutError;
+    /** The key was released without waiting for the turn (`onStuck: "abandon"`). */
+    abandoned: boolean;
+  };
   /**
    * An input ended: handled, failed with its turn, or dropped (any reason but `duplicate`, which is
    * the same input again). Once per input, at the process that ended it.
    */
-  settled: { key: string; id: string | undefined; input: I; outcome: Outcome };
-  /** A turn outlived `turnTimeout`. */
-  stuck: { key: string; fence: number; error: TurnTimeoutError; abandoned: boolean };
+  settled: {
+    /** The input's key. */
+    key: string;
+    /** Its de-duplication id, if it has one. */
+    id: string | undefined;
+    /** The input (as last replaced). */
+    input: I;
+    /** How it ended: as `guard.outcome(id)` answers from now on. */
+    outcome: Outcome;
+  };
 }
 
 /** A listener of one event (`guard.on(name, listener)`). */

@@ -35,7 +35,14 @@ export interface ModeState {
    */
   readonly oldestPendingMs: number;
   /** The turn of the key that runs in this process (`undefined` elsewhere, or not yet started). */
-  readonly running: { readonly fence: number; readonly ms: number } | undefined;
+  readonly running:
+    | {
+        /** The running turn's fence. */
+        readonly fence: number;
+        /** Ms since its handler started. */
+        readonly ms: number;
+      }
+    | undefined;
 }
 
 /** Chooses the busy mode of each input that arrives while its key is busy. */

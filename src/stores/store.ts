@@ -70,6 +70,7 @@ export interface CarriedRecord {
   readonly data: string;
   /** The fence of the turn that carried it. */
   readonly fence: number;
+  /** Why that turn was cut short. */
   readonly reason: CarryReason;
 }
 
@@ -78,7 +79,9 @@ export interface CarriedRecord {
  * value is `data` (`undefined`: it carried nothing). Without it, carried work is discarded.
  */
 export interface CarryOn {
+  /** Why the turn was cut short. */
   readonly reason: CarryReason;
+  /** The turn's last carried value as JSON text, or `undefined`. */
   readonly data: string | undefined;
 }
 
@@ -223,9 +226,13 @@ export type Renewal =
 
 /** What the guard asks a shared store to remember of one input (`Store.record`). */
 export interface OutcomeRecord {
+  /** The input's id. */
   readonly id: string;
+  /** Its state, as `guard.outcome(id)` answers. */
   readonly state: OutcomeState;
+  /** With `dropped`: why. */
   readonly reason?: DropReason | undefined;
+  /** The fence of the turn that ran it. */
   readonly fence?: number | undefined;
   /** Epoch ms at which the input entered the state. */
   readonly at: number;

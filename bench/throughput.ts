@@ -23,6 +23,8 @@ export interface Contender {
    * next window of updates is delivered only once it resolves.
    */
   install(bot: Bot): void | (() => Promise<void>);
+  /** Coalesces updates into fewer turns (collect mode): the handler counts the turn's inputs. */
+  readonly coalesces?: boolean;
 }
 
 export const BARE: Contender = {
@@ -47,6 +49,7 @@ export function guardContender(
   return {
     name,
     label,
+    coalesces: options.mode === undefined || options.mode === "collect",
     install(bot) {
       const guard = sessionGuard(options);
       bot.use(guard);
@@ -72,6 +75,8 @@ export interface ScenarioResult {
   readonly median: Record<string, number>;
   /** Median share of the run's wall time spent in garbage collection, per contender. */
   readonly gcShare: Record<string, number>;
+  /** Median handler calls per update, per contender (below 1 where updates were coalesced). */
+  readonly turnsPerUpdate: Record<string, number>;
   /** Median over the rounds of `a`'s rate divided by `b`'s rate in the same round. */
   ratio(a: string, b: string): number;
   /** The lowest and highest of those per-round ratios: how much the machine's load moved them. */
@@ -81,6 +86,8 @@ export interface ScenarioResult {
 export interface Run {
   /** Updates per second. */
   readonly rate: number;
+  /** Handler calls per update: below 1 where updates were coalesced into fewer turns. */
+  readonly turnsPerUpdate: number;
   /** Share of the run's wall time spent in garbage collection pauses. */
   readonly gcShare: number;
 }
@@ -102,10 +109,20 @@ export async function runOnce(
   const bot = offlineBot();
   const drain = contender.install(bot) ?? undefined;
   let handled = 0;
-  bot.on("message", async (ctx) => {
-    handled++;
-    await ctx.reply("ok");
-  });
+  let turns = 0;
+  if (contender.coalesces === true) {
+    bot.on("message", async (ctx) => {
+      turns++;
+      handled += (ctx as unknown as { turn: { inputs: readonly unknown[] } }).turn.inputs.length;
+      await ctx.reply("ok");
+    });
+  } else {
+    bot.on("message", async (ctx) => {
+      handled++;
+      turns++;
+      await ctx.reply("ok");
+    });
+  }
   await collectBeforeRun();
   gcObserver.observe({ entryTypes: ["gc"] });
   const start = performance.now();
@@ -120,7 +137,11 @@ export async function runOnce(
   if (handled !== updates.length) {
     throw new Error(`${contender.name}: ${handled} of ${updates.length} updates were handled.`);
   }
-  return { rate: updates.length / ((end - start) / 1000), gcShare: paused / (end - start) };
+  return {
+    rate: updates.length / ((end - start) / 1000),
+    turnsPerUpdate: turns / updates.length,
+    gcShare: paused / (end - start),
+  };
 }
 
 export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
@@ -143,10 +164,12 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
   const rates: Record<string, number[]> = {};
   const medians: Record<string, number> = {};
   const gcShare: Record<string, number> = {};
+  const turnsPerUpdate: Record<string, number> = {};
   for (const [name, list] of Object.entries(runs)) {
     rates[name] = list.map((run) => run.rate);
     medians[name] = median(rates[name]);
     gcShare[name] = median(list.map((run) => run.gcShare));
+    turnsPerUpdate[name] = median(list.map((run) => run.turnsPerUpdate));
   }
   const ratios = (a: string, b: string) => {
     const y = rates[b] ?? [];
@@ -156,6 +179,7 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
     rates,
     median: medians,
     gcShare,
+    turnsPerUpdate,
     ratio: (a, b) => median(ratios(a, b)),
     ratioRange(a, b) {
       const values = ratios(a, b);

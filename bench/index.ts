@@ -12,17 +12,21 @@
 // Measurement 5 (Redis) starts its own throwaway redis-server on a unix socket; without
 // redis-server on PATH it prints a notice and RESULT has `"redis": null`.
 //
-// Profiling one contender's throughput workload (bare, sequentialize, guard, guard_no_dedupe; with
-// --contended: bare, sequentialize, guard_queue), after `npm run build`:
+// Profiling one contender's throughput workload (its name as in RESULT: bare, empty_layer,
+// hand_written, sequentialize, guard, guard_no_dedupe, guard_detached; with --contended or --flood
+// the contenders of that scenario, such as guard_queue), after `npm run build`:
 //
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --cpu-prof --cpu-prof-dir=/tmp/prof \
-//     --expose-gc --import tsx bench/index.ts --profile guard [--contended]
+//     --expose-gc --import tsx bench/index.ts --profile guard [--contended | --flood]
+//
+// Where one contender allocates (bytes per update by function): bench/alloc-profile.ts.
 //
 // and one Redis workload of one client (bare, guard, awaitTurn, enqueue, enqueueRemote; node-redis
 // or ioredis): the same command with `--profile-redis guard node-redis`.
 //
 // Only measurement 5 (Redis), with its table and a RESULT line holding `redis` alone: the same
-// command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`.
+// command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`; only
+// measurement 1 (throughput): `--only throughput`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";

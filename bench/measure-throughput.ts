@@ -87,6 +87,7 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
         fmt(scenario.median[c.name] as number),
         ...REFERENCES.map((base) => vs(scenario, c, base)),
         `${((scenario.gcShare[c.name] as number) * 100).toFixed(0)}%`,
+        (scenario.cpuUs[c.name] as number).toFixed(1),
         bytes?.[c.name] === undefined ? "" : fmt(bytes[c.name] as number),
       ];
     });
@@ -101,6 +102,7 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
       "vs hand-written",
       "vs sequentialize",
       "in GC",
+      "CPU µs/update",
       "alloc B/update",
     ],
     [
@@ -111,6 +113,9 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
       ["flood: 100,000 updates, 1,000 chats, all in flight at once (100 per chat)"],
       ...rows("flood"),
       ["  in GC: share of the run's wall time in garbage-collection pauses (PerformanceObserver)"],
+      [
+        "  CPU µs/update: the process's CPU time (user + system, GC threads included) per update; it moves far less than updates/s when other processes load the machine",
+      ],
       ["  alloc B/update: heap growth per update over windows without a collection (load-free)"],
     ],
   );
@@ -135,6 +140,9 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
         out[`${c.name}_vs_${base.name}_range`] = scenario.ratioRange(c.name, base.name).map(round2);
       }
     }
+    out.cpu_us_per_update = Object.fromEntries(
+      Object.entries(scenario.cpuUs).map(([n, us]) => [n, round2(us)]),
+    );
     out.gc_share = Object.fromEntries(
       Object.entries(scenario.gcShare).map(([n, share]) => [n, round2(share)]),
     );

@@ -77,6 +77,8 @@ export interface ScenarioResult {
   readonly gcShare: Record<string, number>;
   /** Median handler calls per update, per contender (below 1 where updates were coalesced). */
   readonly turnsPerUpdate: Record<string, number>;
+  /** Median process CPU µs per update, per contender (see `Run.cpuUs`). */
+  readonly cpuUs: Record<string, number>;
   /** Median over the rounds of `a`'s rate divided by `b`'s rate in the same round. */
   ratio(a: string, b: string): number;
   /** The lowest and highest of those per-round ratios: how much the machine's load moved them. */
@@ -88,6 +90,11 @@ export interface Run {
   readonly rate: number;
   /** Handler calls per update: below 1 where updates were coalesced into fewer turns. */
   readonly turnsPerUpdate: number;
+  /**
+   * Process CPU time per update (µs, user + system, GC threads included): unlike the rate, it
+   * hardly moves when other processes compete for the machine's cores.
+   */
+  readonly cpuUs: number;
   /** Share of the run's wall time spent in garbage collection pauses. */
   readonly gcShare: number;
 }
@@ -125,9 +132,11 @@ export async function runOnce(
   }
   await collectBeforeRun();
   gcObserver.observe({ entryTypes: ["gc"] });
+  const cpu = process.cpuUsage();
   const start = performance.now();
   await deliverInWindows(bot, updates, window, drain);
   const end = performance.now();
+  const cpuUsed = process.cpuUsage(cpu);
   // GC entries arrive asynchronously.
   await new Promise((resolve) => setTimeout(resolve, 1));
   gcObserver.disconnect();
@@ -140,6 +149,7 @@ export async function runOnce(
   return {
     rate: updates.length / ((end - start) / 1000),
     turnsPerUpdate: turns / updates.length,
+    cpuUs: (cpuUsed.user + cpuUsed.system) / updates.length,
     gcShare: paused / (end - start),
   };
 }
@@ -165,11 +175,13 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
   const medians: Record<string, number> = {};
   const gcShare: Record<string, number> = {};
   const turnsPerUpdate: Record<string, number> = {};
+  const cpuUs: Record<string, number> = {};
   for (const [name, list] of Object.entries(runs)) {
     rates[name] = list.map((run) => run.rate);
     medians[name] = median(rates[name]);
     gcShare[name] = median(list.map((run) => run.gcShare));
     turnsPerUpdate[name] = median(list.map((run) => run.turnsPerUpdate));
+    cpuUs[name] = median(list.map((run) => run.cpuUs));
   }
   const ratios = (a: string, b: string) => {
     const y = rates[b] ?? [];
@@ -180,6 +192,7 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
     median: medians,
     gcShare,
     turnsPerUpdate,
+    cpuUs,
     ratio: (a, b) => median(ratios(a, b)),
     ratioRange(a, b) {
       const values = ratios(a, b);

@@ -12,17 +12,21 @@
 // Measurement 5 (Redis) starts its own throwaway redis-server on a unix socket; without
 // redis-server on PATH it prints a notice and RESULT has `"redis": null`.
 //
-// Profiling one contender's throughput workload (bare, sequentialize, guard, guard_no_dedupe; with
-// --contended: bare, sequentialize, guard_queue), after `npm run build`:
+// Profiling one contender's throughput workload (its name as in RESULT: bare, empty_layer,
+// hand_written, sequentialize, guard, guard_no_dedupe, guard_detached; with --contended or --flood
+// the contenders of that scenario, such as guard_queue), after `npm run build`:
 //
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --cpu-prof --cpu-prof-dir=/tmp/prof \
-//     --expose-gc --import tsx bench/index.ts --profile guard [--contended]
+//     --expose-gc --import tsx bench/index.ts --profile guard [--contended | --flood]
+//
+// Where one contender allocates (bytes per update by function): bench/alloc-profile.ts.
 //
 // and one Redis workload of one client (bare, guard, awaitTurn, enqueue, enqueueRemote; node-redis
 // or ioredis): the same command with `--profile-redis guard node-redis`.
 //
 // Only measurement 5 (Redis), with its table and a RESULT line holding `redis` alone: the same
-// command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`.
+// command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`; only
+// measurement 1 (throughput): `--only throughput`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";
@@ -31,27 +35,13 @@ import { redisStore } from "session-guard/redis";
 import { admissionLatency } from "./admission.js";
 import { runBursts } from "./burst.js";
 import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
+import { measureThroughput, SCENARIOS, type ScenarioName } from "./measure-throughput.js";
 import { idleKeys, pendingInputs } from "./memory.js";
 import { profileRedis, redisBench, redisJson, redisTable } from "./redis.js";
 import { roundRobin } from "./telegram.js";
-import {
-  allocationPerUpdate,
-  BARE,
-  type Contender,
-  guardContender,
-  runOnce,
-  runScenario,
-  type ScenarioResult,
-  SEQUENTIALIZE,
-} from "./throughput.js";
+import { runOnce } from "./throughput.js";
 
 const ROUNDS = 5;
-const UPDATES = 100_000;
-const CHATS = 1_000;
-/** Updates in flight at once (grammY's runner keeps a window of updates in flight too). */
-const WINDOW = 1_000;
-const CONTENDED_UPDATES = 50_000;
-const CONTENDED_CHATS = 100;
 const BURST_CHATS = 1_000;
 const BURST_FOLLOW_UPS = 20;
 const IDLE_KEYS = 1_000_000;
@@ -70,26 +60,6 @@ const REDIS = {
   takeoverLease: 500,
 };
 
-const GUARD = guardContender("guard", "sessionGuard({ awaitTurn: true })", { awaitTurn: true });
-// The default configuration: turns run detached, so a window ends once the guard is idle.
-const GUARD_DETACHED = guardContender(
-  "guard_detached",
-  "sessionGuard() (detached turns, the default)",
-  {},
-);
-const GUARD_NO_DEDUPE = guardContender(
-  "guard_no_dedupe",
-  "sessionGuard({ awaitTurn: true, dedupe: false })",
-  { awaitTurn: true, dedupe: false },
-);
-const GUARD_QUEUE = guardContender(
-  "guard_queue",
-  'sessionGuard({ awaitTurn: true, mode: "queue" })',
-  { awaitTurn: true, mode: "queue" },
-);
-const UNCONTENDED = [BARE, SEQUENTIALIZE, GUARD, GUARD_NO_DEDUPE, GUARD_DETACHED];
-const CONTENDED = [BARE, SEQUENTIALIZE, GUARD_QUEUE];
-
 /** Fail loudly unless the package resolves to its build. */
 function checkBuiltPackage(): string {
   const core = rawFileOf(() => createGuard({ mode: "none" as never }));
@@ -106,20 +76,34 @@ function checkBuiltPackage(): string {
 }
 
 /** Only one contender's throughput workload, six times over: for `node --cpu-prof`. */
-async function profile(name: string, contended: boolean): Promise<void> {
-  const contenders = contended ? CONTENDED : UNCONTENDED;
-  const contender = contenders.find((c) => c.name === name);
+async function profile(name: string, scenarioName: ScenarioName): Promise<void> {
+  const scenario = SCENARIOS[scenarioName];
+  const contender = scenario.contenders.find((c) => c.name === name);
   if (contender === undefined) {
-    throw new Error(`--profile: one of ${contenders.map((c) => c.name).join(", ")}`);
+    throw new Error(`--profile: one of ${scenario.contenders.map((c) => c.name).join(", ")}`);
   }
   checkBuiltPackage();
-  const updates = contended
-    ? roundRobin(CONTENDED_UPDATES, CONTENDED_CHATS)
-    : roundRobin(UPDATES, CHATS);
+  const updates = roundRobin(scenario.updates, scenario.chats);
   for (let run = 0; run < 6; run++) {
-    const { rate, gcShare } = await runOnce(contender, updates, WINDOW);
+    const { rate, gcShare } = await runOnce(contender, updates, scenario.window);
     console.log(`${name}: ${fmt(rate)} updates/s, ${(gcShare * 100).toFixed(0)}% in GC`);
   }
+}
+
+/** Measurement 1 alone (`--only throughput`): its table, then `RESULT {"throughput": …}`. */
+async function onlyThroughput(): Promise<void> {
+  const env = environment();
+  const loadedFrom = checkBuiltPackage();
+  console.log(
+    `session-guard benchmarks, throughput only: Node ${env.node}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}; loaded ${loadedFrom}\n`,
+  );
+  const throughput = await measureThroughput(ROUNDS);
+  console.log(`${throughput.text}\n`);
+  const loadEnd = os.loadavg().map(round2);
+  console.log(`Load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`);
+  console.log(
+    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, throughput: throughput.json })}`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -136,60 +120,8 @@ async function main(): Promise<void> {
   console.log(`${header.join("\n")}\n`);
 
   // 1. Throughput
-  progress(`1. throughput: ${fmt(UPDATES)} updates over ${fmt(CHATS)} chats`);
-  const uncontended = await runScenario({
-    updates: UPDATES,
-    chats: CHATS,
-    window: WINDOW,
-    rounds: ROUNDS,
-    contenders: UNCONTENDED,
-  });
-  progress(
-    `1. throughput, contended: ${fmt(CONTENDED_UPDATES)} updates over ${CONTENDED_CHATS} chats`,
-  );
-  const contended = await runScenario({
-    updates: CONTENDED_UPDATES,
-    chats: CONTENDED_CHATS,
-    window: WINDOW,
-    rounds: ROUNDS,
-    contenders: CONTENDED,
-  });
-  progress("1. bytes allocated per update");
-  const allocated: Record<string, number> = {};
-  for (const contender of UNCONTENDED) {
-    allocated[contender.name] = await allocationPerUpdate(contender);
-  }
-  const vs = (scenario: ScenarioResult, c: Contender, base: Contender): string => {
-    if (c === base) return "1.00";
-    const [low, high] = scenario.ratioRange(c.name, base.name);
-    return `${scenario.ratio(c.name, base.name).toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
-  };
-  const rateRow = (scenario: ScenarioResult, c: Contender, bytes?: number): string[] => [
-    `  ${c.label}`,
-    fmt(scenario.median[c.name] as number),
-    vs(scenario, c, BARE),
-    c === BARE ? "" : vs(scenario, c, SEQUENTIALIZE),
-    `${((scenario.gcShare[c.name] as number) * 100).toFixed(0)}%`,
-    bytes === undefined ? "" : fmt(bytes),
-  ];
-  console.log(
-    `${table(
-      `1. Throughput through a grammY Bot (handler: await ctx.reply, answered locally; ${ROUNDS} rounds, ratio: median (min–max) of per-round ratios)`,
-      ["contender", "updates/s", "vs bare", "vs sequentialize", "in GC", "alloc B/update"],
-      [
-        [`${fmt(UPDATES)} updates, ${fmt(CHATS)} chats, ${fmt(WINDOW)} in flight (one per chat)`],
-        ...UNCONTENDED.map((c) => rateRow(uncontended, c, allocated[c.name])),
-        [
-          `contended: ${fmt(CONTENDED_UPDATES)} updates, ${CONTENDED_CHATS} chats, ${WINDOW / CONTENDED_CHATS} per chat in flight (one turn per update)`,
-        ],
-        ...CONTENDED.map((c) => rateRow(contended, c)),
-        [
-          "  in GC: share of the run's wall time in garbage-collection pauses (PerformanceObserver)",
-        ],
-        ["  alloc B/update: heap growth per update over windows without a collection (load-free)"],
-      ],
-    )}\n`,
-  );
+  const throughput = await measureThroughput(ROUNDS);
+  console.log(`${throughput.text}\n`);
 
   // 2. Burst
   progress(
@@ -306,42 +238,9 @@ async function main(): Promise<void> {
     `Measured in ${seconds.toFixed(0)} s; load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`,
   );
 
-  const figures = (scenario: ScenarioResult, contenders: readonly Contender[]) =>
-    Object.fromEntries(contenders.map((c) => [c.name, round(scenario.median[c.name] as number)]));
   const result = {
     env: { ...env, loadavg_end: loadEnd, package: "dist", seconds: round(seconds) },
-    throughput: {
-      updates: UPDATES,
-      chats: CHATS,
-      in_flight: WINDOW,
-      rounds: ROUNDS,
-      updates_per_s: figures(uncontended, UNCONTENDED),
-      guard_vs_sequentialize: round2(uncontended.ratio("guard", "sequentialize")),
-      guard_vs_bare: round2(uncontended.ratio("guard", "bare")),
-      guard_no_dedupe_vs_sequentialize: round2(
-        uncontended.ratio("guard_no_dedupe", "sequentialize"),
-      ),
-      guard_no_dedupe_vs_bare: round2(uncontended.ratio("guard_no_dedupe", "bare")),
-      guard_detached_vs_sequentialize: round2(uncontended.ratio("guard_detached", "sequentialize")),
-      guard_detached_vs_bare: round2(uncontended.ratio("guard_detached", "bare")),
-      sequentialize_vs_bare: round2(uncontended.ratio("sequentialize", "bare")),
-      guard_vs_sequentialize_range: uncontended.ratioRange("guard", "sequentialize").map(round2),
-      gc_share: Object.fromEntries(
-        Object.entries(uncontended.gcShare).map(([name, share]) => [name, round2(share)]),
-      ),
-      allocated_bytes_per_update: Object.fromEntries(
-        Object.entries(allocated).map(([name, bytes]) => [name, round(bytes)]),
-      ),
-      contended: {
-        updates: CONTENDED_UPDATES,
-        chats: CONTENDED_CHATS,
-        in_flight: WINDOW,
-        guard_mode: "queue",
-        updates_per_s: figures(contended, CONTENDED),
-        guard_vs_sequentialize: round2(contended.ratio("guard_queue", "sequentialize")),
-        guard_vs_bare: round2(contended.ratio("guard_queue", "bare")),
-      },
-    },
+    throughput: throughput.json,
     burst: {
       chats: burst.chats,
       messages_per_chat: burst.messagesPerChat,
@@ -418,11 +317,18 @@ async function onlyRedis(): Promise<void> {
 }
 
 const args = process.argv.slice(2);
-if (args[0] === "--profile") await profile(args[1] ?? "", args.includes("--contended"));
-else if (args[0] === "--profile-redis") {
+if (args[0] === "--profile") {
+  const scenario = args.includes("--contended")
+    ? "contended"
+    : args.includes("--flood")
+      ? "flood"
+      : "uncontended";
+  await profile(args[1] ?? "", scenario);
+} else if (args[0] === "--profile-redis") {
   checkBuiltPackage();
   await profileRedis(args[1] ?? "", args[2] ?? "node-redis", REDIS);
 } else if (args[0] === "--only") {
-  if (args[1] !== "redis") throw new Error("--only: redis (the one measurement that runs alone)");
-  await onlyRedis();
+  if (args[1] === "redis") await onlyRedis();
+  else if (args[1] === "throughput") await onlyThroughput();
+  else throw new Error("--only: redis or throughput (the measurements that run alone)");
 } else await main();

@@ -23,6 +23,8 @@ export interface Contender {
    * next window of updates is delivered only once it resolves.
    */
   install(bot: Bot): void | (() => Promise<void>);
+  /** Coalesces updates into fewer turns (collect mode): the handler counts the turn's inputs. */
+  readonly coalesces?: boolean;
 }
 
 export const BARE: Contender = {
@@ -47,6 +49,7 @@ export function guardContender(
   return {
     name,
     label,
+    coalesces: options.mode === undefined || options.mode === "collect",
     install(bot) {
       const guard = sessionGuard(options);
       bot.use(guard);
@@ -72,6 +75,10 @@ export interface ScenarioResult {
   readonly median: Record<string, number>;
   /** Median share of the run's wall time spent in garbage collection, per contender. */
   readonly gcShare: Record<string, number>;
+  /** Median handler calls per update, per contender (below 1 where updates were coalesced). */
+  readonly turnsPerUpdate: Record<string, number>;
+  /** Median process CPU µs per update, per contender (see `Run.cpuUs`). */
+  readonly cpuUs: Record<string, number>;
   /** Median over the rounds of `a`'s rate divided by `b`'s rate in the same round. */
   ratio(a: string, b: string): number;
   /** The lowest and highest of those per-round ratios: how much the machine's load moved them. */
@@ -81,6 +88,13 @@ export interface ScenarioResult {
 export interface Run {
   /** Updates per second. */
   readonly rate: number;
+  /** Handler calls per update: below 1 where updates were coalesced into fewer turns. */
+  readonly turnsPerUpdate: number;
+  /**
+   * Process CPU time per update (µs, user + system, GC threads included): unlike the rate, it
+   * hardly moves when other processes compete for the machine's cores.
+   */
+  readonly cpuUs: number;
   /** Share of the run's wall time spent in garbage collection pauses. */
   readonly gcShare: number;
 }
@@ -102,15 +116,27 @@ export async function runOnce(
   const bot = offlineBot();
   const drain = contender.install(bot) ?? undefined;
   let handled = 0;
-  bot.on("message", async (ctx) => {
-    handled++;
-    await ctx.reply("ok");
-  });
+  let turns = 0;
+  if (contender.coalesces === true) {
+    bot.on("message", async (ctx) => {
+      turns++;
+      handled += (ctx as unknown as { turn: { inputs: readonly unknown[] } }).turn.inputs.length;
+      await ctx.reply("ok");
+    });
+  } else {
+    bot.on("message", async (ctx) => {
+      handled++;
+      turns++;
+      await ctx.reply("ok");
+    });
+  }
   await collectBeforeRun();
   gcObserver.observe({ entryTypes: ["gc"] });
+  const cpu = process.cpuUsage();
   const start = performance.now();
   await deliverInWindows(bot, updates, window, drain);
   const end = performance.now();
+  const cpuUsed = process.cpuUsage(cpu);
   // GC entries arrive asynchronously.
   await new Promise((resolve) => setTimeout(resolve, 1));
   gcObserver.disconnect();
@@ -120,7 +146,12 @@ export async function runOnce(
   if (handled !== updates.length) {
     throw new Error(`${contender.name}: ${handled} of ${updates.length} updates were handled.`);
   }
-  return { rate: updates.length / ((end - start) / 1000), gcShare: paused / (end - start) };
+  return {
+    rate: updates.length / ((end - start) / 1000),
+    turnsPerUpdate: turns / updates.length,
+    cpuUs: (cpuUsed.user + cpuUsed.system) / updates.length,
+    gcShare: paused / (end - start),
+  };
 }
 
 export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
@@ -143,10 +174,14 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
   const rates: Record<string, number[]> = {};
   const medians: Record<string, number> = {};
   const gcShare: Record<string, number> = {};
+  const turnsPerUpdate: Record<string, number> = {};
+  const cpuUs: Record<string, number> = {};
   for (const [name, list] of Object.entries(runs)) {
     rates[name] = list.map((run) => run.rate);
     medians[name] = median(rates[name]);
     gcShare[name] = median(list.map((run) => run.gcShare));
+    turnsPerUpdate[name] = median(list.map((run) => run.turnsPerUpdate));
+    cpuUs[name] = median(list.map((run) => run.cpuUs));
   }
   const ratios = (a: string, b: string) => {
     const y = rates[b] ?? [];
@@ -156,6 +191,8 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
     rates,
     median: medians,
     gcShare,
+    turnsPerUpdate,
+    cpuUs,
     ratio: (a, b) => median(ratios(a, b)),
     ratioRange(a, b) {
       const values = ratios(a, b);

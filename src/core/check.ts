@@ -58,14 +58,18 @@ export function checkRequiredId(where: string, id: unknown): TypeError | undefin
   return checkId(where, id);
 }
 
-/** Unknown option names: a typo such as `awaitturn` must not pass silently. */
+/**
+ * Unknown option names: a typo such as `awaitturn` must not pass silently. Checked on every
+ * submit, so it walks the own names with `for…in` (V8 answers it from the shape's enum cache)
+ * rather than `Object.keys`, which allocates an array per call.
+ */
 function checkNames(
   where: string,
   options: object,
   known: readonly string[],
 ): TypeError | undefined {
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
+  for (const name in options) {
+    if (Object.hasOwn(options, name) && !known.includes(name)) {
       return new TypeError(
         `${where}: unknown option ${JSON.stringify(name)}. Known options: ${known.join(", ")}.`,
       );

@@ -22,6 +22,7 @@ import { ClaimHolders, type Holders, hasLocalClaims, MapHolders } from "./holder
 import { Lanes } from "./lanes.js";
 import { LeaseWatchdog } from "./lease-watch.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
+import { type GuardObserver, OBSERVE, observe } from "./observe.js";
 import type { ResolvedOptions } from "./options.js";
 import { Replicas } from "./replicas.js";
 import { Reporter } from "./report.js";
@@ -113,6 +114,11 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
 
   on<K extends keyof GuardEvents<I>>(event: K, listener: Listener<GuardEvents<I>[K]>): () => void {
     return this.events.on(event, listener);
+  }
+
+  /** The observer seam (`observe.ts`): for an instrumentation such as `session-guard/otel`. */
+  [OBSERVE](observer: GuardObserver): () => void {
+    return observe(this, observer);
   }
 
   // --- the methods of other concerns

@@ -10,6 +10,7 @@
 import type { Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
 import type { Engine } from "./engine.js";
 import { type GuardEntry, newEntry } from "./entry.js";
+import { tookOver } from "./observe.js";
 import type { Codec } from "./options.js";
 import { TurnState } from "./turn.js";
 
@@ -230,6 +231,7 @@ export class Replicas<I> {
       return;
     }
     engine.replace(key, turn);
+    tookOver(engine, key);
     engine.begin(turn, false);
   }
 }

@@ -23,15 +23,18 @@
 //
 // Only measurement 5 (Redis), with its table and a RESULT line holding `redis` alone: the same
 // command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`.
+// Likewise measurement 6 (what session-guard/otel costs): `npm run bench -- --only otel`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";
 import { sessionGuard } from "session-guard/grammy";
+import { instrumentGuard } from "session-guard/otel";
 import { redisStore } from "session-guard/redis";
 import { admissionLatency } from "./admission.js";
 import { runBursts } from "./burst.js";
 import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
 import { idleKeys, pendingInputs } from "./memory.js";
+import { OTEL_CONTENDERS, OTEL_LABELS, type OtelResult, otelOverhead } from "./otel.js";
 import { profileRedis, redisBench, redisJson, redisTable } from "./redis.js";
 import { roundRobin } from "./telegram.js";
 import {
@@ -70,6 +73,8 @@ const REDIS = {
   takeoverLease: 500,
 };
 
+const OTEL = { rounds: 5, inputs: 50_000, chats: 1_000 };
+
 const GUARD = guardContender("guard", "sessionGuard({ awaitTurn: true })", { awaitTurn: true });
 // The default configuration: turns run detached, so a window ends once the guard is idle.
 const GUARD_DETACHED = guardContender(
@@ -95,14 +100,15 @@ function checkBuiltPackage(): string {
   const core = rawFileOf(() => createGuard({ mode: "none" as never }));
   const grammy = rawFileOf(() => sessionGuard({ awaitTurn: "no" as never }));
   const redis = rawFileOf(() => redisStore(null as never));
-  for (const file of [core, grammy, redis]) {
+  const otel = rawFileOf(() => instrumentGuard(null as never));
+  for (const file of [core, grammy, redis, otel]) {
     if (file === undefined || !/\/dist\/[^/]+\.js$/.test(file)) {
       throw new Error(
         `The benchmarks must measure the built package, but session-guard was loaded from ${file}. Run them with \`npm run bench\`.`,
       );
     }
   }
-  return `${core}, ${grammy}, ${redis}`;
+  return `${core}, ${grammy}, ${redis}, ${otel}`;
 }
 
 /** Only one contender's throughput workload, six times over: for `node --cpu-prof`. */
@@ -300,6 +306,13 @@ async function main(): Promise<void> {
   const redis = await redisBench(REDIS);
   if (redis !== null) console.log(`${redisTable(redis)}\n`);
 
+  // 6. OpenTelemetry
+  progress(
+    `6. otel: ${fmt(OTEL.inputs)} inputs over ${fmt(OTEL.chats)} chats, ${OTEL.rounds} rounds`,
+  );
+  const otel = await otelOverhead(OTEL);
+  console.log(`${otelTable(otel)}\n`);
+
   const seconds = (performance.now() - started) / 1000;
   const loadEnd = os.loadavg().map(round2);
   console.log(
@@ -397,8 +410,61 @@ async function main(): Promise<void> {
       ),
     },
     redis: redis === null ? null : redisJson(redis),
+    otel: otelJson(otel),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+/** Measurement 6's table. */
+function otelTable(otel: OtelResult): string {
+  const rows = (name: "uncontended" | "contended") =>
+    OTEL_CONTENDERS.map((c) => [
+      `  ${OTEL_LABELS[c]}`,
+      fmt(otel[name].rate[c]),
+      otel[name].ratio[c].toFixed(2),
+      ((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6).toFixed(2),
+    ]);
+  return table(
+    `6. OpenTelemetry: the core guard (memory store) without and with instrumentGuard (${fmt(OTEL.inputs)} inputs, ${fmt(OTEL.chats)} chats, ${OTEL.rounds} rounds; ratio: median of per-round ratios)`,
+    ["contender", "inputs/s", "vs off", "+µs/input"],
+    [
+      ["uncontended: one input per chat in flight, a turn each"],
+      ...rows("uncontended"),
+      ["contended: ten inputs per chat at once (collect: nine queue and join one turn)"],
+      ...rows("contended"),
+      ["  sdk: MeterProvider with a reader, a span recorded per turn (exported nowhere)"],
+    ],
+  );
+}
+
+function otelJson(otel: OtelResult) {
+  const of = (name: "uncontended" | "contended") => ({
+    inputs_per_s: Object.fromEntries(OTEL_CONTENDERS.map((c) => [c, round(otel[name].rate[c])])),
+    vs_off: Object.fromEntries(OTEL_CONTENDERS.map((c) => [c, round2(otel[name].ratio[c])])),
+    added_us_per_input: Object.fromEntries(
+      OTEL_CONTENDERS.map((c) => [
+        c,
+        round2((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6),
+      ]),
+    ),
+  });
+  return { ...OTEL, uncontended: of("uncontended"), contended: of("contended") };
+}
+
+/** Measurement 6 alone (`--only otel`): its table, then `RESULT {"otel": …}`. */
+async function onlyOtel(): Promise<void> {
+  const env = environment();
+  const loadedFrom = checkBuiltPackage();
+  console.log(
+    `session-guard benchmarks, OpenTelemetry only: Node ${env.node}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}; loaded ${loadedFrom}\n`,
+  );
+  const otel = await otelOverhead(OTEL);
+  console.log(`${otelTable(otel)}\n`);
+  const loadEnd = os.loadavg().map(round2);
+  console.log(`Load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`);
+  console.log(
+    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, otel: otelJson(otel) })}`,
+  );
 }
 
 /** Measurement 5 alone (`--only redis`): its table, then `RESULT {"redis": …}`. */
@@ -423,6 +489,7 @@ else if (args[0] === "--profile-redis") {
   checkBuiltPackage();
   await profileRedis(args[1] ?? "", args[2] ?? "node-redis", REDIS);
 } else if (args[0] === "--only") {
-  if (args[1] !== "redis") throw new Error("--only: redis (the one measurement that runs alone)");
-  await onlyRedis();
+  if (args[1] === "redis") await onlyRedis();
+  else if (args[1] === "otel") await onlyOtel();
+  else throw new Error("--only: redis or otel (the measurements that run alone)");
 } else await main();

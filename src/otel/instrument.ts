@@ -25,6 +25,46 @@ interface OpenTurn {
   readonly started: number;
   span: Span | undefined;
   error: string | undefined;
+  /** Another open turn of the same key (one that lost its lease still runs). */
+  older: OpenTurn | undefined;
+}
+
+/** Open turns by key: usually one per key, so no string is built per turn to tell them apart. */
+class OpenTurns {
+  readonly #byKey = new Map<string, OpenTurn>();
+
+  add(turn: Turn<unknown>, started: number, span: Span): void {
+    const older = this.#byKey.get(turn.key);
+    this.#byKey.set(turn.key, { turn, started, span, error: undefined, older });
+  }
+
+  get(key: string, fence: number): OpenTurn | undefined {
+    let open = this.#byKey.get(key);
+    while (open !== undefined && open.turn.fence !== fence) open = open.older;
+    return open;
+  }
+
+  delete(key: string, fence: number): void {
+    let open = this.#byKey.get(key);
+    if (open === undefined) return;
+    if (open.turn.fence === fence) {
+      if (open.older === undefined) this.#byKey.delete(key);
+      else this.#byKey.set(key, open.older);
+      return;
+    }
+    while (open.older !== undefined && open.older.turn.fence !== fence) open = open.older;
+    if (open.older !== undefined) open.older = open.older.older;
+  }
+
+  *values(): Generator<OpenTurn> {
+    for (let open of this.#byKey.values()) {
+      for (; open !== undefined; open = open.older as OpenTurn) yield open;
+    }
+  }
+
+  clear(): void {
+    this.#byKey.clear();
+  }
 }
 
 /**
@@ -77,9 +117,7 @@ export function instrumentGuard<I>(
     active: () => core.activeCount,
   });
 
-  // Turns by fence and key (a key may have two after a lease loss: the lost one still settles).
-  const open = new Map<string, OpenTurn>();
-  const id = (key: string, fence: number) => `${fence}\u0000${key}`;
+  const open = new OpenTurns();
 
   const detach = observable(core, {
     storeCall(operation, ms, failed, error) {
@@ -90,11 +128,7 @@ export function instrumentGuard<I>(
       const now = performance.now();
       for (const { at } of admitted) measure.waited((now - at) / 1000);
       measure.turnStarted();
-      const span = spans.start(
-        turn,
-        admitted.map((stamp) => stamp.context),
-      );
-      open.set(id(turn.key, turn.fence), { turn, started: now, span, error: undefined });
+      open.add(turn, now, spans.start(turn, admitted));
     },
     takenOver() {
       measure.takenOver();
@@ -108,13 +142,13 @@ export function instrumentGuard<I>(
     core.on("error", ({ error, key, fence }) => {
       if (error instanceof LeaseLostError) measure.leaseLost();
       if (fence === undefined) return;
-      const turn = open.get(id(key, fence));
+      const turn = open.get(key, fence);
       if (turn === undefined) return;
       turn.error ??= errorType(error);
       turn.span?.recordException(error instanceof Error ? error : String(error));
     }),
     core.on("stuck", ({ key, fence, abandoned }) => {
-      const turn = open.get(id(key, fence));
+      const turn = open.get(key, fence);
       if (turn?.span === undefined) return;
       turn.span.addEvent("session_guard.turn.timeout", { "session_guard.abandoned": abandoned });
       if (!abandoned) return;
@@ -123,9 +157,9 @@ export function instrumentGuard<I>(
       turn.span = undefined;
     }),
     core.on("finished", ({ key, fence, failed }) => {
-      const turn = open.get(id(key, fence));
+      const turn = open.get(key, fence);
       if (turn === undefined) return;
-      open.delete(id(key, fence));
+      open.delete(key, fence);
       let outcome = failed ? "failed" : "handled";
       if (failed && turn.error === undefined) {
         // It threw its own abort reason (stopped, superseded, shut down), which is no error of

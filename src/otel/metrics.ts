@@ -45,8 +45,9 @@ export function errorType(error: unknown): string {
 
 export class GuardMetrics {
   readonly #base: Attributes;
-  /** Attribute sets by `attribute=value`, built once each. */
-  readonly #sets = new Map<string, Attributes>();
+  /** Attribute sets by attribute, then value (then `error.type`), built once each. */
+  readonly #sets = new Map<string, Map<string, Attributes>>();
+  readonly #errorSets = new Map<string, Map<string, Attributes>>();
   readonly #admitted: Counter;
   readonly #dropped: Counter;
   readonly #wait: Histogram;
@@ -179,11 +180,13 @@ export class GuardMetrics {
 
   /** The base attributes and `name=value`, built once. */
   #set(name: string, value: string): Attributes {
-    const id = `${name}=${value}`;
-    let attributes = this.#sets.get(id);
+    // Nested maps, not a joined string: a string built per measurement costs more than the rest.
+    let byValue = this.#sets.get(name);
+    if (byValue === undefined) this.#sets.set(name, (byValue = new Map()));
+    let attributes = byValue.get(value);
     if (attributes === undefined) {
       attributes = { ...this.#base, [name]: value };
-      this.#sets.set(id, attributes);
+      byValue.set(value, attributes);
     }
     return attributes;
   }
@@ -191,11 +194,14 @@ export class GuardMetrics {
   /** `name=value` with an `error.type` (when known), built once per pair. */
   #failed(name: string, value: string, error: string | undefined): Attributes {
     if (error === undefined) return this.#set(name, value);
-    const id = `${name}=${value}\u0000${error}`;
-    let attributes = this.#sets.get(id);
+    // Failures are rare: a joined string is fine here.
+    const id = `${name}=${value}`;
+    let byError = this.#errorSets.get(id);
+    if (byError === undefined) this.#errorSets.set(id, (byError = new Map()));
+    let attributes = byError.get(error);
     if (attributes === undefined) {
       attributes = { ...this.#base, [name]: value, [ATTRIBUTES.errorType]: error };
-      this.#sets.set(id, attributes);
+      byError.set(error, attributes);
     }
     return attributes;
   }

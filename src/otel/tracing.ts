@@ -18,6 +18,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import type { Turn } from "session-guard";
+import type { Admitted } from "../core/observe.js";
 import { ATTRIBUTES, TURN_SPAN } from "./names.js";
 
 /** The span context active where an input was admitted, if any (what the seam keeps with it). */
@@ -39,16 +40,14 @@ export class TurnSpans {
     this.#keyOf = keyOf;
   }
 
-  /** Start the span of `turn`, linked to the spans that admitted its inputs (`admitting`). */
-  start(turn: Turn<unknown>, admitting: readonly unknown[]): Span {
+  /** Start the span of `turn`, linked to the spans that admitted its inputs here. */
+  start(turn: Turn<unknown>, admitted: readonly Admitted[]): Span {
     let links: Link[] | undefined;
-    const seen = new Set<string>();
-    for (const spanContext of admitting) {
+    for (const { context: spanContext } of admitted) {
       if (spanContext === undefined) continue;
       const { spanId } = spanContext as SpanContext;
       // An album's photos often arrive in one request: one link per admitting span.
-      if (seen.has(spanId)) continue;
-      seen.add(spanId);
+      if (links?.some((link) => link.context.spanId === spanId)) continue;
       (links ??= []).push({ context: spanContext as SpanContext });
     }
     const span = this.#tracer.startSpan(TURN_SPAN, {

@@ -4,6 +4,7 @@
 import { context, metrics, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { createGuard, type Guard, type Turn } from "session-guard";
+import { sessionGuard } from "session-guard/grammy";
 import { ATTRIBUTES, hashKey, instrumentGuard, METRICS, TURN_SPAN } from "session-guard/otel";
 import { redisStore } from "session-guard/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -42,7 +43,10 @@ function sdks(): Telemetry {
   return made;
 }
 
-function instrumented<I>(guard: Guard<I>, options: Parameters<typeof instrumentGuard>[1] = {}) {
+function instrumented<I>(
+  guard: Guard<I> | { readonly guard: Guard<unknown> },
+  options: Parameters<typeof instrumentGuard>[1] = {},
+) {
   sdks();
   const stop = instrumentGuard(guard, {
     meterProvider: t.meterProvider,
@@ -301,6 +305,14 @@ describe("instrumentGuard options", () => {
     expect(() => instrumentGuard(guard)).toThrow(/observed already/);
     stop();
     instrumentGuard(guard)();
+  });
+
+  it("takes an adapter's object (grammY middleware) for the guard it carries", async () => {
+    const middleware = sessionGuard();
+    instrumented(middleware);
+    await middleware.guard.submit("k", "a", () => {});
+    await middleware.onIdle();
+    expect(await t.value(METRICS.turnsStarted)).toBe(1);
   });
 
   it("works with the global providers when none are given", async () => {

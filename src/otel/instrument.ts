@@ -192,8 +192,10 @@ export function instrumentGuard<I>(
 
 /** The core guard behind `guard` (an adapter's object carries it as `.guard`). */
 function coreOf(guard: unknown): Observable {
+  // An adapter's object may be a function (grammY and Bolt middleware) carrying `.guard`.
+  const holder = (typeof guard === "object" && guard !== null) || typeof guard === "function";
   const candidate =
-    typeof guard === "object" && guard !== null && !(OBSERVE in guard) && "guard" in guard
+    holder && !(OBSERVE in (guard as object)) && "guard" in (guard as object)
       ? (guard as { guard: unknown }).guard
       : guard;
   if (

@@ -28,7 +28,6 @@ beforeAll(() => {
 afterAll(() => {
   context.disable();
 });
-
 let t: Telemetry;
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -231,7 +230,7 @@ describe("a span per turn", () => {
     }
     expect(first?.attributes[ATTRIBUTES.inputCount]).toBe(1);
     expect(second?.attributes[ATTRIBUTES.inputCount]).toBe(2);
-    expect(hashKey("chat:42")).toMatch(/^[0-9a-f]{16}$/);
+    expect(hashKey("chat:42")).toMatch(/^[0-9a-f]{16}$/); // 64 bits of its SHA-256, as hex
     expect(JSON.stringify(turns.map((span) => span.attributes))).not.toContain("chat:42");
   });
 
@@ -333,7 +332,6 @@ describe("instrumentGuard options", () => {
 });
 
 const db = useRedis();
-
 describe.skipIf(!redisAvailable)("metrics across replicas (Redis)", () => {
   const LEASE = 600;
   const kind = CLIENTS[0];

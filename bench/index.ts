@@ -34,7 +34,7 @@ import { admissionLatency } from "./admission.js";
 import { runBursts } from "./burst.js";
 import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
 import { idleKeys, pendingInputs } from "./memory.js";
-import { OTEL_CONTENDERS, OTEL_LABELS, type OtelResult, otelOverhead } from "./otel.js";
+import { otelJson, otelOverhead, otelTable } from "./otel.js";
 import { profileRedis, redisBench, redisJson, redisTable } from "./redis.js";
 import { roundRobin } from "./telegram.js";
 import {
@@ -311,7 +311,7 @@ async function main(): Promise<void> {
     `6. otel: ${fmt(OTEL.inputs)} inputs over ${fmt(OTEL.chats)} chats, ${OTEL.rounds} rounds`,
   );
   const otel = await otelOverhead(OTEL);
-  console.log(`${otelTable(otel)}\n`);
+  console.log(`${otelTable(otel, OTEL)}\n`);
 
   const seconds = (performance.now() - started) / 1000;
   const loadEnd = os.loadavg().map(round2);
@@ -410,45 +410,9 @@ async function main(): Promise<void> {
       ),
     },
     redis: redis === null ? null : redisJson(redis),
-    otel: otelJson(otel),
+    otel: otelJson(otel, OTEL),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
-}
-
-/** Measurement 6's table. */
-function otelTable(otel: OtelResult): string {
-  const rows = (name: "uncontended" | "contended") =>
-    OTEL_CONTENDERS.map((c) => [
-      `  ${OTEL_LABELS[c]}`,
-      fmt(otel[name].rate[c]),
-      otel[name].ratio[c].toFixed(2),
-      ((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6).toFixed(2),
-    ]);
-  return table(
-    `6. OpenTelemetry: the core guard (memory store) without and with instrumentGuard (${fmt(OTEL.inputs)} inputs, ${fmt(OTEL.chats)} chats, ${OTEL.rounds} rounds; ratio: median of per-round ratios)`,
-    ["contender", "inputs/s", "vs off", "+µs/input"],
-    [
-      ["uncontended: one input per chat in flight, a turn each"],
-      ...rows("uncontended"),
-      ["contended: ten inputs per chat at once (collect: nine queue and join one turn)"],
-      ...rows("contended"),
-      ["  sdk: MeterProvider with a reader, a span recorded per turn (exported nowhere)"],
-    ],
-  );
-}
-
-function otelJson(otel: OtelResult) {
-  const of = (name: "uncontended" | "contended") => ({
-    inputs_per_s: Object.fromEntries(OTEL_CONTENDERS.map((c) => [c, round(otel[name].rate[c])])),
-    vs_off: Object.fromEntries(OTEL_CONTENDERS.map((c) => [c, round2(otel[name].ratio[c])])),
-    added_us_per_input: Object.fromEntries(
-      OTEL_CONTENDERS.map((c) => [
-        c,
-        round2((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6),
-      ]),
-    ),
-  });
-  return { ...OTEL, uncontended: of("uncontended"), contended: of("contended") };
 }
 
 /** Measurement 6 alone (`--only otel`): its table, then `RESULT {"otel": …}`. */
@@ -459,11 +423,11 @@ async function onlyOtel(): Promise<void> {
     `session-guard benchmarks, OpenTelemetry only: Node ${env.node}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}; loaded ${loadedFrom}\n`,
   );
   const otel = await otelOverhead(OTEL);
-  console.log(`${otelTable(otel)}\n`);
+  console.log(`${otelTable(otel, OTEL)}\n`);
   const loadEnd = os.loadavg().map(round2);
   console.log(`Load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`);
   console.log(
-    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, otel: otelJson(otel) })}`,
+    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, otel: otelJson(otel, OTEL) })}`,
   );
 }
 

@@ -16,7 +16,16 @@ import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, NoopSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { createGuard } from "session-guard";
 import { instrumentGuard } from "session-guard/otel";
-import { collectBeforeRun, median, progress, rotation } from "./harness.js";
+import {
+  collectBeforeRun,
+  fmt,
+  median,
+  progress,
+  rotation,
+  round,
+  round2,
+  table,
+} from "./harness.js";
 
 export interface OtelOptions {
   readonly rounds: number;
@@ -116,11 +125,43 @@ export async function otelOverhead(options: OtelOptions): Promise<OtelResult> {
   return { uncontended, contended };
 }
 
-export const OTEL_LABELS: Record<Contender, string> = {
+const LABELS: Record<Contender, string> = {
   off: "createGuard(), not instrumented",
   disposed: "instrumented, then disposed",
   api: "instrumentGuard(guard), API only (no SDK)",
   sdk: "instrumentGuard(guard, SDK providers)",
 };
 
-export { CONTENDERS as OTEL_CONTENDERS };
+/** Measurement 6's table. */
+export function otelTable(otel: OtelResult, options: OtelOptions): string {
+  const rows = (name: "uncontended" | "contended") =>
+    CONTENDERS.map((c) => [
+      `  ${LABELS[c]}`,
+      fmt(otel[name].rate[c]),
+      otel[name].ratio[c].toFixed(2),
+      ((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6).toFixed(2),
+    ]);
+  return table(
+    `6. OpenTelemetry: the core guard (memory store) without and with instrumentGuard (${fmt(options.inputs)} inputs, ${fmt(options.chats)} chats, ${options.rounds} rounds; ratio: median of per-round ratios)`,
+    ["contender", "inputs/s", "vs off", "+µs/input"],
+    [
+      ["uncontended: one input per chat in flight, a turn each"],
+      ...rows("uncontended"),
+      ["contended: ten inputs per chat at once (collect: nine queue and join one turn)"],
+      ...rows("contended"),
+      ["  sdk: MeterProvider with a reader, a span recorded per turn (exported nowhere)"],
+    ],
+  );
+}
+
+/** Measurement 6 for the RESULT line. */
+export function otelJson(otel: OtelResult, options: OtelOptions) {
+  const of = (name: "uncontended" | "contended") => ({
+    inputs_per_s: Object.fromEntries(CONTENDERS.map((c) => [c, round(otel[name].rate[c])])),
+    vs_off: Object.fromEntries(CONTENDERS.map((c) => [c, round2(otel[name].ratio[c])])),
+    added_us_per_input: Object.fromEntries(
+      CONTENDERS.map((c) => [c, round2((1 / otel[name].rate[c] - 1 / otel[name].rate.off) * 1e6)]),
+    ),
+  });
+  return { ...options, uncontended: of("uncontended"), contended: of("contended") };
+}

@@ -9,12 +9,21 @@ const entries = {
   slack: "adapters/slack/index.ts",
   discord: "adapters/discord/index.ts",
   redis: "src/stores/redis/index.ts",
+  otel: "src/otel/index.ts",
 };
 const entry = Object.fromEntries(Object.entries(entries).filter(([, path]) => existsSync(path)));
 
 // Adapters import the core by the package's own name, so each build holds one copy of the core
 // (one `instanceof` for errors, one guard state) and frameworks stay peer dependencies.
-const external = ["session-guard", "grammy", "@slack/bolt", "discord.js", "redis", "ioredis"];
+const external = [
+  "session-guard",
+  "grammy",
+  "@slack/bolt",
+  "discord.js",
+  "redis",
+  "ioredis",
+  "@opentelemetry/api",
+];
 
 export default defineConfig([
   {

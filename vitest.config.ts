@@ -13,6 +13,7 @@ export default defineConfig({
         replacement: source("./adapters/$1/index.ts"),
       },
       { find: /^session-guard\/redis$/, replacement: source("./src/stores/redis/index.ts") },
+      { find: /^session-guard\/otel$/, replacement: source("./src/otel/index.ts") },
     ],
   },
   test: {

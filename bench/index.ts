@@ -26,17 +26,20 @@
 //
 // Only measurement 5 (Redis), with its table and a RESULT line holding `redis` alone: the same
 // command with `--only redis` (after `npm run build`), or `npm run bench -- --only redis`; only
-// measurement 1 (throughput): `--only throughput`.
+// measurement 1 (throughput): `--only throughput`; only measurement 6 (what session-guard/otel
+// costs): `--only otel`.
 
 import os from "node:os";
 import { createGuard } from "session-guard";
 import { sessionGuard } from "session-guard/grammy";
+import { instrumentGuard } from "session-guard/otel";
 import { redisStore } from "session-guard/redis";
 import { admissionLatency } from "./admission.js";
 import { runBursts } from "./burst.js";
 import { environment, fmt, progress, rawFileOf, round, round2, table } from "./harness.js";
 import { measureThroughput, SCENARIOS, type ScenarioName } from "./measure-throughput.js";
 import { idleKeys, pendingInputs } from "./memory.js";
+import { otelJson, otelOverhead, otelTable } from "./otel.js";
 import { profileRedis, redisBench, redisJson, redisTable } from "./redis.js";
 import { roundRobin } from "./telegram.js";
 import { runOnce } from "./throughput.js";
@@ -60,19 +63,22 @@ const REDIS = {
   takeoverLease: 500,
 };
 
+const OTEL = { rounds: 5, inputs: 50_000, chats: 1_000 };
+
 /** Fail loudly unless the package resolves to its build. */
 function checkBuiltPackage(): string {
   const core = rawFileOf(() => createGuard({ mode: "none" as never }));
   const grammy = rawFileOf(() => sessionGuard({ awaitTurn: "no" as never }));
   const redis = rawFileOf(() => redisStore(null as never));
-  for (const file of [core, grammy, redis]) {
+  const otel = rawFileOf(() => instrumentGuard(null as never));
+  for (const file of [core, grammy, redis, otel]) {
     if (file === undefined || !/\/dist\/[^/]+\.js$/.test(file)) {
       throw new Error(
         `The benchmarks must measure the built package, but session-guard was loaded from ${file}. Run them with \`npm run bench\`.`,
       );
     }
   }
-  return `${core}, ${grammy}, ${redis}`;
+  return `${core}, ${grammy}, ${redis}, ${otel}`;
 }
 
 /** Only one contender's throughput workload, six times over: for `node --cpu-prof`. */
@@ -232,6 +238,13 @@ async function main(): Promise<void> {
   const redis = await redisBench(REDIS);
   if (redis !== null) console.log(`${redisTable(redis)}\n`);
 
+  // 6. OpenTelemetry
+  progress(
+    `6. otel: ${fmt(OTEL.inputs)} inputs over ${fmt(OTEL.chats)} chats, ${OTEL.rounds} rounds`,
+  );
+  const otel = await otelOverhead(OTEL);
+  console.log(`${otelTable(otel, OTEL)}\n`);
+
   const seconds = (performance.now() - started) / 1000;
   const loadEnd = os.loadavg().map(round2);
   console.log(
@@ -296,8 +309,25 @@ async function main(): Promise<void> {
       ),
     },
     redis: redis === null ? null : redisJson(redis),
+    otel: otelJson(otel, OTEL),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+/** Measurement 6 alone (`--only otel`): its table, then `RESULT {"otel": …}`. */
+async function onlyOtel(): Promise<void> {
+  const env = environment();
+  const loadedFrom = checkBuiltPackage();
+  console.log(
+    `session-guard benchmarks, OpenTelemetry only: Node ${env.node}, ${env.cpus} × ${env.cpu_model}; load average at start ${env.loadavg_start.join(" ")}; loaded ${loadedFrom}\n`,
+  );
+  const otel = await otelOverhead(OTEL);
+  console.log(`${otelTable(otel, OTEL)}\n`);
+  const loadEnd = os.loadavg().map(round2);
+  console.log(`Load average at end ${loadEnd.join(" ")} (on ${env.cpus} CPUs).`);
+  console.log(
+    `RESULT ${JSON.stringify({ env: { ...env, loadavg_end: loadEnd, package: "dist" }, otel: otelJson(otel, OTEL) })}`,
+  );
 }
 
 /** Measurement 5 alone (`--only redis`): its table, then `RESULT {"redis": …}`. */
@@ -330,5 +360,6 @@ if (args[0] === "--profile") {
 } else if (args[0] === "--only") {
   if (args[1] === "redis") await onlyRedis();
   else if (args[1] === "throughput") await onlyThroughput();
-  else throw new Error("--only: redis or throughput (the measurements that run alone)");
+  else if (args[1] === "otel") await onlyOtel();
+  else throw new Error("--only: redis, throughput or otel (the measurements that run alone)");
 } else await main();

@@ -49,6 +49,41 @@ try {
   );
   process.stdout.write(run("node", ["esm.mjs"], work));
   process.stdout.write(run("node", ["cjs.cjs"], work));
+
+  // session-guard/otel needs its optional peer, @opentelemetry/api; everything above ran without it
+  // (the core and the other entries never load it). Installed from this repository's copy: no
+  // network. With no SDK registered the API is a no-op, so this checks loading and wiring only.
+  run(
+    "npm",
+    [
+      "install",
+      "--no-audit",
+      "--no-fund",
+      "--ignore-scripts",
+      "--install-links",
+      join(root, "node_modules", "@opentelemetry", "api"),
+    ],
+    work,
+  );
+  const otel = `
+    if (typeof OTEL.instrumentGuard !== "function") throw new Error("session-guard/otel: missing instrumentGuard");
+    const guard = SG.createGuard({ handler: () => {} });
+    const stop = OTEL.instrumentGuard(guard, { name: "check" });
+    guard.submit("k", 1)
+      .then(() => guard.onIdle())
+      .then(() => { stop(); console.log(FORMAT + " otel ok"); })
+      .catch((error) => { console.error(error); process.exit(1); });
+  `;
+  writeFileSync(
+    join(work, "otel.mjs"),
+    `import * as SG from "session-guard"; import * as OTEL from "session-guard/otel"; const FORMAT = "esm";${otel}`,
+  );
+  writeFileSync(
+    join(work, "otel.cjs"),
+    `const SG = require("session-guard"); const OTEL = require("session-guard/otel"); const FORMAT = "cjs";${otel}`,
+  );
+  process.stdout.write(run("node", ["otel.mjs"], work));
+  process.stdout.write(run("node", ["otel.cjs"], work));
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -24,6 +24,7 @@ import { Lanes } from "./lanes.js";
 import { LeaseWatchdog } from "./lease-watch.js";
 import { FALLBACK_MODE, ModeChoice } from "./mode-choice.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
+import { type GuardObserver, OBSERVE, observe } from "./observe.js";
 import type { ResolvedOptions } from "./options.js";
 import { Ledger, type Outcome } from "./outcomes.js";
 import { Replicas } from "./replicas.js";
@@ -144,6 +145,11 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
 
   on<K extends keyof GuardEvents<I>>(event: K, listener: Listener<GuardEvents<I>[K]>): () => void {
     return this.events.on(event, listener);
+  }
+
+  /** The observer seam (`observe.ts`): for an instrumentation such as `session-guard/otel`. */
+  [OBSERVE](observer: GuardObserver): () => void {
+    return observe(this, observer);
   }
 
   // --- the methods of other concerns

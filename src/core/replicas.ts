@@ -10,6 +10,7 @@
 import type { CarriedRecord, Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
 import type { Engine } from "./engine.js";
 import { type GuardEntry, newEntry } from "./entry.js";
+import { tookOver } from "./observe.js";
 import type { Codec } from "./options.js";
 import { notPlainData } from "./plain-data.js";
 import { TurnState } from "./turn.js";
@@ -197,6 +198,7 @@ export class Replicas<I> {
       return;
     }
     engine.holds(key, turn);
+    tookOver(engine, key);
     engine.begin(turn, false);
   }
 }

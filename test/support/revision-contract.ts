@@ -104,7 +104,7 @@ export function revisionContract(driver: AdapterDriver): void {
       },
     );
 
-    it("reactions: true — a waiting message gets 👀, taken off when its turn starts; a busy drop gets a notice", async () => {
+    it("reactions: true — a waiting message gets 👀, taken off when its turn starts", async () => {
       const { bot, seen } = setup({ reactions: true });
       await busy(bot, seen, "wait");
       await until(() => bot.shown().length === 1, "the reaction");

@@ -34,6 +34,7 @@ function identifier(emoji: string): string {
 export const discordShown: ShownPlatform<DiscordMessage> = {
   owns: (input): input is DiscordMessage =>
     typeof input === "object" && input !== null && isMessage(input as DiscordMessage),
+  idOf: (message) => message.id,
   react: (message, emoji) => message.react(emoji),
   unreact: (message, emoji) =>
     message.client.rest.delete(

@@ -109,6 +109,10 @@ function messageOf(input: unknown): Message | undefined {
 
 export const telegramShown: ShownPlatform<Context> = {
   owns: (input): input is Context => messageOf(input) !== undefined,
+  idOf: (ctx) => {
+    const message = messageOf(ctx) as Message;
+    return `${message.chat.id}:${message.message_id}`;
+  },
   react: (ctx, emoji) => {
     const message = messageOf(ctx) as Message;
     const reaction = [{ type: "emoji", emoji } as ReactionTypeEmoji];

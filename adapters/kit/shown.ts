@@ -8,7 +8,9 @@
 //
 // Each adapter brings the platform calls (`ShownPlatform`); this file holds the rest, once: the
 // option, which event shows what, and the order of the calls of one message (the reaction is
-// taken off only after it was put on, and a drop's own reaction or notice comes after that). A
+// taken off only after it was put on, and a drop's own reaction or notice comes after that).
+// Reacted messages are known by their platform id, not by object: an edit may put another object
+// for the same message in the turn (Slack builds one from the change event). A
 // platform call that fails (rate limit, missing permission) never touches the turn: it is
 // reported to `onError` with the input, and the turn runs on.
 
@@ -150,6 +152,8 @@ function noticeOf(
 export interface ShownPlatform<I> {
   /** Whether `input` is this adapter's and can carry a reaction or notice (a shared guard holds others). */
   owns(input: unknown): input is I;
+  /** The message's platform id (the same for its edited form), or `undefined` if it takes no reaction. */
+  idOf(input: I): string | undefined;
   /** Put the bot's reaction `emoji` on the input's message. */
   react(input: I, emoji: string): Promise<unknown>;
   /** Take the bot's reaction `emoji` off again (a reaction already gone is no failure). */
@@ -159,6 +163,9 @@ export interface ShownPlatform<I> {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+
+/** Messages with the queued reaction kept at most (the oldest go: a turn at another replica ran them). */
+const REACTED_MAX = 10_000;
 
 /** A platform call as a promise: a synchronous throw rejects it. */
 function call(work: () => Promise<unknown>): Promise<unknown> {
@@ -183,8 +190,8 @@ export class ShownOutcomes<I extends object> {
   readonly #settings: ShownSettings;
   readonly #platform: ShownPlatform<I>;
   readonly #report: (error: unknown, key: string, input?: I) => void;
-  /** Inputs that got the queued reaction: whether putting it on succeeded, once known. */
-  readonly #reacted = new WeakMap<object, Promise<boolean>>();
+  /** Messages that got the queued reaction, by id: whether putting it on succeeded, once known. */
+  readonly #reacted = new Map<string, Promise<boolean>>();
 
   constructor(
     guard: Guard<I>,
@@ -199,7 +206,7 @@ export class ShownOutcomes<I extends object> {
       guard.on("queued", ({ key, input }) => this.#queued(key, input));
       // Input a running turn took in (`take()`) ends with that turn: its reaction goes then.
       guard.on("settled", ({ key, input }) => {
-        if (this.#reacted.has(input as object)) void this.#unreact(key, input);
+        if (this.#reacted.size > 0) void this.#unreact(key, input);
       });
     }
     guard.on("dropped", ({ key, input, reason }) => this.#dropped(key, input, reason));
@@ -213,7 +220,7 @@ export class ShownOutcomes<I extends object> {
   started(key: string, inputs: readonly unknown[], remote?: (input: unknown) => boolean): void {
     if (this.#settings.queued === undefined) return;
     for (const input of inputs) {
-      if (this.#reacted.has(input as object)) void this.#unreact(key, input);
+      if (this.#marked(input) !== undefined) void this.#unreact(key, input);
       else if (remote?.(input) && this.#platform.owns(input)) {
         const emoji = this.#settings.queued;
         call(() => this.#platform.unreact(input, emoji)).catch((error: unknown) =>
@@ -223,9 +230,18 @@ export class ShownOutcomes<I extends object> {
     }
   }
 
+  /** The id under which `input` carries the queued reaction, if it does. */
+  #marked(input: unknown): string | undefined {
+    if (this.#reacted.size === 0 || !this.#platform.owns(input)) return undefined;
+    const id = this.#platform.idOf(input);
+    return id !== undefined && this.#reacted.has(id) ? id : undefined;
+  }
+
   #queued(key: string, input: unknown): void {
     const emoji = this.#settings.queued;
-    if (emoji === undefined || !this.#platform.owns(input) || this.#reacted.has(input)) return;
+    if (emoji === undefined || !this.#platform.owns(input)) return;
+    const id = this.#platform.idOf(input);
+    if (id === undefined || this.#reacted.has(id)) return;
     const reacted = call(() => this.#platform.react(input, emoji)).then(
       () => true,
       (error: unknown) => {
@@ -233,18 +249,22 @@ export class ShownOutcomes<I extends object> {
         return false;
       },
     );
-    this.#reacted.set(input, reacted);
+    this.#reacted.set(id, reacted);
+    if (this.#reacted.size > REACTED_MAX) {
+      this.#reacted.delete(this.#reacted.keys().next().value as string);
+    }
   }
 
   /** Take the queued reaction off, once it is on; resolves when done (failures reported). */
   #unreact(key: string, input: unknown, skip = false): Promise<unknown> {
-    const reacted = this.#reacted.get(input as object);
-    if (reacted === undefined) return DONE;
-    this.#reacted.delete(input as object);
+    const id = this.#marked(input);
+    if (id === undefined) return DONE;
+    const reacted = this.#reacted.get(id) as Promise<boolean>;
+    this.#reacted.delete(id);
     const emoji = this.#settings.queued as string;
     return reacted.then((on) => {
-      if (!on || skip || !this.#platform.owns(input)) return;
-      return call(() => this.#platform.unreact(input, emoji)).catch((error: unknown) =>
+      if (!on || skip) return;
+      return call(() => this.#platform.unreact(input as I, emoji)).catch((error: unknown) =>
         this.#report(error, key, input as I),
       );
     });

@@ -48,6 +48,8 @@ export function slackShown(): ShownPlatform<SlackInput> & {
       if (!reaches.has(input)) reaches.set(input, { client, respond });
     },
     owns: (input): input is SlackInput => reaches.has(input as object),
+    idOf: (input) =>
+      isCommand(input) ? undefined : `${message(input).channel}:${message(input).ts}`,
     react(input, name) {
       if (isCommand(input)) return DONE;
       const { channel, ts } = message(input);

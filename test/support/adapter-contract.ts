@@ -68,6 +68,8 @@ export interface DriverOptions {
   readonly reactions?: boolean;
   /** Make every reaction call of the platform fail (a missing permission). */
   readonly failReactions?: boolean;
+  /** The guard's busy mode (default collect). */
+  readonly mode?: "collect" | "queue" | "reject";
 }
 
 /** The guard's methods, as every adapter's returned object carries them. */
@@ -101,7 +103,8 @@ export interface ContractBot {
   readonly remove?: (delivery: Delivery) => Promise<void>;
   /**
    * The platform calls of the reactions switch, in order: `react <text> <emoji>`,
-   * `unreact <text>`, `notice <text>` (a reply or ephemeral message about the input).
+   * `unreact <text>`, `notice <text>: <notice>` (a reply about the input; `?` for the text where
+   * the notice names no message, as Slack's ephemeral ones).
    */
   shown(): string[];
   /** How many answers the platform got for a press (its handler answers once; the guard never). */

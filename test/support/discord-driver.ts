@@ -75,6 +75,7 @@ export const discordDriver: AdapterDriver = {
       onError: records.onError,
       onDrop: records.onDrop,
       reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(options.keyThrowsOn, textOf, (input: DiscordMessage | Interaction) =>
         keyOf(chatOf(input.channelId)),
       ),
@@ -168,7 +169,9 @@ export const discordDriver: AdapterDriver = {
           }
           const reference = (c.body?.message_reference as { message_id?: string } | undefined)
             ?.message_id;
-          return reference === undefined ? [] : [`notice ${textById.get(reference)}`];
+          return reference === undefined
+            ? []
+            : [`notice ${textById.get(reference)}: ${String(c.body?.content)}`];
         }),
       answersTo: async (press) => {
         const { id } = press.raw as { id: string };

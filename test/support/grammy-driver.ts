@@ -68,6 +68,7 @@ export const grammyDriver: AdapterDriver = {
       onError: records.onError,
       onDrop: records.onDrop,
       reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(options.keyThrowsOn, textOf, (ctx: Ctx) => keyOf(chatOf(ctx.chatId))),
     });
     guard.on("queued", records.onQueued);
@@ -140,7 +141,7 @@ export const grammyDriver: AdapterDriver = {
           const replyTo = (c.payload.reply_parameters as { message_id?: number } | undefined)
             ?.message_id;
           return c.method === "sendMessage" && replyTo !== undefined
-            ? [`notice ${textById.get(replyTo)}`]
+            ? [`notice ${textById.get(replyTo)}: ${c.payload.text}`]
             : [];
         }),
       answersTo: async (press) => {

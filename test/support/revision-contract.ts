@@ -121,6 +121,46 @@ export function revisionContract(driver: AdapterDriver): void {
       expect(bot.errors).toEqual([]);
     });
 
+    it("reactions follow an edit: the edited message's reaction comes off when its turn starts", async () => {
+      const { bot, seen } = setup({ reactions: true });
+      const { pending } = await busy(bot, seen, "wiat");
+      await until(() => bot.shown().length === 1, "the reaction");
+      await bot.edit(pending[0] as never, "wait");
+      seen.gate.resolve(undefined);
+      await bot.guard.onIdle();
+      expect(seen.texts()).toEqual([["first"], ["wait"]]);
+      await until(() => bot.shown().length === 2, "the reaction to go");
+      expect(bot.shown()[1]).toBe("unreact wiat");
+      expect(bot.errors).toEqual([]);
+    });
+
+    it("reactions: a message dropped as busy gets a notice; messages dropped by a stop get the stopped reaction", async () => {
+      const rejecting = setup({ reactions: true, mode: "reject" });
+      await busy(rejecting.bot, rejecting.seen);
+      await rejecting.bot.send("a", "too soon");
+      await until(() => rejecting.bot.shown().length === 1, "the notice");
+      const about = driver.name === "Slack" ? "?" : "too soon";
+      expect(rejecting.bot.shown()).toEqual([
+        `notice ${about}: I'm still working on your earlier message; send this again once I'm done.`,
+      ]);
+      expect(rejecting.bot.drops.map(([reason, text]) => [reason, text])).toEqual([
+        ["busy", "too soon"],
+      ]);
+      rejecting.seen.gate.resolve(undefined);
+      await rejecting.bot.guard.onIdle();
+
+      const { bot, seen } = setup({ reactions: true });
+      await busy(bot, seen, "later");
+      await bot.sendStop("a", driver.stopForms[0] as string);
+      await until(() => bot.shown().length === 3, "the stopped reaction");
+      const eyes = driver.name === "Slack" ? "eyes" : "👀";
+      const shrug = driver.name === "Slack" ? "shrug" : "🤷";
+      expect(bot.shown()).toEqual([`react later ${eyes}`, "unreact later", `react later ${shrug}`]);
+      seen.gate.resolve(undefined);
+      await bot.guard.onIdle();
+      expect(bot.errors).toEqual([]);
+    });
+
     it("reactions: a failing reaction call goes to onError, and the turn still runs", async () => {
       const { bot, seen } = setup({ reactions: true, failReactions: true });
       await busy(bot, seen, "wait");

@@ -77,6 +77,7 @@ export const slackDriver: AdapterDriver = {
       onError: records.onError,
       onDrop: records.onDrop,
       reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(
         options.keyThrowsOn,
         (args: SlackMiddlewareArgs) => (args as { event?: { text?: unknown } }).event?.text,
@@ -160,7 +161,8 @@ export const slackDriver: AdapterDriver = {
           const text = textByTs.get(c.params.timestamp);
           if (c.method === "reactions.add") return [`react ${text} ${c.params.name}`];
           if (c.method === "reactions.remove") return [`unreact ${text}`];
-          return c.method === "chat.postEphemeral" ? [`notice ${c.params.text}`] : [];
+          // An ephemeral notice names no message: its user and thread only.
+          return c.method === "chat.postEphemeral" ? [`notice ?: ${c.params.text}`] : [];
         }),
       answersTo: async (press) => deliveries.get(press.raw)?.acks.length ?? 0,
       textOf: (input) => textOf(input as SlackInput),

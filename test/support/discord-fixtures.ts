@@ -326,6 +326,8 @@ export interface OfflineClient {
   editMessage(id: string, content: string, options?: MessageOptions): void;
   /** Message `id` is deleted (MESSAGE_DELETE). */
   deleteMessage(id: string, options?: MessageOptions): void;
+  /** Any other gateway dispatch (`MESSAGE_DELETE_BULK`, …). */
+  dispatch(t: string, d: Record<string, unknown>): void;
   /** A slash (or user context-menu) command arrives (INTERACTION_CREATE, type 2); answers its id. */
   sendCommand(name: string, options?: CommandOptions): string;
   /** A button press on a message of the bot (INTERACTION_CREATE, type 3); answers its id. */
@@ -380,6 +382,7 @@ export function offlineClient(
       dispatch(packet("MESSAGE_CREATE", d));
       return d.id as string;
     },
+    dispatch: (t, d) => dispatch(packet(t, d)),
     editMessage(id, content, o = {}) {
       const channel = o.channel ?? CHANNEL_A;
       const d = messagePayload({

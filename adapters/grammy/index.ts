@@ -164,7 +164,8 @@ export function sessionGuard<C extends Context = Context>(
       );
     }
     (ctx as unknown as Pending)[NEXT] = undefined;
-    if (onTaken !== undefined) entered(turn, turn.inputs);
+    // `turn.inputs` builds an array: read it only when something waits or is shown.
+    if (shown !== undefined || revisions?.holding === true) entered(turn, turn.inputs);
     attachTurn(ctx, turn, onTaken);
     return runNext(ctx, turn.key, next);
   }

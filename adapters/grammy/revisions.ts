@@ -55,6 +55,11 @@ export class Revisions<C extends Context> {
     });
   }
 
+  /** True while contexts wait here (else a starting turn has nothing to tell). */
+  get holding(): boolean {
+    return this.#waiting.size > 0;
+  }
+
   /** A context was submitted and did not start at once: keep it until its turn starts. */
   waiting(id: string, ctx: C): void {
     const waiting = ctx as Waiting;

@@ -3,7 +3,7 @@
 // Discord embed-only updates, partial and bulk deletions, and `dropReply` beside `reactions`.
 // Real framework objects, offline; turns held open with deferred promises.
 
-import { Events } from "discord.js";
+import { Events, Partials } from "discord.js";
 import type { Context } from "grammy";
 import type { Message, Update } from "grammy/types";
 import { discordGuard } from "session-guard/discord";
@@ -229,8 +229,10 @@ describe("Slack", () => {
 });
 
 describe("Discord", () => {
-  function discord(options: Parameters<typeof discordGuard>[0] = {}) {
-    const bot = offlineClient();
+  function discord(options: Parameters<typeof discordGuard>[0] = {}, partialMessages = false) {
+    const bot = offlineClient(
+      partialMessages ? { client: { partials: [Partials.Channel, Partials.Message] } } : {},
+    );
     const { drops, onDrop } = dropRecorder<unknown>();
     const guard = discordGuard({ typing: false, onDrop, ...options });
     closers.push(guard);
@@ -270,6 +272,25 @@ describe("Discord", () => {
     await d.guard.onIdle();
     expect(d.turns).toEqual([["first"], ["keep"]]);
     expect(keep).toBeTypeOf("string");
+  });
+
+  it("the deletion of an uncached message (a partial, with Partials.Message) withdraws it by its channel's key", async () => {
+    const d = discord({}, true);
+    d.bot.sendMessage("first");
+    await until(() => d.turns.length === 1, "the first turn");
+    const gone = d.bot.sendMessage("gone");
+    await settle();
+    // A cache sweeper took it: discord.js hands the listener a partial without author or content.
+    const channel = d.bot.client.channels.cache.get(CHANNEL_A) as unknown as {
+      messages: { cache: Map<string, unknown> };
+    };
+    channel.messages.cache.delete(gone);
+    d.bot.deleteMessage(gone);
+    await until(() => d.drops.length === 1, "the withdrawal");
+    expect(d.drops.map((x) => x.reason)).toEqual(["withdrawn"]);
+    d.gate.resolve();
+    await d.guard.onIdle();
+    expect(d.turns).toEqual([["first"]]);
   });
 
   it("an update that leaves the content alone (an embed added) replaces nothing", async () => {

@@ -24,7 +24,7 @@ import { ShownOutcomes } from "../kit/shown.js";
 import { commandOf, defaultKey, incomingMessage, messageIdOf, prefixOf } from "./keys.js";
 import { ADAPTER_OPTIONS, checkOptions, type SessionGuardOptions } from "./options.js";
 import { rebuilt, replayThrough, updateCodec } from "./replay.js";
-import { isRevision, Revisions } from "./revisions.js";
+import { isRevision, Revisions, SHARED_WAITING_MAX } from "./revisions.js";
 import { telegramShown } from "./shown.js";
 import { attachTurn, NO_TURN, replayedAs } from "./turn.js";
 
@@ -140,7 +140,11 @@ export function sessionGuard<C extends Context = Context>(
   const runNext = (ctx: C, key: string, next: NextFunction): Promise<void> =>
     typing ? withHeartbeat(typingOf(ctx), (error) => reportError(error, key, ctx), next) : next();
 
-  const revisions = settings.revisions ? new Revisions(guard, reportError) : undefined;
+  // Across replicas (or on a guard whose store is not known here) contexts may leave unseen.
+  const leaves = replays !== undefined || options.guard !== undefined;
+  const revisions = settings.revisions
+    ? new Revisions(guard, reportError, leaves ? SHARED_WAITING_MAX : undefined)
+    : undefined;
   const shown =
     settings.shown === undefined
       ? undefined

@@ -26,8 +26,14 @@ interface Waiting {
   [WAITING]?: string | undefined;
 }
 
-/** Contexts kept at most while they wait (the oldest go first: a turn at another replica ran them). */
-const WAITING_MAX = 10_000;
+/**
+ * Contexts kept at most while they wait, with a store other replicas share: a turn at another
+ * replica may run them, and nothing tells this one, so the oldest go first. An edit of one that
+ * went is still applied, as a context of its own (run by replay, as other replicas' updates are).
+ * With a store of this process every waiting context leaves when its turn starts or it is dropped:
+ * the map is as large as the pending input (G6), and never cut.
+ */
+export const SHARED_WAITING_MAX = 1_000;
 
 /** The update kinds this file acts on: an edit, or a business chat's deletions. */
 export function isRevision(ctx: Context): boolean {
@@ -45,10 +51,16 @@ export class Revisions<C extends Context> {
   readonly #report: (error: unknown, key: string, input?: C) => void;
   /** Pending contexts of this process by submitted id, oldest first. */
   readonly #waiting = new Map<string, C>();
+  readonly #max: number;
 
-  constructor(guard: Guard<C>, report: (error: unknown, key: string, input?: C) => void) {
+  constructor(
+    guard: Guard<C>,
+    report: (error: unknown, key: string, input?: C) => void,
+    max = Number.POSITIVE_INFINITY,
+  ) {
     this.#guard = guard;
     this.#report = report;
+    this.#max = max;
     guard.on("dropped", ({ id, input }) => {
       if (id !== undefined && this.#waiting.get(id) === input) this.#leave(id, input);
       else if (typeof input === "object" && input !== null) (input as Waiting)[WAITING] = "";
@@ -67,7 +79,7 @@ export class Revisions<C extends Context> {
     if (waiting[WAITING] !== undefined || this.#waiting.has(id)) return;
     waiting[WAITING] = id;
     this.#waiting.set(id, ctx);
-    if (this.#waiting.size > WAITING_MAX) {
+    if (this.#waiting.size > this.#max) {
       const [oldest, old] = this.#waiting.entries().next().value as [string, C];
       this.#leave(oldest, old);
     }

@@ -34,7 +34,7 @@ const botInfo: UserFromGetMe = {
   supports_join_request_queries: false,
 };
 
-const CHATS = { 1: "Alice", 2: "Bob", 3: "Carol", 4: "Dave" } as const;
+const CHATS = { 1: "Alice", 2: "Bob", 3: "Carol", 4: "Dave", 5: "Erin" } as const;
 type ChatId = keyof typeof CHATS;
 
 // === The scene: who sends what, and when (ms after the start)
@@ -46,12 +46,18 @@ type Step = {
   album?: string;
   photo?: string;
   press?: true;
+  /** A message to a business account the bot manages (Telegram reports deletions only there). */
+  business?: true;
+  /** This step edits (to `text`) or deletes the message of step number `edits`/`deletes`. */
+  edits?: number;
+  deletes?: number;
 };
 const SCENE: Step[] = [
   // Alice asks, then adds three more thoughts while the agent is still thinking.
   { at: 0, chat: 1, text: "Summarize my inbox" },
   { at: 150, chat: 1, text: "also check my calendar" },
-  { at: 250, chat: 1, text: "and tomorrow's weather" },
+  { at: 250, chat: 1, text: "and tomorrow's wether" },
+  { at: 320, chat: 1, edits: 2, text: "and tomorrow's weather" }, // fixes the typo while waiting
   { at: 350, chat: 1, text: "thanks!" },
   // Bob sends an album: Telegram delivers it as three updates with one media_group_id.
   { at: 50, chat: 2, album: "g-1", photo: "receipt-1.jpg", text: "Add these to my expenses" },
@@ -64,6 +70,11 @@ const SCENE: Step[] = [
   { at: 30, chat: 4, text: "Delete my old files" },
   { at: 200, chat: 4, text: "hurry up please" },
   { at: 450, chat: 4, press: true },
+  // Erin writes to a shop's business account; she deletes a message before the agent reads it.
+  { at: 10, chat: 5, business: true, text: "Book a table for 7pm" },
+  { at: 120, chat: 5, business: true, text: "for 2 people" },
+  { at: 200, chat: 5, business: true, text: "and order the cake we talked about" },
+  { at: 330, chat: 5, business: true, deletes: 15 }, // the cake was meant to be a surprise
 ];
 
 // === A stand-in agent: thinks for a while, honours its AbortSignal
@@ -146,7 +157,7 @@ async function play(guarded: boolean): Promise<RunResult> {
     approvals.get(ctx.chat?.id ?? 0)?.();
     await ctx.answerCallbackQuery("Approved");
   });
-  bot.on("message", async (ctx) => {
+  bot.on(["message", "business_message"], async (ctx) => {
     const chat = ctx.chat.id;
     const inputs = guard !== undefined ? ctx.turn.inputs : [ctx];
     const signal = guard !== undefined ? ctx.turn.signal : undefined;
@@ -184,13 +195,17 @@ async function play(guarded: boolean): Promise<RunResult> {
       (step) =>
         new Promise<void>((resolve) =>
           setTimeout(() => {
-            const update = toUpdate(step, ++updateId);
+            const update = toUpdate(step, ++updateId, SCENE.indexOf(step) + 1);
             const who = CHATS[step.chat];
             log(
               step.chat,
               step.press
                 ? `${who} presses "Approve"`
-                : `${who}> ${step.photo ? `[${step.photo}] ` : ""}${step.text ?? ""}`,
+                : step.deletes !== undefined
+                  ? `${who} deletes "${SCENE[step.deletes]?.text}"`
+                  : step.edits !== undefined
+                    ? `${who} edits her message to "${step.text}"`
+                    : `${who}> ${step.photo ? `[${step.photo}] ` : ""}${step.text ?? ""}`,
             );
             deliveries.push(bot.handleUpdate(update));
             resolve();
@@ -209,10 +224,25 @@ async function play(guarded: boolean): Promise<RunResult> {
   return { lines, turns, replies, overlaps };
 }
 
-function toUpdate(step: Step, update_id: number): Update {
+function toUpdate(step: Step, update_id: number, message_id: number): Update {
   const chat = { id: step.chat, type: "private" as const, first_name: CHATS[step.chat] };
   const from = { id: step.chat, is_bot: false, first_name: CHATS[step.chat] };
-  const base = { message_id: update_id, date: Math.floor(Date.now() / 1000), chat, from };
+  const base = { message_id, date: Math.floor(Date.now() / 1000), chat, from };
+  if (step.deletes !== undefined) {
+    const message_ids = [step.deletes + 1];
+    return {
+      update_id,
+      deleted_business_messages: { business_connection_id: "demo-shop", chat, message_ids },
+    };
+  }
+  if (step.edits !== undefined) {
+    const edited = { ...base, message_id: step.edits + 1, text: step.text ?? "", edit_date: 1 };
+    return { update_id, edited_message: edited };
+  }
+  if (step.business) {
+    const message = { ...base, text: step.text ?? "", business_connection_id: "demo-shop" };
+    return { update_id, business_message: message };
+  }
   if (step.press) {
     return {
       update_id,
@@ -261,8 +291,9 @@ console.log(`
 Summary
   without guard: ${without.turns} agent turns, ${without.overlaps} overlapping, ${without.replies} replies
   with guard:    ${withGuard.turns} agent turns, ${withGuard.overlaps} overlapping, ${withGuard.replies} replies
-  Alice's follow-ups were coalesced into one turn, Bob's album became one turn, Carol's /stop
-  aborted the running turn, and Dave's approval button reached the bot while his turn waited.
+  Alice's follow-ups were coalesced into one turn (her typo fix landed before the agent read it),
+  Bob's album became one turn, Carol's /stop aborted the running turn, Dave's approval button
+  reached the bot while his turn waited, and Erin's deleted message never reached the agent.
 `);
 if (withGuard.overlaps !== 0) {
   console.error("The guarded run overlapped turns of one chat: this is a bug.");

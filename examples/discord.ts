@@ -55,8 +55,13 @@ const guard = discordGuard({
     }
     return `${input.guildId ?? "dm"}:${input.channelId}`;
   },
+  reactions: true, // 👀 on messages that wait; a reply or 🤷 on those dropped
   onDrop: (drop) => console.log(`dropped ${drop.id} (${drop.reason})`),
 });
+// Edits and deletions of waiting messages change what the next turn reads.
+client.on(Events.MessageUpdate, guard.messageUpdate);
+client.on(Events.MessageDelete, guard.messageDelete);
+client.on(Events.MessageBulkDelete, guard.messageDeleteBulk);
 
 const commands = [
   new SlashCommandBuilder()

@@ -33,23 +33,9 @@ const app = new App<SlackTurnContext>(
 
 const guard = slackGuard({
   mode: "collect",
-  // Tell people their message was read and waits for the running answer.
-  onQueued: async ({ input, client, respond }) => {
-    if ("command" in input) await respond?.("You're next — I'll answer once I'm done here.");
-    else await client.reactions.add({ channel: input.channel, timestamp: input.ts, name: "eyes" });
-  },
-  onDrop: (drop) => {
-    console.log(`dropped ${drop.id ?? drop.key} (${drop.reason})`);
-    // A waiting /ask was stopped or dropped: tell whoever asked (its response_url lasts 30 min).
-    if ("response_url" in drop.input && drop.reason !== "duplicate") {
-      const text = `Your ${drop.input.command} "${drop.input.text}" was not answered (${drop.reason}).`;
-      fetch(drop.input.response_url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ text }),
-      }).catch((error: unknown) => console.error("could not tell the user:", error));
-    }
-  },
+  // :eyes: on messages that wait, an ephemeral notice (or `respond` for /ask) when one is dropped.
+  reactions: true,
+  onDrop: (drop) => console.log(`dropped ${drop.id ?? drop.key} (${drop.reason})`),
 });
 app.use(guard); // first, before app.assistant(…) and middleware that awaits
 

@@ -35,6 +35,7 @@ const guard = sessionGuard<MyContext>({
   store,
   bot, // updates admitted on another replica run here through bot.handleUpdate
   mode: "collect",
+  reactions: true, // 👀 on waiting messages, taken off by whichever replica runs their turn
   onDrop: (drop) => console.log(`dropped ${drop.id} (${drop.reason})`),
 });
 bot.use(guard);

@@ -20,6 +20,8 @@ const apiRoot = process.env.TELEGRAM_API_ROOT;
 const bot = new Bot<MyContext>(token, apiRoot ? { client: { apiRoot } } : {});
 const guard = sessionGuard<MyContext>({
   mode: "collect",
+  // 👀 on messages that wait, a short reply or 🤷 on those dropped; edits reach the next turn.
+  reactions: true,
   onDrop: (drop) => console.log(`dropped ${drop.id} (${drop.reason})`),
 });
 bot.use(guard); // first, before any middleware that awaits

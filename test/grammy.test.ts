@@ -62,13 +62,12 @@ function chatKey(chat: number, topic?: number, botId = 42): string {
 }
 
 /**
- * The de-duplication id of an update: the update id, on a guard and store of the bot's own; scoped
- * by the bot (`tg:<bot id>:<update id>`) when they are shared with other bots.
+ * The id an update's message is submitted with: bot, chat and message id (`tg:<bot>:<chat>:<id>`),
+ * which its edits and deletions name too; a redelivered update carries the same message.
  */
-function updateKey(update: Update, sharedWithBot?: number): string {
-  return sharedWithBot === undefined
-    ? String(update.update_id)
-    : `tg:${sharedWithBot}:${update.update_id}`;
+function updateKey(update: Update, bot = 42): string {
+  const message = update.message ?? update.channel_post ?? update.business_message;
+  return `tg:${bot}:${message?.chat.id}:${message?.message_id}`;
 }
 
 interface Harness {
@@ -1033,11 +1032,13 @@ describe("sessionGuard: types and options", () => {
     botB.on("message", (ctx) => void log.push(`B ${textOf(ctx)}`));
 
     // The store is shared, so ids are scoped by bot; a redelivery to one bot is still a duplicate.
-    await botA.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
-    await botB.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
-    await botB.handleUpdate(textUpdate(1, "hi", { update_id: 700 }));
+    // The same update (same update_id, same message) delivered to both bots, then again to B.
+    const update = textUpdate(1, "hi", { update_id: 700 });
+    await botA.handleUpdate(structuredClone(update));
+    await botB.handleUpdate(structuredClone(update));
+    await botB.handleUpdate(structuredClone(update));
     expect(log).toEqual(["A hi", "B hi"]);
-    expect(drops.map((d) => [d.reason, d.id])).toEqual([["duplicate", "tg:43:700"]]);
+    expect(drops.map((d) => [d.reason, d.id])).toEqual([["duplicate", updateKey(update, 43)]]);
   });
 
   it.each([

@@ -36,10 +36,13 @@ import { withHeartbeat } from "../kit/heartbeat.js";
 import { errorLog } from "../kit/log.js";
 import { describe } from "../kit/options.js";
 import { userKey } from "../kit/own-errors.js";
+import { ShownOutcomes } from "../kit/shown.js";
 import { type AdmitOptions, commands } from "./commands.js";
 import { defaultKey, isGuardedCommand, isIgnored, stopWordOf } from "./keys.js";
 import { ADAPTER_OPTIONS, checkOptions, type DiscordGuardOptions } from "./options.js";
-import { Remote } from "./replay.js";
+import { Remote, rebuilt } from "./replay.js";
+import { revisionListeners } from "./revisions.js";
+import { discordShown } from "./shown.js";
 import type {
   CommandHandler,
   DiscordGuard,
@@ -197,11 +200,30 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     admit,
   });
 
+  const shown =
+    settings.shown === undefined
+      ? undefined
+      : new ShownOutcomes<DiscordInput>(guard, settings.shown, discordShown as never, report);
+  const isRebuilt = (input: unknown) => rebuilt.has(input as object);
+
+  const revisions = revisionListeners({
+    guard,
+    enabled: settings.revisions,
+    keyOf: (message) => {
+      // A partial deletion has no author: only the default key, without the user, can be read.
+      if (message.author == null && (userKeyOf !== undefined || perUser)) return undefined;
+      return keyOf(message as DiscordMessage);
+    },
+    revised: (message) => remote?.revised(message),
+    report,
+  });
+
   const runMessageTurn = (
     handler: MessageHandler,
     message: DiscordMessage,
     turn: Turn<DiscordInput>,
   ): Promise<unknown> => {
+    shown?.started(turn.key, turn.inputs, isRebuilt);
     const channel = message.channel;
     const heartbeat =
       typing && "sendTyping" in channel
@@ -275,7 +297,10 @@ export function discordGuard(options: DiscordGuardOptions = {}): DiscordGuard {
     return key === undefined ? DONE : side.stopFrom(interaction, key);
   });
 
-  return withGuardControls({ message, interaction, command, stopCommand, keyOf }, guard);
+  return withGuardControls(
+    { message, interaction, command, stopCommand, keyOf, ...revisions },
+    guard,
+  ) as DiscordGuard;
 }
 
 export type { Drop, DropReason, ErrorInfo, Guard, GuardOptions, Turn };

@@ -39,7 +39,8 @@ export function stopWordOf(message: DiscordMessage): string {
 
 /** Default key: bot + guild (or `dm`) + channel (+ user). Scoped by bot so bots can share a guard. */
 export function defaultKey(input: DiscordMessage | Interaction, perUser: boolean): string {
-  const user = isMessage(input) ? input.author.id : input.user.id;
+  // A deleted message may be a partial without its author: keyed by its channel alone.
+  const user = isMessage(input) ? input.author?.id : input.user.id;
   const bot = input.client.user?.id ?? "-";
   // Every message and command has a channel; an interaction without one is keyed by its user.
   const channel = input.channelId ?? `@${user}`;

@@ -3,7 +3,9 @@
 import type { Client, Interaction } from "discord.js";
 import type { DropReason, ErrorInfo, Guard, GuardOptions } from "session-guard";
 import { commonOptions, stopWords } from "../kit/options.js";
+import { type ReactionOptions, shownSettings } from "../kit/shown.js";
 import { internalsOf } from "./rebuild.js";
+import { DISCORD_SHOWN, discordEmoji } from "./shown.js";
 import type { DiscordInput, DiscordMessage, GuardedCommand } from "./types.js";
 
 /** An interaction token lives 15 minutes from its creation. */
@@ -51,11 +53,32 @@ export interface DiscordGuardOptions extends GuardOptions<DiscordInput> {
    */
   expiryMargin?: number;
   /**
-   * The text a deferred command is edited to when it is dropped before it ran (stopped, busy,
-   * overflow, expired while its token lives, shutdown); `undefined` leaves it, `false` turns this
-   * off. Default: a short English sentence per reason.
+   * @deprecated Give the texts in `reactions.dropped` instead (they then serve messages and
+   * commands alike). Still honoured: the text a deferred command is edited to when it is dropped
+   * before it ran (stopped, busy, overflow, expired while its token lives, shutdown); `undefined`
+   * leaves it, `false` turns this off. Default: the `reactions.dropped` notice of the reason when
+   * it is a text, else a short English sentence per reason (a deferred command is always told,
+   * even with `reactions` off: it would show "thinking…" until its token dies).
    */
   dropReply?: false | ((reason: DropReason, interaction: GuardedCommand) => string | undefined);
+  /**
+   * Follow edits and deletions of pending messages. Default `true`: wire the listeners the guard
+   * hands out, one line each — `client.on(Events.MessageUpdate, guard.messageUpdate)`,
+   * `client.on(Events.MessageDelete, guard.messageDelete)`,
+   * `client.on(Events.MessageBulkDelete, guard.messageDeleteBulk)`. An edit replaces the pending
+   * message, a deletion withdraws it (dropped as `withdrawn`); an edit of a running turn's message
+   * reaches `turn.onRevision`. `false`: those listeners do nothing.
+   */
+  revisions?: boolean;
+  /**
+   * Show the user what became of a message. Default `false`. `true`: a message that has to wait
+   * gets a 👀 reaction, taken off when its turn starts; a dropped one gets a short reply (`busy`,
+   * `overflow`, `expired`) or a 🤷 reaction (`stopped`). An object changes that:
+   * `{ queued: "⏳", dropped: { busy: "One at a time, please.", stopped: { react: "🛑" } } }`; its
+   * texts also answer dropped commands. Needs the Add Reactions permission (and Send Messages for
+   * notices). A failing call goes to `onError`; the turn runs on.
+   */
+  reactions?: boolean | ReactionOptions;
   /**
    * Make the wrapped listeners resolve only once the input's turn has settled. Default `false`:
    * they resolve at admission and the turn runs detached. An adapter setting: with a shared
@@ -99,6 +122,8 @@ export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
   "typing",
   "expiryMargin",
   "dropReply",
+  "revisions",
+  "reactions",
   "awaitTurn",
 ]);
 
@@ -134,14 +159,36 @@ export function checkOptions(options: DiscordGuardOptions) {
     ephemeral = false,
     typing = true,
     expiryMargin = 60_000,
-    dropReply = defaultDropReply,
+    dropReply,
     client,
+    revisions = true,
   } = options;
+  check.flag("revisions", revisions);
+  const shown = shownSettings(
+    check,
+    options.reactions,
+    DISCORD_SHOWN,
+    discordEmoji((message) => check.error(message)),
+  );
+  if (
+    dropReply !== undefined &&
+    typeof options.reactions === "object" &&
+    options.reactions?.dropped !== undefined
+  ) {
+    throw check.error(
+      `"dropReply" and "reactions.dropped" both say what a dropped input is told; "dropReply" is deprecated: give the texts in "reactions.dropped" alone.`,
+    );
+  }
+  // A dropped command is told the reason's notice text, else the default sentence.
+  const commandReply = (reason: DropReason): string | undefined => {
+    const notice = shown?.dropped.get(reason);
+    return notice !== undefined && "reply" in notice ? notice.reply : defaultDropReply(reason);
+  };
   check.flag("perUser", perUser);
   check.flag("ephemeral", ephemeral);
   check.flag("typing", typing);
   check.fn("onStop", onStop, "(source, stopped) => unknown");
-  if (dropReply !== false) {
+  if (dropReply !== false && dropReply !== undefined) {
     check.fn("dropReply", dropReply, "(reason, interaction) => string | undefined, or false");
   }
   check.words("stopText", stopText, '["stop", "cancel"]');
@@ -180,7 +227,9 @@ export function checkOptions(options: DiscordGuardOptions) {
     ephemeral,
     typing,
     expiryMargin,
-    dropReply: dropReply === false ? undefined : dropReply,
+    dropReply: dropReply === false ? undefined : (dropReply ?? commandReply),
+    revisions,
+    shown,
     awaitTurn,
   };
 }

@@ -25,6 +25,9 @@ import {
 } from "./rebuild.js";
 import type { DiscordInput, DiscordMessage, GuardedCommand, MessageHandler } from "./types.js";
 
+/** Inputs rebuilt here from another replica's payload (their reaction, if any, was put on there). */
+export const rebuilt = new WeakSet<object>();
+
 /** What the replica side needs from the adapter. */
 export interface RemoteHost {
   /** Run a message turn with `handler` (typing indicator included). */
@@ -41,6 +44,8 @@ export interface RemoteHost {
 export class Remote {
   readonly replays = new Replays<Turn<DiscordInput>>();
   readonly #raws = new RawPayloads();
+  /** `MESSAGE_UPDATE` payloads, until the update listener takes them. */
+  readonly #updates = new RawPayloads();
   readonly #serialized = new WeakMap<object, Serialized>();
   readonly #internals: ClientInternals;
   readonly #host: RemoteHost;
@@ -56,6 +61,7 @@ export class Remote {
       const data = packet?.d as RawPayload | undefined;
       if (typeof data?.id !== "string") return;
       if (packet.t === "MESSAGE_CREATE" && this.#wantsMessages) this.#raws.put(data);
+      else if (packet.t === "MESSAGE_UPDATE" && this.#wantsMessages) this.#updates.put(data);
       // Application commands (type 2) are what the guard admits; components pass through.
       else if (packet.t === "INTERACTION_CREATE" && this.#wantsInteractions && data.type === 2) {
         this.#raws.put(data);
@@ -94,6 +100,18 @@ export class Remote {
     this.#serialized.set(input, message ? { m: raw } : { i: raw });
   }
 
+  /**
+   * A message was edited: its payload for other replicas becomes the update's fields over what it
+   * had (Discord sends the whole message with an update). Throws when neither is known here.
+   */
+  revised(message: DiscordMessage): void {
+    const update = this.#updates.take(message.id);
+    const before = this.#serialized.get(message);
+    const base = before !== undefined && "m" in before ? before.m : undefined;
+    if (update === undefined && base === undefined) throw noRawPayload("message", message.id);
+    this.#serialized.set(message, { m: { ...base, ...update } as RawPayload });
+  }
+
   /** How inputs travel through a shared store: their raw payloads, rebuilt with this client. */
   readonly codec: Codec<DiscordInput> = {
     encode: (input: DiscordInput): Serialized => {
@@ -108,15 +126,16 @@ export class Remote {
 
   /** The discord.js object of a serialized input, rebuilt with this client. */
   rebuild(payload: Serialized): DiscordInput {
-    const rebuilt =
+    const built =
       "m" in payload
         ? rebuildMessage(this.#internals, payload.m)
         : rebuildInteraction(this.#internals, payload.i);
     // The replica that received a command deferred it before admitting it: the handler answers
     // with editReply/followUp, and a drop notice can be edited in from here.
-    if (!isMessage(rebuilt)) this.#host.deferred(rebuilt);
-    this.#serialized.set(rebuilt, payload);
-    return rebuilt;
+    if (!isMessage(built)) this.#host.deferred(built);
+    this.#serialized.set(built, payload);
+    rebuilt.add(built);
+    return built;
   }
 
   /** The guard's handler for turns whose latest input was admitted on another replica. */

@@ -3,8 +3,11 @@
 import type {
   ChatInputCommandInteraction,
   ClientEvents,
+  Collection,
   Interaction,
   MessageContextMenuCommandInteraction,
+  PartialMessage,
+  Snowflake,
   UserContextMenuCommandInteraction,
 } from "discord.js";
 import type { Turn } from "session-guard";
@@ -87,6 +90,31 @@ export interface DiscordGuard extends GuardControls<DiscordInput> {
   ): (interaction: T) => Promise<void>;
   /** A ready-made `execute` for a stop command, whatever its name: stops the channel's turn. */
   stopCommand(interaction: GuardedCommand): Promise<void>;
+  /**
+   * The `messageUpdate` listener: `client.on(Events.MessageUpdate, guard.messageUpdate)`. An edit
+   * of a pending message replaces it (its turn sees the edited message); of a running turn's
+   * message, reaches `turn.onRevision`. Edits that leave the content alone (an embed Discord
+   * added) and partial messages without content are skipped. Never rejects.
+   */
+  messageUpdate(
+    oldMessage: ClientEvents["messageUpdate"][0],
+    newMessage: ClientEvents["messageUpdate"][1],
+  ): Promise<void>;
+  /**
+   * The `messageDelete` listener: `client.on(Events.MessageDelete, guard.messageDelete)`. A
+   * pending message that is deleted is withdrawn (dropped as `withdrawn`); a running turn's
+   * message reaches `turn.onRevision`. Works on partial (uncached) messages. Never rejects.
+   */
+  messageDelete(message: ClientEvents["messageDelete"][0]): Promise<void>;
+  /**
+   * The `messageDeleteBulk` listener: `client.on(Events.MessageBulkDelete,
+   * guard.messageDeleteBulk)`. Each deleted message is withdrawn as by `messageDelete`.
+   */
+  messageDeleteBulk(
+    messages:
+      | ReadonlyMap<Snowflake, DiscordMessage | PartialMessage>
+      | Collection<Snowflake, DiscordMessage | PartialMessage>,
+  ): Promise<void>;
   /** The key of a message or interaction (components included), or `undefined`. */
   keyOf(input: DiscordMessage | Interaction): string | undefined;
   /**

@@ -26,9 +26,12 @@ import { type Heartbeat, withHeartbeat } from "../kit/heartbeat.js";
 import { errorLog } from "../kit/log.js";
 import { classify, SKIPPED, userKey } from "../kit/own-errors.js";
 import { Replays } from "../kit/replay.js";
-import { commandOf, defaultKey, incomingMessage, prefixOf } from "./keys.js";
+import { ShownOutcomes } from "../kit/shown.js";
+import { commandOf, defaultKey, incomingMessage, messageIdOf, prefixOf } from "./keys.js";
 import { ADAPTER_OPTIONS, checkOptions, type SessionGuardOptions } from "./options.js";
-import { replayThrough, updateCodec } from "./replay.js";
+import { rebuilt, replayThrough, updateCodec } from "./replay.js";
+import { isRevision, Revisions, SHARED_WAITING_MAX } from "./revisions.js";
+import { telegramShown } from "./shown.js";
 import { attachTurn, NO_TURN, replayedAs } from "./turn.js";
 
 export type { SessionGuardOptions } from "./options.js";
@@ -56,6 +59,7 @@ interface Pending {
 const PASS = 0;
 const STOP = 1;
 const ADMIT = 2;
+const REVISE = 3;
 
 /** Telegram shows "typing…" for 5 s after each `sendChatAction`. */
 const TYPING_EVERY = 4_000;
@@ -103,6 +107,8 @@ export function sessionGuard<C extends Context = Context>(
     userKeyOf === undefined ? defaultKey : (ctx: C) => userKey("sessionGuard", userKeyOf(ctx));
   /** Turns whose latest update came from another replica, replayed through the bot. */
   const replays = settings.replaying ? new Replays<Turn<C>>() : undefined;
+  const replayHandler =
+    replays === undefined || bot === undefined ? undefined : replayThrough(bot, replays);
   const { guard, reportError } = adapterGuard<C>(
     "sessionGuard",
     replays === undefined || bot === undefined
@@ -115,7 +121,7 @@ export function sessionGuard<C extends Context = Context>(
             : {}),
           ...options,
           codec: updateCodec(bot),
-          handler: replayThrough(bot, replays),
+          handler: replayHandler,
         },
     ADAPTER_OPTIONS,
     { onError: logTurnError },
@@ -141,10 +147,37 @@ export function sessionGuard<C extends Context = Context>(
   const runNext = (ctx: C, key: string, next: NextFunction): Promise<void> =>
     typing ? withHeartbeat(typingOf(ctx), (error) => reportError(error, key, ctx), next) : next();
 
-  function runTurn(turn: Turn<C>, ctx: C): Promise<void> {
-    const next = (ctx as unknown as Pending)[NEXT] as NextFunction;
+  // Across replicas (or on a guard whose store is not known here) contexts may leave unseen.
+  const leaves = replays !== undefined || options.guard !== undefined;
+  const revisions = settings.revisions
+    ? new Revisions(guard, reportError, leaves ? SHARED_WAITING_MAX : undefined)
+    : undefined;
+  const shown =
+    settings.shown === undefined
+      ? undefined
+      : new ShownOutcomes<C>(guard, settings.shown, telegramShown as never, reportError);
+  const isRebuilt = (input: unknown) => rebuilt.has(input as object);
+  /** Contexts entered a turn: they wait no more, and their 👀 goes. */
+  const entered = (turn: Turn<C>, inputs: readonly C[]): void => {
+    revisions?.started(inputs);
+    shown?.started(turn.key, inputs, isRebuilt);
+  };
+  const onTaken = revisions === undefined && shown === undefined ? undefined : entered;
+
+  function runTurn(turn: Turn<C>, ctx: C): Promise<unknown> {
+    const next = (ctx as unknown as Pending)[NEXT];
+    if (next === undefined) {
+      // The context of an edit whose message was pending at another replica: no `next` of its
+      // own here, so it runs the way another replica's update does.
+      if (replayHandler !== undefined) return replayHandler(turn);
+      throw new Error(
+        `sessionGuard: the turn for key "${turn.key}" holds an update that has no middleware chain on this process.`,
+      );
+    }
     (ctx as unknown as Pending)[NEXT] = undefined;
-    attachTurn(ctx, turn);
+    // `turn.inputs` builds an array: read it only when something waits or is shown.
+    if (shown !== undefined || revisions?.holding === true) entered(turn, turn.inputs);
+    attachTurn(ctx, turn, onTaken);
     return runNext(ctx, turn.key, next);
   }
 
@@ -158,6 +191,8 @@ export function sessionGuard<C extends Context = Context>(
     if (key === undefined) return PASS;
     plan.key = key;
     const message = incomingMessage(ctx);
+    // An edit is never a turn: it revises the pending message, then reaches the handlers.
+    if (message === undefined && revisions !== undefined && isRevision(ctx)) return REVISE;
     if (message === undefined || bypass?.(ctx)) {
       return ctx.update.stopped_message_generation === undefined ? PASS : STOP;
     }
@@ -175,7 +210,8 @@ export function sessionGuard<C extends Context = Context>(
       if (turn !== undefined) {
         // A turn of this replica running an update admitted elsewhere: attach it, never re-admit.
         replayedAs.set(turn.inputs[turn.inputs.length - 1] as object, ctx);
-        attachTurn(ctx, turn);
+        if (onTaken !== undefined) entered(turn, turn.inputs);
+        attachTurn(ctx, turn, onTaken);
         return replays.settle(ctx.update, runNext(ctx, turn.key, next));
       }
     }
@@ -183,7 +219,8 @@ export function sessionGuard<C extends Context = Context>(
     if (kind === SKIPPED) return DONE; // reported; the update is not run
     const key = plan.key;
     if (kind !== ADMIT) {
-      if (kind === STOP) {
+      if (kind === REVISE) revisions?.revise(ctx, key);
+      else if (kind === STOP) {
         // Control bypasses the queue: abort the turn now, then let the stop handler answer. The
         // stop carries its update's id: Telegram's redelivery of it must not stop a later turn.
         const updateId = ctx.update.update_id;
@@ -195,11 +232,9 @@ export function sessionGuard<C extends Context = Context>(
     }
     const message = plan.message as Message;
     plan.message = undefined;
-    const updateId = ctx.update.update_id;
-    // The update id is unique within one bot: a guard of this bot's own can take it as it is,
-    // which its store remembers as a number. On a guard or store shared with other bots, it is
-    // scoped by the bot.
-    const id = ownIds ? String(updateId) : prefixOf(ctx.me) + updateId;
+    // The message's own id (bot, chat, message): its edits and deletions name it, and a
+    // redelivered update carries the same message, so it is still a duplicate.
+    const id = messageIdOf(ctx.me, message);
     let options = submitOptions;
     const album = message.media_group_id;
     if (album !== undefined) {
@@ -214,7 +249,12 @@ export function sessionGuard<C extends Context = Context>(
     (ctx as unknown as Pending)[NEXT] = next;
     // Detached, this resolves at admission; returned either way, so a refused admission (a store
     // that is down) rejects `handleUpdate` instead of going unhandled, and Telegram redelivers.
-    return guard.submit(key, ctx, runTurn, options);
+    const admitted = guard.submit(key, ctx, runTurn, options);
+    // Still holding its `next`: it waits (queued, or in a settle window) and may be edited.
+    if (revisions !== undefined && (ctx as unknown as Pending)[NEXT] !== undefined) {
+      revisions.waiting(id, ctx);
+    }
+    return admitted;
   };
 
   const guarded = Object.assign(middleware, {

@@ -39,6 +39,41 @@ export function prefixOf(me: UserFromGetMe): string {
   return lastPrefix;
 }
 
+/**
+ * The id a message is submitted with: the bot, the business connection (a business chat shares its
+ * id with the bot's own chat with that user, not its message ids), the chat and the message id.
+ * An edit or a deletion names the same message, so it finds the pending input by this id; a
+ * redelivered update carries the same message, so it is still a duplicate.
+ */
+export function messageIdOf(me: UserFromGetMe, message: Message): string {
+  const connection = message.business_connection_id;
+  const chat = connection === undefined ? message.chat.id : `${connection}:${message.chat.id}`;
+  return `${prefixOf(me)}${chat}:${message.message_id}`;
+}
+
+/** Where an edited message was first delivered, by the field of its edit. */
+const EDITED = [
+  ["edited_message", "message"],
+  ["edited_channel_post", "channel_post"],
+  ["edited_business_message", "business_message"],
+] as const;
+
+/** An edit of a message: the edited message, and the update field it first arrived in. */
+export interface Edit {
+  readonly field: "message" | "channel_post" | "business_message";
+  readonly message: Message;
+}
+
+/** The edit an update carries, if it is one. */
+export function editOf(ctx: Context): Edit | undefined {
+  const update = ctx.update;
+  for (const [edited, field] of EDITED) {
+    const message = update[edited];
+    if (message !== undefined) return { field, message };
+  }
+  return undefined;
+}
+
 /** The key of a chat (and forum topic). */
 function chatKey(ctx: Context, chatId: number, topic: number | undefined): string {
   const prefix = prefixOf(ctx.me);

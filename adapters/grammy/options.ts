@@ -3,6 +3,8 @@
 import type { Bot, Context } from "grammy";
 import type { ErrorInfo, Guard, GuardOptions } from "session-guard";
 import { commonOptions } from "../kit/options.js";
+import { type ReactionOptions, shownSettings } from "../kit/shown.js";
+import { TELEGRAM_SHOWN, telegramEmoji } from "./shown.js";
 
 /** Options of `sessionGuard()`: every core option, plus the Telegram-specific ones. */
 export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> {
@@ -33,6 +35,24 @@ export interface SessionGuardOptions<C extends Context> extends GuardOptions<C> 
    */
   typing?: boolean;
   /**
+   * Follow edits and deletions of pending messages. Default `true`: `edited_message`,
+   * `edited_channel_post` and `edited_business_message` replace the pending message (its context
+   * in `ctx.turn.inputs` then carries the edited message), `deleted_business_messages` withdraws it
+   * (dropped as `withdrawn`); an edit of a running turn's message reaches `ctx.turn.onRevision`.
+   * Telegram tells bots of no deletion outside business chats. The edit updates still reach your
+   * handlers afterwards, without a turn. `false`: edits pass through untouched.
+   */
+  revisions?: boolean;
+  /**
+   * Show the user what became of a message. Default `false`. `true`: a message that has to wait
+   * gets a 👀 reaction, taken off when its turn starts; a dropped one gets a short reply (`busy`,
+   * `overflow`, `expired`) or a 🤷 reaction (`stopped`). An object changes that:
+   * `{ queued: "🤔", dropped: { busy: "One at a time, please.", stopped: { react: "🫡" }, expired: false } }`.
+   * Reactions must be Telegram reaction emoji. A failing call (rate limit, no rights) goes to
+   * `onError`; the turn runs on.
+   */
+  reactions?: boolean | ReactionOptions;
+  /**
    * Keep the middleware waiting until the update's turn has settled, and reject with the turn's
    * error (serverless hosts). Default `false`: the turn runs detached. An adapter setting: with a
    * shared `guard` it applies to this bot's updates, whatever the guard's own default.
@@ -61,6 +81,8 @@ export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
   "stopCommands",
   "mediaGroupSettle",
   "typing",
+  "revisions",
+  "reactions",
   "awaitTurn",
 ]);
 
@@ -80,6 +102,14 @@ export function checkOptions<C extends Context>(options: SessionGuardOptions<C>)
     );
   }
   check.flag("typing", typing);
+  const { revisions = true } = options;
+  check.flag("revisions", revisions);
+  const shown = shownSettings(
+    check,
+    options.reactions,
+    TELEGRAM_SHOWN,
+    telegramEmoji((message) => check.error(message)),
+  );
   check.fn("bypass", bypass, "(ctx) => boolean");
   check.words("stopCommands", stopCommands, '["stop", "cancel"] (without the slash)');
   check.ms("mediaGroupSettle", mediaGroupSettle);
@@ -90,6 +120,8 @@ export function checkOptions<C extends Context>(options: SessionGuardOptions<C>)
     stopCommands: new Set(stopCommands),
     mediaGroupSettle,
     typing,
+    revisions,
+    shown,
     awaitTurn,
     bot,
     /** Turns of updates admitted on another replica replay here (own guard, shared store). */

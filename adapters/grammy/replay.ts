@@ -18,6 +18,9 @@ import { albumOf } from "./turn.js";
  */
 type Serialized = { u: Update } | { a: Update[] };
 
+/** Contexts rebuilt here from another replica's update (their 👀, if any, was put on there). */
+export const rebuilt = new WeakSet<object>();
+
 /** How updates travel: the `Update` as JSON, rebuilt as a context of `bot` where its turn runs. */
 export function updateCodec<C extends Context>(bot: Bot<C>): Codec<C> {
   const ContextConstructor = (
@@ -37,6 +40,7 @@ export function updateCodec<C extends Context>(bot: Bot<C>): Codec<C> {
         (update) => new ContextConstructor(update, bot.api, bot.botInfo),
       );
       const last = contexts[contexts.length - 1] as C;
+      rebuilt.add(last);
       if ("a" in serialized) albumOf.set(last, contexts);
       return last;
     },

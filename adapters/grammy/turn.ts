@@ -47,8 +47,9 @@ export interface GrammyTurn<C> {
   /** What turns of this key cut short before this one carried, oldest first. */
   readonly carried: readonly Carried[];
   /**
-   * Learn that a message of this turn was edited (`input`: the edited context) or deleted
-   * (`input` `undefined`) while the turn runs; returns the function that unsubscribes.
+   * Learn that a message of this turn was edited (`input`: a context carrying the edited message)
+   * or deleted (`input` undefined; business chats only) while the turn runs; `inputs` stay as they
+   * were, so the agent can restart or adjust. Returns the function that unsubscribes.
    */
   onRevision(listener: (revision: Revision<C>) => void): () => void;
 }
@@ -95,18 +96,24 @@ function expand<C>(inputs: readonly C[]): C[] {
   return out;
 }
 
-/** Attach `turn` to `ctx` as `ctx.turn`. */
-export function attachTurn<C>(ctx: C, turn: Turn<C>): void {
-  (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(turn);
+/** Attach `turn` to `ctx` as `ctx.turn`; `taken` learns of the contexts `take()` moves in. */
+export function attachTurn<C>(
+  ctx: C,
+  turn: Turn<C>,
+  taken?: (turn: Turn<C>, inputs: readonly C[]) => void,
+): void {
+  (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(turn, taken);
 }
 
 class TurnView<C> implements GrammyTurn<C> {
   readonly #turn: Turn<C>;
+  readonly #taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined;
   #inputs: C[] | undefined;
   #seen = 0;
 
-  constructor(turn: Turn<C>) {
+  constructor(turn: Turn<C>, taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined) {
     this.#turn = turn;
+    this.#taken = taken;
   }
   get key() {
     return this.#turn.key;
@@ -132,7 +139,9 @@ class TurnView<C> implements GrammyTurn<C> {
     return this.#turn.stale;
   }
   async take(): Promise<C[]> {
-    return expand(await this.#turn.take());
+    const taken = await this.#turn.take();
+    this.#taken?.(this.#turn, taken);
+    return expand(taken);
   }
   onPending(listener: (pending: number) => void) {
     return this.#turn.onPending(listener);

@@ -29,6 +29,8 @@ export interface AdmitSettings {
   readonly shared: boolean;
   readonly onQueued: ((queued: SlackQueued) => unknown) | undefined;
   readonly status: string | undefined;
+  /** A turn of these payloads starts, with the middleware arguments it runs with. */
+  readonly started: ((args: Args, turn: Turn<SlackInput>) => void) | undefined;
   readonly report: (error: unknown, key: string, input?: SlackInput) => void;
 }
 
@@ -79,6 +81,7 @@ export function admitter(settings: AdmitSettings) {
   /** Run the listeners of a payload as its turn (with the assistant status, when asked). */
   const runWith = (args: Args, turn: Turn<SlackInput>, input: SlackInput): Promise<void> => {
     args.context.turn = turn;
+    settings.started?.(args, turn);
     const status = settings.status;
     const { thread_ts: thread, channel_type: kind } = input as {
       thread_ts?: string;

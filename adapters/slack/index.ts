@@ -35,6 +35,8 @@ import { adapterGuard, type GuardControls, withGuardControls } from "../kit/guar
 import { errorLog } from "../kit/log.js";
 import { classify, SKIPPED, userKey } from "../kit/own-errors.js";
 import { Replays } from "../kit/replay.js";
+import { revise } from "../kit/revise.js";
+import { ShownOutcomes } from "../kit/shown.js";
 import { admitter } from "./admit.js";
 import { ADAPTER_OPTIONS, checkOptions, type SlackGuardOptions } from "./options.js";
 import {
@@ -45,7 +47,9 @@ import {
   isCommand,
   LEADING_MENTIONS,
 } from "./places.js";
-import { BODY_CODEC, replayThrough } from "./replay.js";
+import { BODY_CODEC, bodies, rebuilt, replayThrough } from "./replay.js";
+import { revisionOf, type SlackRevision } from "./revisions.js";
+import { slackShown } from "./shown.js";
 import { Stops } from "./stop.js";
 import type { SlackInput, SlackMiddlewareArgs, SlackTurn } from "./types.js";
 
@@ -87,7 +91,8 @@ type Plan =
       readonly key: string;
       readonly input: SlackInput;
       readonly id: string | undefined;
-    };
+    }
+  | { readonly kind: "revise"; readonly key: string; readonly revision: SlackRevision };
 const PASS: Plan = { kind: "pass" };
 
 const logTurnError = errorLog("slack", "", (input) => {
@@ -151,18 +156,39 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
     { onError: logTurnError },
   );
   const stops = new Stops(guard, reportError);
+  const platform = settings.shown === undefined ? undefined : slackShown();
+  const shown =
+    settings.shown === undefined || platform === undefined
+      ? undefined
+      : new ShownOutcomes(guard, settings.shown, platform, reportError);
+  const isRebuilt = (input: unknown) => rebuilt.has(input as object);
   const { admit, runWith } = admitter({
     guard,
     awaitTurn,
     shared: app !== undefined,
     onQueued: settings.onQueued,
     status: settings.status,
+    // Payloads rebuilt from another replica reach Slack through the client of their turn.
+    started:
+      shown === undefined
+        ? undefined
+        : (args, turn) => {
+            for (const input of turn.inputs) platform?.reach(input, args.client, undefined);
+            shown.started(turn.key, turn.inputs, isRebuilt);
+          },
     report: reportError,
   });
 
   /** The adapter's own reading of a payload: what to do with it. May throw (see the kit). */
   const read = (all: SlackMiddlewareArgs): Plan => {
     const args = all as unknown as Args;
+    if (settings.revisions) {
+      const revision = revisionOf(args);
+      if (revision !== undefined) {
+        const key = keyOf(all);
+        return key === undefined ? PASS : { kind: "revise", key, revision };
+      }
+    }
     const input = inputOf(args);
     // Anything the guard does not admit runs its listeners at once, beside any turn.
     if (input === undefined || bypass?.(all)) return PASS;
@@ -221,7 +247,18 @@ export function slackGuard(options: SlackGuardOptions = {}): SlackGuardMiddlewar
           return;
         }
         return args.next();
+      case "revise": {
+        // Never a turn: the pending message changes (or goes), then the listeners see the event.
+        const { id, edited, body } = plan.revision;
+        if (edited !== undefined) {
+          bodies.set(edited, body as Record<string, unknown>);
+          platform?.reach(edited, args.client, undefined);
+        }
+        void revise(guard, plan.key, id, edited, reportError);
+        return args.next();
+      }
       case "admit":
+        platform?.reach(plan.input, args.client, args.respond);
         return admit(args, plan.key, plan.input, plan.id);
     }
   };

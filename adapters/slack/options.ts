@@ -3,6 +3,8 @@
 import type { App } from "@slack/bolt";
 import type { ErrorInfo, Guard, GuardOptions } from "session-guard";
 import { commonOptions, stopWords } from "../kit/options.js";
+import { type ReactionOptions, shownSettings } from "../kit/shown.js";
+import { SLACK_SHOWN, slackEmoji } from "./shown.js";
 import type { SlackInput, SlackMiddlewareArgs, SlackQueued } from "./types.js";
 
 /** Options of `slackGuard()`: every core option, plus the Slack-specific ones. */
@@ -41,6 +43,24 @@ export interface SlackGuardOptions extends GuardOptions<SlackInput> {
    * ends). Default: none. Needs the `assistant:write` scope.
    */
   status?: string;
+  /**
+   * Follow edits and deletions of pending messages. Default `true`: `message_changed` replaces the
+   * pending message (`context.turn.inputs` then holds the edited one), `message_deleted`
+   * withdraws it (dropped as `withdrawn`); an edit of a running turn's message reaches
+   * `context.turn.onRevision`. Link unfurls and edits of bot messages change nothing. The change
+   * events still reach your listeners, without a turn. `false`: they pass through untouched.
+   */
+  revisions?: boolean;
+  /**
+   * Show the user what became of a message. Default `false`. `true`: a message that has to wait
+   * gets an :eyes: reaction, taken off when its turn starts; a dropped one gets a short ephemeral
+   * notice (`busy`, `overflow`, `expired`; a slash command through `respond`) or a :shrug:
+   * reaction (`stopped`). An object changes that, with Slack emoji names:
+   * `{ queued: "hourglass_flowing_sand", dropped: { busy: "One at a time, please.", stopped: false } }`.
+   * Needs the `reactions:write` scope (and `chat:write` for notices). A failing call goes to
+   * `onError`; the turn runs on.
+   */
+  reactions?: boolean | ReactionOptions;
   /**
    * Keep the middleware (and so `processEvent`) waiting until the payload's turn has settled, and
    * reject with the turn's error: for FaaS receivers that must not return before the work is
@@ -84,6 +104,8 @@ export const ADAPTER_OPTIONS: ReadonlySet<string> = new Set([
   "stopCommands",
   "onQueued",
   "status",
+  "revisions",
+  "reactions",
   "awaitTurn",
 ]);
 
@@ -114,6 +136,14 @@ export function checkOptions(options: SlackGuardOptions) {
       `"status" must be the assistant status text shown while a turn runs, e.g. "is thinking…", got ${JSON.stringify(status)}.`,
     );
   }
+  const { revisions = true } = options;
+  check.flag("revisions", revisions);
+  const shown = shownSettings(
+    check,
+    options.reactions,
+    SLACK_SHOWN,
+    slackEmoji((message) => check.error(message)),
+  );
   const texts = check.words("stopTexts", stopTexts, '["stop", "cancel"]');
   const commands = check.words("stopCommands", stopCommands, '["/stop"]');
   return {
@@ -129,6 +159,8 @@ export function checkOptions(options: SlackGuardOptions) {
     ),
     onQueued,
     status,
+    revisions,
+    shown,
     awaitTurn,
   };
 }

@@ -15,6 +15,9 @@ import type { SlackInput, SlackTurn } from "./types.js";
 /** The request body each payload (an event, a command) came in: what crosses replicas. */
 export const bodies = new WeakMap<object, Record<string, unknown>>();
 
+/** Payloads rebuilt here from another replica's body (their reaction, if any, was put on there). */
+export const rebuilt = new WeakSet<object>();
+
 /** What a payload looks like in a shared store. */
 interface Serialized {
   readonly b: Record<string, unknown>;
@@ -40,6 +43,7 @@ export const BODY_CODEC: Codec<SlackInput> = {
     // Events API: the event inside the envelope; a slash command is its body.
     const input = (record(body.event) ?? body) as unknown as SlackInput;
     bodies.set(input, body);
+    rebuilt.add(input);
     return input;
   },
 };

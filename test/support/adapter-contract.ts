@@ -45,6 +45,8 @@ export interface Hooks {
   press(press: SeenPress): Promise<void> | void;
   /** Input reached a handler without a turn (a stop passed on to the stop handler). */
   passed(chat: Chat, text: string): void;
+  /** A running turn heard of an edit (`text`) or a deletion (`undefined`) of one of its inputs. */
+  revised?(chat: Chat, text: string | undefined): void;
 }
 
 /** One piece of input the driver delivered; `redeliver` sends it again with the same id. */
@@ -62,6 +64,12 @@ export interface DriverOptions {
   readonly awaitTurn?: boolean;
   /** Install a `key` function that throws for a message with this text (else the default key). */
   readonly keyThrowsOn?: string;
+  /** The adapter's `reactions: true`. */
+  readonly reactions?: boolean;
+  /** Make every reaction call of the platform fail (a missing permission). */
+  readonly failReactions?: boolean;
+  /** The guard's busy mode (default collect). */
+  readonly mode?: "collect" | "queue" | "reject";
 }
 
 /** The guard's methods, as every adapter's returned object carries them. */
@@ -89,6 +97,16 @@ export interface ContractBot {
   press(chat: Chat, data: string): Promise<Delivery>;
   /** Deliver again what was delivered (a platform retry, the same id). */
   redeliver(delivery: Delivery): Promise<void>;
+  /** The user edits a delivered message to `text` (the platform's edit event). */
+  edit(delivery: Delivery, text: string): Promise<void>;
+  /** The user deletes a delivered message, where the platform tells bots so (else absent). */
+  readonly remove?: (delivery: Delivery) => Promise<void>;
+  /**
+   * The platform calls of the reactions switch, in order: `react <text> <emoji>`,
+   * `unreact <text>`, `notice <text>: <notice>` (a reply about the input; `?` for the text where
+   * the notice names no message, as Slack's ephemeral ones).
+   */
+  shown(): string[];
   /** How many answers the platform got for a press (its handler answers once; the guard never). */
   answersTo(press: Delivery): Promise<number>;
   /** The text of one of this bot's inputs (as drops and reports carry them). */

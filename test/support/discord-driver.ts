@@ -24,6 +24,7 @@ import {
   GUILD_ID,
   label,
   offlineClient,
+  RestFailure,
 } from "./discord-fixtures.js";
 import { macrotask } from "./helpers.js";
 
@@ -53,7 +54,18 @@ export const discordDriver: AdapterDriver = {
   redeliveredStops: ["stop"],
 
   create(hooks, options = {}): ContractBot {
-    const bot = offlineClient();
+    const bot = offlineClient(
+      options.failReactions
+        ? {
+            respond: (call) =>
+              call.route.includes("/reactions/")
+                ? new RestFailure(403, 50013, "Missing Permissions")
+                : undefined,
+          }
+        : {},
+    );
+    /** The text of each message sent, by id (reactions name messages by id). */
+    const textById = new Map<string, string>();
     const records = guardRecords(textOf);
     const clientErrors: unknown[] = [];
     bot.client.on(Events.Error, (error) => void clientErrors.push(error));
@@ -62,6 +74,8 @@ export const discordDriver: AdapterDriver = {
       awaitTurn: options.awaitTurn ?? false,
       onError: records.onError,
       onDrop: records.onDrop,
+      reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(options.keyThrowsOn, textOf, (input: DiscordMessage | Interaction) =>
         keyOf(chatOf(input.channelId)),
       ),
@@ -71,6 +85,12 @@ export const discordDriver: AdapterDriver = {
     bot.client.on(
       Events.MessageCreate,
       guard.message(async (message, turn) => {
+        turn.onRevision(({ input }) =>
+          hooks.revised?.(
+            chatOf(message.channelId),
+            input === undefined ? undefined : textOf(input),
+          ),
+        );
         await hooks.turn({
           chat: chatOf(message.channelId),
           key: turn.key,
@@ -97,8 +117,14 @@ export const discordDriver: AdapterDriver = {
       await settle();
       return { id: `dc:${BOT_ID}:${id}`, text, raw: { id, channel } };
     };
-    const send = (chat: Chat, text: string) =>
-      delivered(bot.sendMessage(text, { channel: CHANNELS[chat] }), text, CHANNELS[chat]);
+    bot.client.on(Events.MessageUpdate, guard.messageUpdate);
+    bot.client.on(Events.MessageDelete, guard.messageDelete);
+    bot.client.on(Events.MessageBulkDelete, guard.messageDeleteBulk);
+    const send = (chat: Chat, text: string) => {
+      const id = bot.sendMessage(text, { channel: CHANNELS[chat] });
+      textById.set(id, text);
+      return delivered(id, text, CHANNELS[chat]);
+    };
 
     return {
       guard,
@@ -120,6 +146,33 @@ export const discordDriver: AdapterDriver = {
         bot.client.emit(Events.MessageCreate, message);
         await settle();
       },
+      edit: async (delivery, text) => {
+        const { id, channel } = delivery.raw as { id: string; channel: string };
+        bot.editMessage(id, text, { channel });
+        await settle();
+      },
+      remove: async (delivery) => {
+        const { id, channel } = delivery.raw as { id: string; channel: string };
+        bot.deleteMessage(id, { channel });
+        await settle();
+      },
+      shown: () =>
+        bot.rest.calls.flatMap((c) => {
+          const match = /^\/channels\/\d+\/messages\/(\d+)\/reactions\/([^/]+)\/@me$/.exec(c.route);
+          if (match !== null) {
+            const text = textById.get(match[1] as string);
+            return [
+              c.method === "PUT"
+                ? `react ${text} ${decodeURIComponent(match[2] as string)}`
+                : `unreact ${text}`,
+            ];
+          }
+          const reference = (c.body?.message_reference as { message_id?: string } | undefined)
+            ?.message_id;
+          return reference === undefined
+            ? []
+            : [`notice ${textById.get(reference)}: ${String(c.body?.content)}`];
+        }),
       answersTo: async (press) => {
         const { id } = press.raw as { id: string };
         await settle();

@@ -322,6 +322,12 @@ export interface OfflineClient {
   labels(): string[];
   /** A user message arrives (MESSAGE_CREATE); answers its id. Listeners run before this returns. */
   sendMessage(content: string, options?: MessageOptions): string;
+  /** The user edits message `id` (MESSAGE_UPDATE with the whole message, as Discord sends it). */
+  editMessage(id: string, content: string, options?: MessageOptions): void;
+  /** Message `id` is deleted (MESSAGE_DELETE). */
+  deleteMessage(id: string, options?: MessageOptions): void;
+  /** Any other gateway dispatch (`MESSAGE_DELETE_BULK`, …). */
+  dispatch(t: string, d: Record<string, unknown>): void;
   /** A slash (or user context-menu) command arrives (INTERACTION_CREATE, type 2); answers its id. */
   sendCommand(name: string, options?: CommandOptions): string;
   /** A button press on a message of the bot (INTERACTION_CREATE, type 3); answers its id. */
@@ -375,6 +381,24 @@ export function offlineClient(
       if (!inGuild(channel)) d.channel_type = 1;
       dispatch(packet("MESSAGE_CREATE", d));
       return d.id as string;
+    },
+    dispatch: (t, d) => dispatch(packet(t, d)),
+    editMessage(id, content, o = {}) {
+      const channel = o.channel ?? CHANNEL_A;
+      const d = messagePayload({
+        id,
+        channel,
+        guild: inGuild(channel) ? GUILD_ID : undefined,
+        author: o.author ?? USER,
+        content,
+      });
+      d.edited_timestamp = new Date().toISOString();
+      dispatch(packet("MESSAGE_UPDATE", d));
+    },
+    deleteMessage(id, o = {}) {
+      const channel = o.channel ?? CHANNEL_A;
+      const d = { id, channel_id: channel, ...(inGuild(channel) ? { guild_id: GUILD_ID } : {}) };
+      dispatch(packet("MESSAGE_DELETE", d));
     },
     sendCommand(name, o = {}) {
       const target = o.onUser;

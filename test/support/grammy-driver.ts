@@ -16,6 +16,7 @@ import {
 import {
   callbackQueryUpdate,
   commandUpdate,
+  nextUpdateId,
   offlineBot,
   recordApi,
   stoppedGenerationUpdate,
@@ -50,13 +51,24 @@ export const grammyDriver: AdapterDriver = {
 
   create(hooks, options = {}): ContractBot {
     const bot = offlineBot<Ctx>();
-    const api = recordApi(bot);
+    const api = recordApi(
+      bot,
+      options.failReactions
+        ? (call) => {
+            if (call.method === "setMessageReaction") throw new Error("Bad Request: no rights");
+          }
+        : undefined,
+    );
+    /** The text of each message sent, by message id (reactions name messages by id). */
+    const textById = new Map<unknown, string>();
     const records = guardRecords((input) => describeCtx(input as Context));
     const frameworkErrors: unknown[] = [];
     const guard = sessionGuard<Ctx>({
       awaitTurn: options.awaitTurn ?? false,
       onError: records.onError,
       onDrop: records.onDrop,
+      reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(options.keyThrowsOn, textOf, (ctx: Ctx) => keyOf(chatOf(ctx.chatId))),
     });
     guard.on("queued", records.onQueued);
@@ -80,6 +92,9 @@ export const grammyDriver: AdapterDriver = {
         hooks.passed(chatOf(ctx.chatId), describeCtx(ctx));
         return;
       }
+      turn.onRevision(({ input }) =>
+        hooks.revised?.(chatOf(ctx.chatId), input === undefined ? undefined : describeCtx(input)),
+      );
       await hooks.turn({
         chat: chatOf(ctx.chatId),
         key: turn.key,
@@ -94,7 +109,10 @@ export const grammyDriver: AdapterDriver = {
         frameworkErrors.push(error);
       });
     const deliver = async (update: Update, text: string): Promise<Delivery> => {
-      const delivery = { id: String(update.update_id), text, raw: update };
+      const message = update.message;
+      const id = message === undefined ? "" : `tg:42:${message.chat.id}:${message.message_id}`;
+      if (message !== undefined) textById.set(message.message_id, text);
+      const delivery = { id, text, raw: update };
       await handle(update);
       return delivery;
     };
@@ -106,6 +124,26 @@ export const grammyDriver: AdapterDriver = {
       sendStop: (chat, form) => deliver(stopUpdate(CHATS[chat], form), form),
       press: (chat, data) => deliver(callbackQueryUpdate(CHATS[chat], data), data),
       redeliver: (delivery) => handle(delivery.raw as Update),
+      edit: async (delivery, text) => {
+        const message = (delivery.raw as Update).message;
+        const edited = { ...message, text, edit_date: Math.floor(Date.now() / 1000) };
+        await handle({ update_id: nextUpdateId(), edited_message: edited } as Update);
+      },
+      shown: () =>
+        api.calls.flatMap((c) => {
+          const text = textById.get(c.payload.message_id);
+          if (c.method === "setMessageReaction") {
+            const reaction = c.payload.reaction as { emoji: string }[];
+            return [
+              reaction.length === 0 ? `unreact ${text}` : `react ${text} ${reaction[0]?.emoji}`,
+            ];
+          }
+          const replyTo = (c.payload.reply_parameters as { message_id?: number } | undefined)
+            ?.message_id;
+          return c.method === "sendMessage" && replyTo !== undefined
+            ? [`notice ${textById.get(replyTo)}: ${c.payload.text}`]
+            : [];
+        }),
       answersTo: async (press) => {
         const id = (press.raw as Update).callback_query?.id;
         return api.calls.filter(

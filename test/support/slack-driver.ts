@@ -17,8 +17,11 @@ import {
   BOT_USER,
   blockAction,
   command,
+  deletionOf,
   deliver,
   disposeDeliveries,
+  type EventBody,
+  editOf,
   message,
   nextTs,
   offlineApp,
@@ -57,7 +60,14 @@ export const slackDriver: AdapterDriver = {
   redeliveredStops: ["stop"],
 
   create(hooks, options = {}): ContractBot {
-    const api = recordWebApi();
+    const api = recordWebApi(
+      options.failReactions
+        ? async (call) =>
+            call.method.startsWith("reactions.") ? { ok: false, error: "missing_scope" } : undefined
+        : undefined,
+    );
+    /** The text of each message sent, by ts (reactions name messages by ts). */
+    const textByTs = new Map<unknown, string>();
     const logger = quietLogger();
     const app = offlineApp<SlackTurnContext>(api, logger);
     const records = guardRecords((input) => textOf(input as SlackInput));
@@ -66,6 +76,8 @@ export const slackDriver: AdapterDriver = {
       awaitTurn: options.awaitTurn ?? false,
       onError: records.onError,
       onDrop: records.onDrop,
+      reactions: options.reactions ?? false,
+      ...(options.mode === undefined ? {} : { mode: options.mode }),
       ...throwingKey(
         options.keyThrowsOn,
         (args: SlackMiddlewareArgs) => (args as { event?: { text?: unknown } }).event?.text,
@@ -78,7 +90,14 @@ export const slackDriver: AdapterDriver = {
     app.message(async ({ message: m, context }) => {
       const turn = context.turn;
       const chat = chatOf((m as { channel?: string }).channel);
-      if (turn === undefined) return hooks.passed(chat, textOf(m));
+      if (turn === undefined) {
+        // Edits and deletions reach the listeners too, without a turn: not the contract's input.
+        if ((m as { subtype?: string }).subtype?.startsWith("message_")) return;
+        return hooks.passed(chat, textOf(m));
+      }
+      turn.onRevision(({ input }) =>
+        hooks.revised?.(chat, input === undefined ? undefined : textOf(input)),
+      );
       await hooks.turn({
         chat,
         key: turn.key,
@@ -114,6 +133,7 @@ export const slackDriver: AdapterDriver = {
     const send = async (body: Record<string, unknown>, text: string): Promise<Delivery> => {
       const event = body.event as { channel?: string; ts?: string } | undefined;
       const id = event === undefined ? undefined : `slack:${event.channel}:${event.ts}`;
+      if (event !== undefined) textByTs.set(event.ts, text);
       deliveries.set(body, await post(body));
       return { id: id as string, text, raw: body };
     };
@@ -130,6 +150,20 @@ export const slackDriver: AdapterDriver = {
         retries.set(delivery.raw, retry);
         await post(delivery.raw as Record<string, unknown>, retry);
       },
+      edit: async (delivery, text) => {
+        await post(editOf(delivery.raw as EventBody, text) as unknown as Record<string, unknown>);
+      },
+      remove: async (delivery) => {
+        await post(deletionOf(delivery.raw as EventBody) as unknown as Record<string, unknown>);
+      },
+      shown: () =>
+        api.calls.flatMap((c) => {
+          const text = textByTs.get(c.params.timestamp);
+          if (c.method === "reactions.add") return [`react ${text} ${c.params.name}`];
+          if (c.method === "reactions.remove") return [`unreact ${text}`];
+          // An ephemeral notice names no message: its user and thread only.
+          return c.method === "chat.postEphemeral" ? [`notice ?: ${c.params.text}`] : [];
+        }),
       answersTo: async (press) => deliveries.get(press.raw)?.acks.length ?? 0,
       textOf: (input) => textOf(input as SlackInput),
       queued: records.queued,

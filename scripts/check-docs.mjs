@@ -11,7 +11,7 @@
 //
 // Links. Inline links `[text](target)` outside code: a relative target must exist (file or
 // folder), and an anchor must match a heading of the target page (GitHub's slugs). Web links are
-// not fetched. Pages written on other branches may be linked before they land: see PENDING.
+// not fetched.
 //
 // Usage: node scripts/check-docs.mjs [--code] [--links]   (both when neither is given)
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,10 +29,6 @@ const pages = [
         .map((name) => join(docsDir, name))
     : []),
 ];
-
-// Pages that other branches add (issue 16); linked already, so tolerated while missing. Remove an
-// entry once its page has landed: from then on a missing page is an error again.
-const PENDING = new Set(["docs/agents.md", "docs/telemetry.md"]);
 
 const args = new Set(process.argv.slice(2));
 const all = !args.has("--code") && !args.has("--links");
@@ -171,11 +167,7 @@ function checkLinks() {
       const into = path === "" ? file : resolve(dirname(file), decodeURIComponent(path));
       const where = `${page}:${lineOf[match.index + match[0].indexOf("](")]}`;
       if (!existsSync(into)) {
-        if (PENDING.has(relative(root, into))) {
-          console.log(`check-docs: ${where} links ${path}, expected from another branch`);
-        } else {
-          fail(where, `link target ${target} does not exist`);
-        }
+        fail(where, `link target ${target} does not exist`);
         continue;
       }
       if (anchor !== undefined && anchor !== "") {

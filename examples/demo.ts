@@ -1,6 +1,7 @@
 // The offline demo: one realistic scene played twice through a real grammY Bot — once without a
-// guard, once with `bot.use(sessionGuard({ mediaGroupSettle: 120 }))` — and a timeline per chat that
-// shows the difference. (The album window is 120 ms instead of the default 800 ms so that the scene
+// guard, once with `bot.use(sessionGuard({ mediaGroupSettle: 120, mode }))`, where `mode` lets a
+// reply to the bot interrupt it and collects everything else — and a timeline per chat that shows
+// the difference. (The album window is 120 ms instead of the default 800 ms so that the scene
 // plays in a few seconds; the demo's photos arrive within it.)
 //
 //   npm run demo
@@ -13,8 +14,13 @@ import type { Update, UserFromGetMe } from "grammy/types";
 import { sessionGuard, type TurnFlavor } from "session-guard/grammy";
 
 /** The guard's options in this demo (a short album window), and how the banner shows them. */
-const GUARD_OPTIONS = { mediaGroupSettle: 120 } as const;
-const GUARDED = "sessionGuard({ mediaGroupSettle: 120 })";
+const GUARD_OPTIONS = {
+  mediaGroupSettle: 120,
+  // A reply to the bot interrupts what it is saying; everything else is collected.
+  mode: (ctx: Context) =>
+    ctx.msg?.reply_to_message?.from?.id === ctx.me.id ? "interrupt" : "collect",
+} as const;
+const GUARDED = "sessionGuard({ mediaGroupSettle: 120, mode: replyToBot ? interrupt : collect })";
 
 type MyContext = TurnFlavor<Context>;
 
@@ -34,7 +40,7 @@ const botInfo: UserFromGetMe = {
   supports_join_request_queries: false,
 };
 
-const CHATS = { 1: "Alice", 2: "Bob", 3: "Carol", 4: "Dave", 5: "Erin" } as const;
+const CHATS = { 1: "Alice", 2: "Bob", 3: "Carol", 4: "Dave", 5: "Erin", 6: "Frank" } as const;
 type ChatId = keyof typeof CHATS;
 
 // === The scene: who sends what, and when (ms after the start)
@@ -51,6 +57,8 @@ type Step = {
   /** This step edits (to `text`) or deletes the message of step number `edits`/`deletes`. */
   edits?: number;
   deletes?: number;
+  /** A reply to the bot's message (Telegram's `reply_to_message`). */
+  replyToBot?: true;
 };
 const SCENE: Step[] = [
   // Alice asks, then adds three more thoughts while the agent is still thinking.
@@ -75,6 +83,10 @@ const SCENE: Step[] = [
   { at: 120, chat: 5, business: true, text: "for 2 people" },
   { at: 200, chat: 5, business: true, text: "and order the cake we talked about" },
   { at: 330, chat: 5, business: true, deletes: 15 }, // the cake was meant to be a surprise
+  // Frank corrects the agent by replying to it while it writes: it is interrupted, and the next
+  // turn gets what it had written so far (turn.carry) with the correction.
+  { at: 40, chat: 6, text: "Draft a toast for my sister's wedding" },
+  { at: 290, chat: 6, replyToBot: true, text: "make it funny, she's a comedian" },
 ];
 
 // === A stand-in agent: thinks for a while, honours its AbortSignal
@@ -96,9 +108,21 @@ function think(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function agent(prompt: string, signal?: AbortSignal): Promise<string> {
-  await think(THINK_MS, signal);
-  return `Done: ${prompt.replaceAll("\n", " + ")}`;
+/**
+ * Writes its answer in five steps over THINK_MS, telling `partial` what it has so far (a real
+ * agent streams tokens); stops when `signal` aborts.
+ */
+async function agent(
+  prompt: string,
+  signal?: AbortSignal,
+  partial?: (text: string) => void,
+): Promise<string> {
+  const answer = `Done: ${prompt.replaceAll("\n", " + ")}`;
+  for (let step = 1; step <= 5; step++) {
+    await think(THINK_MS / 5, signal);
+    partial?.(answer.slice(0, Math.round((answer.length * step) / 5)));
+  }
+  return answer;
 }
 
 // === The run: the same bot code, with or without the guard
@@ -161,14 +185,19 @@ async function play(guarded: boolean): Promise<RunResult> {
     const chat = ctx.chat.id;
     const inputs = guard !== undefined ? ctx.turn.inputs : [ctx];
     const signal = guard !== undefined ? ctx.turn.signal : undefined;
-    const prompt = inputs.map((c) => c.msg?.text ?? c.msg?.caption ?? "[photo]").join("\n");
+    // Work an interrupted turn of this chat handed on (turn.carry) leads the prompt.
+    const carried = guard !== undefined ? ctx.turn.carried.map((c) => `[so far: ${c.value}]`) : [];
+    const prompt = [
+      ...carried,
+      ...inputs.map((c) => c.msg?.text ?? c.msg?.caption ?? "[photo]"),
+    ].join("\n");
     const turn = ++turns;
     const already = running.get(chat) ?? 0;
     running.set(chat, already + 1);
     if (already > 0) overlaps++;
     log(
       chat,
-      `  agent turn ${turn} starts with ${inputs.length} message(s)${already > 0 ? `  !! ${already} other turn(s) of this chat still running` : ""}`,
+      `  agent turn ${turn} starts with ${inputs.length} message(s)${carried.length > 0 ? " and the interrupted turn's draft" : ""}${already > 0 ? `  !! ${already} other turn(s) of this chat still running` : ""}`,
     );
     try {
       if (prompt.startsWith("Delete")) {
@@ -177,7 +206,9 @@ async function play(guarded: boolean): Promise<RunResult> {
         });
         await new Promise<void>((resolve) => approvals.set(chat, resolve));
       }
-      const answer = await agent(prompt, signal);
+      const answer = await agent(prompt, signal, (text) => {
+        if (guard !== undefined) ctx.turn.carry(text); // kept only if this turn is cut short
+      });
       await ctx.reply(answer, {}, signal);
     } catch (error) {
       if (signal?.aborted) log(chat, `  agent turn ${turn} aborted (${signal.reason.code})`);
@@ -205,7 +236,9 @@ async function play(guarded: boolean): Promise<RunResult> {
                   ? `${who} deletes "${SCENE[step.deletes]?.text}"`
                   : step.edits !== undefined
                     ? `${who} edits her message to "${step.text}"`
-                    : `${who}> ${step.photo ? `[${step.photo}] ` : ""}${step.text ?? ""}`,
+                    : step.replyToBot
+                      ? `${who} (replying to the bot)> ${step.text}`
+                      : `${who}> ${step.photo ? `[${step.photo}] ` : ""}${step.text ?? ""}`,
             );
             deliveries.push(bot.handleUpdate(update));
             resolve();
@@ -263,6 +296,10 @@ function toUpdate(step: Step, update_id: number, message_id: number): Update {
     } as Update;
   }
   const text = step.text ?? "";
+  if (step.replyToBot) {
+    const reply_to_message = { ...base, message_id: 1, from: botInfo, text: "Done: Draft…" };
+    return { update_id, message: { ...base, text, reply_to_message } } as unknown as Update;
+  }
   const entities = text.startsWith("/")
     ? [{ type: "bot_command" as const, offset: 0, length: text.split(" ")[0]?.length ?? 0 }]
     : undefined;
@@ -293,7 +330,8 @@ Summary
   with guard:    ${withGuard.turns} agent turns, ${withGuard.overlaps} overlapping, ${withGuard.replies} replies
   Alice's follow-ups were coalesced into one turn (her typo fix landed before the agent read it),
   Bob's album became one turn, Carol's /stop aborted the running turn, Dave's approval button
-  reached the bot while his turn waited, and Erin's deleted message never reached the agent.
+  reached the bot while his turn waited, Erin's deleted message never reached the agent, and
+  Frank's reply interrupted his agent, whose next turn started from the draft it had written.
 `);
 if (withGuard.overlaps !== 0) {
   console.error("The guarded run overlapped turns of one chat: this is a bug.");

@@ -90,9 +90,10 @@ export function revisionContract(driver: AdapterDriver): void {
       expect(bot.errors).toEqual([]);
     });
 
-    it.skipIf(driver.name === "grammY")(
-      "a deletion of a pending message withdraws it: dropped as withdrawn, never run",
-      async () => {
+    // Telegram reports deletions only in business chats, which the grammY driver's plain chats are
+    // not: its withdrawal is tested in revisions-platforms.test.ts (deleted_business_messages).
+    if (driver.name !== "grammY") {
+      it("a deletion of a pending message withdraws it: dropped as withdrawn, never run", async () => {
         const { bot, seen } = setup();
         const { pending } = await busy(bot, seen, "keep", "oops");
         await bot.remove?.(pending[1] as never);
@@ -101,8 +102,8 @@ export function revisionContract(driver: AdapterDriver): void {
         seen.gate.resolve(undefined);
         await bot.guard.onIdle();
         expect(seen.texts()).toEqual([["first"], ["keep"]]);
-      },
-    );
+      });
+    }
 
     it("reactions: true — a waiting message gets 👀, taken off when its turn starts", async () => {
       const { bot, seen } = setup({ reactions: true });

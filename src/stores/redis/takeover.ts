@@ -6,7 +6,14 @@
 // only make things prompt: every decision is taken by a script. This runs on timers beside the
 // store's hot path and reaches the store through the narrow `TakeoverStore`.
 
-import type { Claim, StoreDrop, StoreEntry, StoreHost } from "session-guard";
+import type {
+  CarriedRecord,
+  CarryOn,
+  Claim,
+  StoreDrop,
+  StoreEntry,
+  StoreHost,
+} from "session-guard";
 import { readDropHint, tellDropped } from "./dropped.js";
 import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
@@ -32,8 +39,8 @@ export interface TakeoverStore<E extends StoreEntry> extends StoreParts<E> {
   acquired(
     key: string,
     answer: readonly unknown[],
-  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
-  abandon(key: string, claim: Claim, requeue: boolean): Promise<unknown>;
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] };
+  abandon(key: string, claim: Claim, requeue: boolean, carry?: CarryOn): Promise<unknown>;
 }
 
 /** A key this replica probes: it queued input there, or its own claim there was lost. */
@@ -220,7 +227,7 @@ export class Takeover<E extends StoreEntry> {
     store.scripts
       .call(
         SCRIPTS.acquire,
-        [names.lease, names.queue, names.run, names.fence, names.index],
+        [names.lease, names.queue, names.run, names.fence, names.index, names.carry],
         argv,
         (reply) => reply,
       )
@@ -253,16 +260,16 @@ export class Takeover<E extends StoreEntry> {
             return;
           }
           // Acquired: this replica holds the key now.
-          const { claim, batch, dropped } = store.acquired(key, answer);
+          const { claim, batch, dropped, carried } = store.acquired(key, answer);
           if (this.#detached) {
-            // Closed meanwhile: leave the batch to another replica.
+            // Closed meanwhile: leave the batch (and its carried work) to another replica.
             store
               .abandon(key, claim, true)
               .catch((error: unknown) => store.scripts.background(error, key));
             host.departed(batch);
             return;
           }
-          host.acquired(key, claim, batch, dropped);
+          host.acquired(key, claim, batch, dropped, carried);
         },
         (error: unknown) => {
           watch.probing = false;
@@ -319,13 +326,13 @@ export class Takeover<E extends StoreEntry> {
     const type = message.charAt(0);
     const a = message.indexOf("|", 2);
     if (type === "p") {
-      // p|token|pending|key
+      // p|token|pending|key; a count "+<n>" is an input admitted in interrupt mode (format.ts)
       const b = message.indexOf("|", a + 1);
       const token = message.slice(2, a);
       const pending = Number(message.slice(a + 1, b));
       const key = message.slice(b + 1);
       this.#store.pending.set(key, pending);
-      host.pending(key, token, pending);
+      host.pending(key, token, pending, message.charCodeAt(a + 1) === 43);
     } else if (type === "s") {
       // s|token|key
       host.stopped(message.slice(a + 1), message.slice(2, a));

@@ -47,6 +47,7 @@
 import { createHash } from "node:crypto";
 import { ABANDON } from "./abandon.js";
 import { ACQUIRE } from "./acquire.js";
+import { CARRY } from "./carry.js";
 import { CLEAR } from "./clear.js";
 import { EXPIRE } from "./expire.js";
 import { FINISH } from "./finish.js";
@@ -79,4 +80,5 @@ export const SCRIPTS = {
   sweep: script(SWEEP),
   stop: script(STOP),
   keys: script(KEYS),
+  carry: script(CARRY),
 };

@@ -52,6 +52,8 @@ interface Seen {
 
 const db = useRedis();
 
+type SubscribeFn = (channels: string[], listener: (message: string) => void) => Promise<void>;
+
 /** Resolves when `signal` aborts (never rejects). */
 const aborted = (signal: AbortSignal) =>
   new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
@@ -202,6 +204,45 @@ describe.skipIf(!redisAvailable).each(CLIENTS)(
         carried: [{ value: "half an answer", fence: seen[0]?.fence, reason: "superseded" }],
       });
       expect([...A.errors, ...B.errors]).toEqual([]);
+    });
+
+    it("a lost interrupt hint: A's next renewal interrupts its turn all the same", async () => {
+      const client = kind.create(db.target);
+      const store = redisStore({ client, prefix, lease: LEASE });
+      // A's store loses the first interrupt hint sent to it (a dropped pub/sub message).
+      const lost: string[] = [];
+      const port = (store as unknown as { port: { subscribe: SubscribeFn } }).port;
+      const subscribe = port.subscribe.bind(port);
+      port.subscribe = (channels, listener) =>
+        subscribe(channels, (message) => {
+          if (lost.length === 0 && /^p\|[^|]*\|\+/.test(message)) lost.push(message);
+          else listener(message);
+        });
+      const seen: Seen[] = [];
+      const A = createGuard<Msg>({
+        store,
+        mode: "collect",
+        handler: handler("A", seen, { draft: ["half"] }),
+      });
+      open.push({
+        close: async () => {
+          await A.close({ timeout: 1_000 });
+          await store.close();
+          await kind.dispose(client);
+        },
+      });
+      const B = replica("B", { mode: perInput, handler: handler("B", seen, {}) });
+      expect(await A.submit("chat", { text: "draft" })).toBe("started");
+      await written("chat", "half");
+      expect(await B.guard.submit("chat", { text: "stop", mode: "interrupt" })).toBe("queued");
+      await eventually(() => seen.length === 2, LEASE * 3, "the renewal's interrupt");
+      expect(lost).toHaveLength(1);
+      expect(seen[0]?.aborted).toBe("superseded");
+      expect(seen[1]).toMatchObject({
+        inputs: ["stop"],
+        carried: [{ value: "half", fence: seen[0]?.fence, reason: "superseded" }],
+      });
+      await A.onIdle();
     });
 
     it("a per-input queue admitted at B runs alone at A, in order", async () => {

@@ -10,7 +10,9 @@
 //   tag     = "{" + prefix + bucket + "}"       (one Cluster slot per bucket)
 //   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX, followed by
 //                       flags (see lua/index.ts): "+p" input was queued during the claim, "+w" a
-//                       lane waits for the release, "+s" stopped, "+e<ms>" earliest expiry
+//                       lane waits for the release, "+s" stopped, "+e<ms>" earliest expiry,
+//                       "+i" input admitted in interrupt mode waits (added with issue 15: older
+//                       replicas' scripts ignore a flag they do not know, and a next claim drops it)
 //   tag + "q:" + key    pending entries (a list)
 //   tag + "r:" + key    entries of the running turn, handed to the next holder if it dies
 //   tag + "c:" + key    carried work (added with issue 15; lua/carried.ts), a list: first the

@@ -225,6 +225,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           if (Number(reply[1]) === 1) renewal.stopped = true;
           if (at !== "") renewal.expires = Number(at);
           this.#holdings.renewed(key, claim.token);
+          if (Number(reply[3]) === 1) this.takeover.interruptRenewed(key, claim.token, pending);
           return renewal;
         }
         const pending = Number(reply);

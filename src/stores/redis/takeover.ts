@@ -60,6 +60,8 @@ export class Takeover<E extends StoreEntry> {
   /** The subscription stopped answering and was reported; reported again once it answered. */
   #deaf = false;
   #detached = false;
+  /** Per key, the token whose turn an interrupt hint reached (a renewal need not repeat it). */
+  readonly #interrupted = new Map<string, string>();
 
   constructor(store: TakeoverStore<E>) {
     this.#store = store;
@@ -163,8 +165,18 @@ export class Takeover<E extends StoreEntry> {
     if (watch.uids.size === 0 && !watch.probing) this.#watches.delete(key);
   }
 
+  /**
+   * A renewal of `token` says input admitted in interrupt mode was queued during the claim: tell
+   * the guard unless the hint did (a lost hint must not leave the turn running).
+   */
+  interruptRenewed(key: string, token: string, pending: number): void {
+    if (this.#interrupted.get(key) === token) this.#interrupted.delete(key);
+    else if (!this.#detached) this.#host?.pending(key, token, pending, true);
+  }
+
   /** The key was released here: nothing of this replica can wait there any more. */
   released(key: string): void {
+    this.#interrupted.delete(key);
     const watch = this.#watches.get(key);
     if (watch === undefined || watch.probing) return;
     if (watch.timer !== undefined) clearTimeout(watch.timer);
@@ -332,7 +344,9 @@ export class Takeover<E extends StoreEntry> {
       const pending = Number(message.slice(a + 1, b));
       const key = message.slice(b + 1);
       this.#store.pending.set(key, pending);
-      host.pending(key, token, pending, message.charCodeAt(a + 1) === 43);
+      const interrupt = message.charCodeAt(a + 1) === 43;
+      if (interrupt) this.#interrupted.set(key, token);
+      host.pending(key, token, pending, interrupt);
     } else if (type === "s") {
       // s|token|key
       host.stopped(message.slice(a + 1), message.slice(2, a));

@@ -128,6 +128,8 @@ if holder then
     value = value .. "+p"
     redis.call("ZADD", KEYS[5], clock() + math.max(pttl, 0), key)
   end
+  -- An interrupt also flags the lease: the holder's next renewal interrupts if the hint was lost.
+  if extra == "|i" and not flagged(value, "+i") then value = value .. "+i" end
   local at = expiry_of(entry)
   if at then
     local current = expiry_flag(value)

@@ -7,6 +7,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
   type Carried,
+  CarryTooLargeError,
   createGuard,
   type Guard,
   type GuardOptions,
@@ -243,6 +244,59 @@ describe.skipIf(!redisAvailable).each(CLIENTS)(
         carried: [{ value: "half", fence: seen[0]?.fence, reason: "superseded" }],
       });
       await A.onIdle();
+    });
+
+    it("maxCarry counts what the store hands on: a carry past it throws, and the store keeps what the guard allowed", async () => {
+      const seen: Seen[] = [];
+      const refused: unknown[] = [];
+      const twenty = "x".repeat(18); // 20 bytes as JSON
+      const A = replica("A", {
+        mode: "interrupt",
+        maxCarry: 50,
+        handler: async (turn) => {
+          seen.push({
+            by: "A",
+            fence: turn.fence,
+            inputs: turn.inputs.map((m) => m.text),
+            carried: turn.carried,
+            heard: [],
+          });
+          if (turn.inputs[0]?.text === "last") return;
+          turn.carry(twenty);
+          if (turn.carried.length > 0) {
+            try {
+              turn.carry(twenty + twenty); // 20 handed on + 40 > 50
+            } catch (error) {
+              refused.push(error);
+            }
+          }
+          await aborted(turn.signal);
+        },
+      });
+      const B = replica("B", { mode: "interrupt", handler: handler("B", seen, {}) });
+      expect(await A.guard.submit("chat", { text: "one" })).toBe("started");
+      await written("chat", twenty);
+      expect(await B.guard.submit("chat", { text: "two" })).toBe("queued");
+      await eventually(() => seen.length === 2, 5_000, "the second turn");
+      await written("chat", twenty);
+      expect(await B.guard.submit("chat", { text: "last" })).toBe("queued");
+      await eventually(() => seen.length === 3, 5_000, "the last turn");
+      await A.guard.onIdle();
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toBeInstanceOf(CarryTooLargeError);
+      // The refused value was never written: the last turn got the two values within the limit.
+      expect(seen[2]?.carried.map((c) => c.value)).toEqual([twenty, twenty]);
+    });
+
+    it("a carry list no claim is handed (left by a replica of an earlier version) is deleted by the next admission", async () => {
+      const seen: Seen[] = [];
+      const A = replica("A", { handler: handler("A", seen, {}) });
+      const stale = `{${prefix}${bucketOf("chat")}}c:chat`;
+      await db.admin.rPush(stale, ["", `superseded|1|"from long ago"`]);
+      expect(await A.guard.submit("chat", { text: "hello" })).toBe("started");
+      await A.guard.onIdle();
+      expect(seen[0]?.carried).toEqual([]);
+      expect(await db.admin.exists(stale)).toBe(0);
     });
 
     it("a per-input queue admitted at B runs alone at A, in order", async () => {

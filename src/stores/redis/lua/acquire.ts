@@ -30,7 +30,8 @@ export function acquirePolicy(policy: AdmitPolicy, prefixLength: string): string
  *       suffix)]. The policy is four characters: whenHeld (e enqueue, l latest, r reject), overflow
  *       (o drop-oldest, n drop-newest), batch (a all, o one), notifyFree (1, 0); the prefix length
  *       locates the prefix in the lease key's name, for the hint channel. "|i": the entry was
- *       admitted in `interrupt` mode (a mode function chose it): the holder's "p" hint says so.
+ *       admitted in `interrupt` mode (a mode function chose it): the holder's "p" hint says so, and
+ *       the lease is flagged "+i" for the holder's next renewal, in case the hint is lost.
  *
  * Carried work (./carried.ts): a key whose carry list exists takes the general path, so that a
  * list no claim is handed (left by a replica of an earlier version) is deleted there; a dead

@@ -10,6 +10,7 @@
 import type { CarriedRecord, Claim, StoreDrop, StoreEntry, StoreHost } from "../stores/store.js";
 import type { Engine } from "./engine.js";
 import { type GuardEntry, newEntry } from "./entry.js";
+import { MODES } from "./modes.js";
 import { tookOver } from "./observe.js";
 import type { Codec } from "./options.js";
 import { notPlainData } from "./plain-data.js";
@@ -133,11 +134,12 @@ export class Replicas<I> {
       acquired: (key, claim, batch, dropped, carried) =>
         this.#takenOver(key, claim, batch, dropped, carried),
       dropped: (key, dropped) => engine.ends.droppedAll(key, dropped),
-      pending: (key, token, pending) => {
+      pending: (key, token, pending, interrupt) => {
         const turn = engine.keys.get(key);
         if (turn === undefined || turn.claim.token !== token || turn.stale) return;
         if (turn.watch !== undefined) turn.watch.knownPending = pending;
-        engine.pendingArrived(turn, pending);
+        // An input admitted in interrupt mode at another replica aborts the turn here too.
+        engine.pendingArrived(turn, pending, interrupt === true ? MODES.interrupt : undefined);
       },
       stopped: (key, token) => {
         const turn = engine.keys.get(key);

@@ -40,6 +40,12 @@ export interface StoreEntry {
    */
   readonly settle?: number | undefined;
   /**
+   * The busy mode a mode function chose for the input (`undefined`: the guard's own mode). A shared
+   * store carries `interrupt` to the process whose turn holds the key (`StoreHost.pending`), so
+   * the input aborts that turn whatever that process's own mode is.
+   */
+  readonly mode?: string | undefined;
+  /**
    * The input as JSON text, for a shared store to carry to other processes. The guard sets it when
    * `store.shared`; `undefined` there means the entry cannot leave this process (a lane), so a
    * shared store never hands it to another one.
@@ -432,8 +438,12 @@ export interface StoreHost<E> {
   ): void;
   /** Entries the store removed without handing them to a turn here (expired, superseded…). */
   dropped(key: string, dropped: readonly StoreDrop<E>[]): void;
-  /** Hint: input is pending for a key held here under `token` (admitted by another process). */
-  pending(key: string, token: string, pending: number): void;
+  /**
+   * Hint: input is pending for a key held here under `token` (admitted by another process).
+   * `interrupt`: the input that arrived was admitted in `interrupt` mode (`StoreEntry.mode`): the
+   * turn is aborted (`superseded`) whatever this guard's own mode is.
+   */
+  pending(key: string, token: string, pending: number, interrupt?: boolean): void;
   /** Hint: another process stopped the key held here under `token`. */
   stopped(key: string, token: string): void;
   /** Hint: the key was released (a lane waiting for it may try again). */

@@ -18,10 +18,12 @@ import { redisStore } from "session-guard/redis";
 interface Input {
   readonly id: string;
   readonly work: number;
+  /** Carried by the turn as soon as it starts (`turn.carry`). */
+  readonly carry?: string;
 }
 
 export type ToReplica =
-  | { type: "submit"; key: string; id: string; work: number; local: boolean }
+  | { type: "submit"; key: string; id: string; work: number; local: boolean; carry?: string }
   | { type: "stop"; key: string }
   | { type: "close"; timeout?: number };
 
@@ -37,6 +39,8 @@ export type FromReplica =
       at: number;
       pid: number;
       local: boolean;
+      /** What the turn was handed (`turn.carried`): value, fence, reason. */
+      carried: [unknown, number, string][];
     }
   | {
       type: "end";
@@ -83,7 +87,10 @@ function run(local: boolean) {
       at: now(),
       pid: process.pid,
       local,
+      carried: turn.carried.map((c) => [c.value, c.fence, c.reason]),
     });
+    const carry = turn.inputs[turn.inputs.length - 1]?.carry;
+    if (carry !== undefined) turn.carry(carry);
     const work = turn.inputs[turn.inputs.length - 1]?.work ?? 0;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, work);
@@ -126,8 +133,9 @@ const guard = createGuard<Input>({
 
 process.on("message", (message: ToReplica) => {
   if (message.type === "submit") {
-    const { key, id, work, local } = message;
-    guard.submit(key, { id, work }, local ? run(true) : undefined, { id }).then(
+    const { key, id, work, local, carry } = message;
+    const input: Input = carry === undefined ? { id, work } : { id, work, carry };
+    guard.submit(key, input, local ? run(true) : undefined, { id }).then(
       (outcome) => send({ type: "admitted", id, outcome }),
       (error: unknown) => send({ type: "refused", id, error: String(error) }),
     );

@@ -7,6 +7,7 @@
 
 import type { AdmitPolicy, Claim, Store, StoreDrop, StoreEntry } from "session-guard";
 import { describe, expect, it } from "vitest";
+import { carryContract } from "./carry-contract.js";
 import { sleep } from "./helpers.js";
 
 export interface ContractEntry extends StoreEntry {
@@ -549,5 +550,7 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
         await store.finish(k, claim, "all");
       }),
     );
+
+    carryContract(withStore as Parameters<typeof carryContract>[0]);
   });
 }

@@ -2,7 +2,8 @@
 //
 // Each is one script (lua/) and one round trip, except `keys`, which reads every bucket's index.
 
-import type { Claim, Expiry, Stopped, StoreEntry } from "session-guard";
+import type { CarryOn, Claim, Expiry, Stopped, StoreEntry } from "session-guard";
+import { type Carrying, carryArgs } from "./carried.js";
 import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, bucketOf, idField, idKeyOf, wellFormed } from "./format.js";
 import { SCRIPTS } from "./lua/index.js";
@@ -11,6 +12,7 @@ import type { StoreParts } from "./parts.js";
 /** What these operations need from the store. */
 export interface ControlStore<E extends StoreEntry> extends StoreParts<E> {
   readonly hints: string;
+  readonly carrying: Carrying;
   unhold(key: string, token: string): void;
 }
 
@@ -28,19 +30,30 @@ export function illFormed(what: string, value: string): TypeError {
   );
 }
 
-/** Release the key for another replica (shutdown), announcing it when input waits. */
+/**
+ * Release the key for another replica (shutdown), announcing it when input waits. `carry`: the
+ * turn's carried work waits for that replica (carried.ts).
+ */
 export function abandon<E extends StoreEntry>(
   store: ControlStore<E>,
   key: string,
   claim: Claim,
   requeue: boolean,
+  carry?: CarryOn,
 ): Promise<readonly E[]> {
+  let carried: [string, string];
+  try {
+    carried = carryArgs(carry);
+  } catch (error) {
+    return Promise.reject(error);
+  }
   const names = store.names(key);
   store.pending.delete(key);
+  store.carrying.ended(claim.token);
   return store.scripts.call(
     SCRIPTS.abandon,
-    [names.lease, names.queue, names.run, names.index],
-    [claim.token, store.hints, store.replicaId, requeue ? "1" : "0"],
+    [names.lease, names.queue, names.run, names.index, names.carry],
+    [claim.token, store.hints, store.replicaId, requeue ? "1" : "0", ...carried],
     () => {
       store.unhold(key, claim.token);
       return NONE;

@@ -10,9 +10,18 @@
 //   tag     = "{" + prefix + bucket + "}"       (one Cluster slot per bucket)
 //   tag + "l:" + key    lease: the holder's token "<fence>:<replica>:<n>", with PX, followed by
 //                       flags (see lua/index.ts): "+p" input was queued during the claim, "+w" a
-//                       lane waits for the release, "+s" stopped, "+e<ms>" earliest expiry
+//                       lane waits for the release, "+s" stopped, "+e<ms>" earliest expiry,
+//                       "+i" input admitted in interrupt mode waits (added with issue 15: older
+//                       replicas' scripts ignore a flag they do not know, and a next claim drops it)
 //   tag + "q:" + key    pending entries (a list)
 //   tag + "r:" + key    entries of the running turn, handed to the next holder if it dies
+//   tag + "c:" + key    carried work (added with issue 15; lua/carried.ts), a list: first the
+//                       running claim's latest value, "" or "<fence>|<json>", then the records
+//                       handed on by turns cut short, oldest first, "<reason>|<fence>|<json>".
+//                       It exists only while the key is held or handed on. An older replica never
+//                       reads it (its turns carry nothing across replicas) and may leave it
+//                       behind on release: a claim is handed the list only with a turn or input
+//                       left behind, and the first admission of a free key deletes a stale one.
 //   tag + "d:" + len + ":" + key + ":" + id     de-duplication id, with PX
 //   tag + "fence"       the bucket's last fence, max(last + 1, Redis' clock in µs), no expiry
 //   tag + "index"       keys held or with pending input, scored by lease deadline (ms, Redis'
@@ -32,7 +41,10 @@
 // Hints travel on `prefix + "hint"` (every replica) and `prefix + "hint:" + replica` (one
 // replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>", and
 // since 0.2 "d|<reason>=<uid>,…|<key>" (entries of that replica dropped elsewhere: dropped.ts),
-// which older replicas ignore, as every replica ignores a hint type it does not know.
+// which older replicas ignore, as every replica ignores a hint type it does not know. Since
+// issue 15 the count of a "p" hint may be written "+<pending>": the input that arrived was admitted in
+// `interrupt` mode (chosen per input), and the holder aborts its turn whatever its own mode; an
+// older replica reads Number("+3") as 3, as before.
 
 import type { StoreEntry } from "session-guard";
 
@@ -96,6 +108,7 @@ export interface Names extends Bucket {
   readonly lease: string;
   readonly queue: string;
   readonly run: string;
+  readonly carry: string;
 }
 
 export function namesOf(bucket: Bucket, key: string): Names {
@@ -107,7 +120,13 @@ export function namesOf(bucket: Bucket, key: string): Names {
     lease: `${tag}l:${key}`,
     queue: `${tag}q:${key}`,
     run: `${tag}r:${key}`,
+    carry: carryKeyOf(tag, key),
   };
+}
+
+/** The name of a key's carried work, `<tag>c:<key>` (since 0.3). */
+export function carryKeyOf(tag: string, key: string): string {
+  return `${tag}c:${key}`;
 }
 
 /** The de-duplication key of `id` for `key`. */

@@ -3,7 +3,8 @@
 // What a reply means for this process is recorded here too: which keys it holds (holdings.ts, which
 // `close()` waits for), the pending counts it knows, and the keys the takeover watches or forgets.
 
-import type { Admission, Claim, Finish, StoreDrop, StoreEntry } from "session-guard";
+import type { Admission, CarriedRecord, Claim, Finish, StoreDrop, StoreEntry } from "session-guard";
+import { type Carrying, readCarried } from "./carried.js";
 import { text } from "./entries.js";
 import type { StoreParts } from "./parts.js";
 import type { Takeover } from "./takeover.js";
@@ -12,10 +13,11 @@ import type { Takeover } from "./takeover.js";
 export interface ReplyStore<E extends StoreEntry>
   extends Pick<StoreParts<E>, "entries" | "pending" | "scripts"> {
   readonly takeover: Takeover<E>;
+  readonly carrying: Carrying;
   acquired(
     key: string,
     answer: readonly unknown[],
-  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] };
   hold(key: string, token: string): void;
   unhold(key: string, token: string): void;
 }
@@ -28,21 +30,25 @@ const NONE: readonly never[] = Object.freeze([]);
 const RELEASED = Object.freeze({ status: "released" as const, dropped: NONE });
 
 /**
- * An `acquired` reply ({"acquired", token, fence, batch, drops, pending}), from an admission or a
- * takeover: the claim, its batch and drops; this replica now holds the key.
+ * An `acquired` reply ({"acquired", token, fence, batch, drops, pending, carried}), from an
+ * admission or a takeover: the claim, its batch, drops and carried work (only when there is some);
+ * this replica now holds the key.
  */
 export function readAcquired<E extends StoreEntry>(
   store: ReplyStore<E>,
   key: string,
   answer: readonly unknown[],
-): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] } {
+): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] } {
   const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
   const batch = store.entries.entries(answer[3], key);
   const dropped = store.entries.drops(answer[4], key);
   store.pending.set(key, Number(answer[5] ?? 0));
   store.hold(key, claim.token);
   store.takeover.holding(key);
-  return { claim, batch, dropped };
+  const carried = readCarried(answer[6]);
+  if (carried === undefined) return { claim, batch, dropped };
+  store.carrying.handed(claim.token, carried);
+  return { claim, batch, dropped, carried };
 }
 
 /** ACQUIRE's answer to an admission of `entry` (uid `uid`). */
@@ -109,6 +115,7 @@ export function readFinish<E extends StoreEntry>(
   reply: unknown,
 ): Finish<E> {
   store.scripts.answered();
+  store.carrying.ended(token);
   // 0: released, nothing pending, nothing dropped, no lane waiting.
   if (!Array.isArray(reply)) return released(store, key, token, RELEASED);
   const answer = reply;
@@ -132,7 +139,10 @@ export function readFinish<E extends StoreEntry>(
   const dropped = store.entries.drops(answer[4], key);
   store.pending.set(key, Number(answer[5]));
   store.hold(key, next.token);
-  return { status: "next", claim: next, batch: entries, dropped };
+  const carried = readCarried(answer[6]);
+  if (carried === undefined) return { status: "next", claim: next, batch: entries, dropped };
+  store.carrying.handed(next.token, carried);
+  return { status: "next", claim: next, batch: entries, dropped, carried };
 }
 
 /** The key was released under the claim `token`: nothing of this replica waits there any more. */

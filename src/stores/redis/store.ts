@@ -8,6 +8,8 @@ import type {
   Admission,
   AdmitPolicy,
   BatchPolicy,
+  CarriedRecord,
+  CarryOn,
   Claim,
   Expiry,
   Finish,
@@ -19,12 +21,14 @@ import type {
   StoreHost,
   Take,
 } from "session-guard";
+import { Carrying, carry, carryArgs } from "./carried.js";
 import { abandon, clear, expire, forget, illFormed, keys, stop, withdraw } from "./control.js";
 import { LocalEntries, list, text } from "./entries.js";
 import {
   type Bucket,
   bucketOf,
   bucketsOf,
+  carryKeyOf,
   encodeEntry,
   hintChannel,
   idKeyOf,
@@ -69,6 +73,8 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   /** ACQUIRE's policy argument, by the policy object the guard passes. */
   readonly #policies = new WeakMap<AdmitPolicy, string>();
   readonly takeover: Takeover<E>;
+  /** Claims of this process with carried work (carried.ts). */
+  readonly carrying = new Carrying();
   #host: StoreHost<E> | undefined;
   #seq = 0;
   #closed = false;
@@ -109,7 +115,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   acquired(
     key: string,
     answer: readonly unknown[],
-  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] } {
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] } {
     return readAcquired(this, key, answer);
   }
 
@@ -144,10 +150,28 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     const lease = `${tag}l:${key}`;
     const queue = `${tag}q:${key}`;
     const run = `${tag}r:${key}`;
+    const carried = carryKeyOf(tag, key);
     const sha = SCRIPTS.acquire.sha;
+    // An input admitted in interrupt mode (a mode function chose it) says so in its "p" hint.
+    const encoded = entry.mode === "interrupt" ? `${this.#policy(policy)}|i` : this.#policy(policy);
     const args =
       entry.id !== undefined && policy.dedupe > 0
         ? [
+            "EVALSHA",
+            sha,
+            "7",
+            lease,
+            queue,
+            run,
+            bucket.fence,
+            bucket.index,
+            carried,
+            idKeyOf(tag, key, entry.id),
+            text,
+            this.leaseText,
+            encoded,
+          ]
+        : [
             "EVALSHA",
             sha,
             "6",
@@ -156,23 +180,10 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
             run,
             bucket.fence,
             bucket.index,
-            idKeyOf(tag, key, entry.id),
+            carried,
             text,
             this.leaseText,
-            this.#policy(policy),
-          ]
-        : [
-            "EVALSHA",
-            sha,
-            "5",
-            lease,
-            queue,
-            run,
-            bucket.fence,
-            bucket.index,
-            text,
-            this.leaseText,
-            this.#policy(policy),
+            encoded,
           ];
     this.entries.add(uid, entry, key);
     return this.scripts.eval(
@@ -214,6 +225,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           if (Number(reply[1]) === 1) renewal.stopped = true;
           if (at !== "") renewal.expires = Number(at);
           this.#holdings.renewed(key, claim.token);
+          if (Number(reply[3]) === 1) this.takeover.interruptRenewed(key, claim.token, pending);
           return renewal;
         }
         const pending = Number(reply);
@@ -244,33 +256,52 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     });
   }
 
-  finish(key: string, claim: Claim, batch: BatchPolicy): Promise<Finish<E>> {
+  finish(key: string, claim: Claim, batch: BatchPolicy, carry?: CarryOn): Promise<Finish<E>> {
     // The queue and the bucket's fence only when input may be pending: the script asks for them
-    // (answers {"keys"}) if it finds that it needs them.
-    const full = (this.pending.get(key) ?? 0) > 0;
-    return this.#finish(key, claim.token, batch, full);
+    // (answers {"keys"}) if it finds that it needs them. The carry list only with carried work.
+    const carrying = carry !== undefined || this.carrying.has(claim.token);
+    let carried: string[] | undefined;
+    try {
+      carried = carrying ? carryArgs(carry) : undefined;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const full = carried !== undefined || (this.pending.get(key) ?? 0) > 0;
+    return this.#finish(key, claim.token, batch, full, carried);
   }
 
-  #finish(key: string, token: string, batch: BatchPolicy, full: boolean): Promise<Finish<E>> {
+  #finish(
+    key: string,
+    token: string,
+    batch: BatchPolicy,
+    full: boolean,
+    carried?: string[],
+  ): Promise<Finish<E>> {
     const bucket = this.buckets[bucketOf(key)] as Bucket;
     const tag = bucket.tag;
     const sha = SCRIPTS.finish.sha;
     const lease = `${tag}l:${key}`;
     const run = `${tag}r:${key}`;
-    const args = full
-      ? [
-          "EVALSHA",
-          sha,
-          "5",
-          lease,
-          run,
-          bucket.index,
-          `${tag}q:${key}`,
-          bucket.fence,
-          token,
-          batch === "one" ? this.#finishOne : this.#finishAll,
-        ]
-      : ["EVALSHA", sha, "3", lease, run, bucket.index, token];
+    const options = batch === "one" ? this.#finishOne : this.#finishAll;
+    const queue = `${tag}q:${key}`;
+    const args = !full
+      ? ["EVALSHA", sha, "3", lease, run, bucket.index, token]
+      : carried === undefined
+        ? ["EVALSHA", sha, "5", lease, run, bucket.index, queue, bucket.fence, token, options]
+        : [
+            "EVALSHA",
+            sha,
+            "6",
+            lease,
+            run,
+            bucket.index,
+            queue,
+            bucket.fence,
+            carryKeyOf(tag, key),
+            token,
+            options,
+            ...carried,
+          ];
     return this.scripts.eval(
       SCRIPTS.finish,
       args,
@@ -280,14 +311,19 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
           : this.#finish(key, token, batch, true),
       (error) => {
         // The guard ends the turn here either way; the lease, if it survived, lapses.
+        this.carrying.ended(token);
         this.unhold(key, token);
         throw error;
       },
     );
   }
 
-  abandon(key: string, claim: Claim, requeue = false): Promise<readonly E[]> {
-    return abandon(this, key, claim, requeue);
+  abandon(key: string, claim: Claim, requeue = false, carry?: CarryOn): Promise<readonly E[]> {
+    return abandon(this, key, claim, requeue, carry);
+  }
+
+  carry(key: string, claim: Claim, data: string | undefined): Promise<boolean> {
+    return carry(this, key, claim, data);
   }
 
   clear(key: string): Promise<readonly E[]> {

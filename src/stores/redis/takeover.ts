@@ -6,7 +6,14 @@
 // only make things prompt: every decision is taken by a script. This runs on timers beside the
 // store's hot path and reaches the store through the narrow `TakeoverStore`.
 
-import type { Claim, StoreDrop, StoreEntry, StoreHost } from "session-guard";
+import type {
+  CarriedRecord,
+  CarryOn,
+  Claim,
+  StoreDrop,
+  StoreEntry,
+  StoreHost,
+} from "session-guard";
 import { readDropHint, tellDropped } from "./dropped.js";
 import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
@@ -32,8 +39,8 @@ export interface TakeoverStore<E extends StoreEntry> extends StoreParts<E> {
   acquired(
     key: string,
     answer: readonly unknown[],
-  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[] };
-  abandon(key: string, claim: Claim, requeue: boolean): Promise<unknown>;
+  ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] };
+  abandon(key: string, claim: Claim, requeue: boolean, carry?: CarryOn): Promise<unknown>;
 }
 
 /** A key this replica probes: it queued input there, or its own claim there was lost. */
@@ -53,6 +60,8 @@ export class Takeover<E extends StoreEntry> {
   /** The subscription stopped answering and was reported; reported again once it answered. */
   #deaf = false;
   #detached = false;
+  /** Per key, the token whose turn an interrupt hint reached (a renewal need not repeat it). */
+  readonly #interrupted = new Map<string, string>();
 
   constructor(store: TakeoverStore<E>) {
     this.#store = store;
@@ -156,8 +165,18 @@ export class Takeover<E extends StoreEntry> {
     if (watch.uids.size === 0 && !watch.probing) this.#watches.delete(key);
   }
 
+  /**
+   * A renewal of `token` says input admitted in interrupt mode was queued during the claim: tell
+   * the guard unless the hint did (a lost hint must not leave the turn running).
+   */
+  interruptRenewed(key: string, token: string, pending: number): void {
+    if (this.#interrupted.get(key) === token) this.#interrupted.delete(key);
+    else if (!this.#detached) this.#host?.pending(key, token, pending, true);
+  }
+
   /** The key was released here: nothing of this replica can wait there any more. */
   released(key: string): void {
+    this.#interrupted.delete(key);
     const watch = this.#watches.get(key);
     if (watch === undefined || watch.probing) return;
     if (watch.timer !== undefined) clearTimeout(watch.timer);
@@ -220,7 +239,7 @@ export class Takeover<E extends StoreEntry> {
     store.scripts
       .call(
         SCRIPTS.acquire,
-        [names.lease, names.queue, names.run, names.fence, names.index],
+        [names.lease, names.queue, names.run, names.fence, names.index, names.carry],
         argv,
         (reply) => reply,
       )
@@ -253,16 +272,16 @@ export class Takeover<E extends StoreEntry> {
             return;
           }
           // Acquired: this replica holds the key now.
-          const { claim, batch, dropped } = store.acquired(key, answer);
+          const { claim, batch, dropped, carried } = store.acquired(key, answer);
           if (this.#detached) {
-            // Closed meanwhile: leave the batch to another replica.
+            // Closed meanwhile: leave the batch (and its carried work) to another replica.
             store
               .abandon(key, claim, true)
               .catch((error: unknown) => store.scripts.background(error, key));
             host.departed(batch);
             return;
           }
-          host.acquired(key, claim, batch, dropped);
+          host.acquired(key, claim, batch, dropped, carried);
         },
         (error: unknown) => {
           watch.probing = false;
@@ -319,13 +338,15 @@ export class Takeover<E extends StoreEntry> {
     const type = message.charAt(0);
     const a = message.indexOf("|", 2);
     if (type === "p") {
-      // p|token|pending|key
+      // p|token|pending|key; a count "+<n>" is an input admitted in interrupt mode (format.ts)
       const b = message.indexOf("|", a + 1);
       const token = message.slice(2, a);
       const pending = Number(message.slice(a + 1, b));
       const key = message.slice(b + 1);
       this.#store.pending.set(key, pending);
-      host.pending(key, token, pending);
+      const interrupt = message.charCodeAt(a + 1) === 43;
+      if (interrupt) this.#interrupted.set(key, token);
+      host.pending(key, token, pending, interrupt);
     } else if (type === "s") {
       // s|token|key
       host.stopped(message.slice(a + 1), message.slice(2, a));

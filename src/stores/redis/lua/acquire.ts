@@ -1,6 +1,7 @@
 // === ACQUIRE: one script, one round trip (see ./index.ts)
 
 import type { AdmitPolicy } from "session-guard";
+import { CARRIED_LIB } from "./carried.js";
 import { FENCE, LIB } from "./lib.js";
 
 /** Most entries kept pending per key (`unpack` and memory limits), whatever `maxPending` says. */
@@ -23,12 +24,18 @@ export function acquirePolicy(policy: AdmitPolicy, prefixLength: string): string
  * Claim the key, or keep the entry as pending input of its holder, with de-duplication inside.
  * With an empty entry it is a probe: claim the key if its holder is gone and input waits.
  *
- * KEYS: lease, queue, run, fence, index [, id]
+ * KEYS: lease, queue, run, fence, index, carry [, id]
  * ARGV: entry | "", lease ms, "<dedupe ms, 0 = forever>|<maxPending>|<policy>|<prefix length>"
- *       [, token suffix "<replica>:<n>" (a probe; otherwise the entry's uid is the suffix)].
- *       The policy is four characters: whenHeld (e enqueue, l latest, r reject), overflow
+ *       [+ "|i"] [, token suffix "<replica>:<n>" (a probe; otherwise the entry's uid is the
+ *       suffix)]. The policy is four characters: whenHeld (e enqueue, l latest, r reject), overflow
  *       (o drop-oldest, n drop-newest), batch (a all, o one), notifyFree (1, 0); the prefix length
- *       locates the prefix in the lease key's name, for the hint channel.
+ *       locates the prefix in the lease key's name, for the hint channel. "|i": the entry was
+ *       admitted in `interrupt` mode (a mode function chose it): the holder's "p" hint says so, and
+ *       the lease is flagged "+i" for the holder's next renewal, in case the hint is lost.
+ *
+ * Carried work (./carried.ts): a key whose carry list exists takes the general path, so that a
+ * list no claim is handed (left by a replica of an earlier version) is deleted there; a dead
+ * holder's value joins the records as "lease-lost", and a claim is answered the records.
  *
  * A free key is claimed inline (before the helpers are defined): the fence (see FENCE), the lease,
  * the running turn's entry and the index entry with the lease's deadline.
@@ -36,21 +43,21 @@ export function acquirePolicy(policy: AdmitPolicy, prefixLength: string): string
  * Answers the fence alone when it claimed a free key for the entry (the batch is the entry, the
  * token `<fence>:<uid>`); otherwise {"dup"} | {"busy", holder, pttl} | {"overflow", holder, pttl}
  * | {"queued", holder, pttl, pending, drops} | {"held", holder, pttl, uids} (probe) |
- * {"free", drops} | {"acquired", token, fence, batch, drops, pending}.
+ * {"free", drops} | {"acquired", token, fence, batch, drops, pending, carried}.
  */
 export const ACQUIRE = `
 local entry = ARGV[1]
-if KEYS[6] then
+if KEYS[7] then
   local window = string.match(ARGV[3], "^%d+")
   local fresh
   if window == "0" then
-    fresh = redis.call("SET", KEYS[6], "1", "NX")
+    fresh = redis.call("SET", KEYS[7], "1", "NX")
   else
-    fresh = redis.call("SET", KEYS[6], "1", "NX", "PX", window)
+    fresh = redis.call("SET", KEYS[7], "1", "NX", "PX", window)
   end
   if not fresh then return {"dup"} end
 end
-if entry ~= "" and redis.call("EXISTS", KEYS[1], KEYS[2], KEYS[3]) == 0 then
+if entry ~= "" and redis.call("EXISTS", KEYS[1], KEYS[2], KEYS[3], KEYS[6]) == 0 then
   local fence_key = KEYS[4]
   ${FENCE}
   redis.call("SET", KEYS[1], fence_text .. ":" .. string.match(entry, "^[^|]*|[^|]*|([^|]*)"), "PX", ARGV[2])
@@ -60,7 +67,8 @@ if entry ~= "" and redis.call("EXISTS", KEYS[1], KEYS[2], KEYS[3]) == 0 then
   return fence
 end
 ${LIB}
-local max_pending, policy, prefix_length = string.match(ARGV[3], "^%d+|(%d+)|(....)|(%d+)$")
+${CARRIED_LIB}
+local max_pending, policy, prefix_length, extra = string.match(ARGV[3], "^%d+|(%d+)|(....)|(%d+)(.*)$")
 local lease_ms = tonumber(ARGV[2])
 local suffix = ARGV[4] or field(entry, 3)
 local key = key_of(KEYS[1])
@@ -121,6 +129,8 @@ if holder then
     value = value .. "+p"
     redis.call("ZADD", KEYS[5], clock() + math.max(pttl, 0), key)
   end
+  -- An interrupt also flags the lease: the holder's next renewal interrupts if the hint was lost.
+  if extra == "|i" and not flagged(value, "+i") then value = value .. "+i" end
   local at = expiry_of(entry)
   if at then
     local current = expiry_flag(value)
@@ -130,14 +140,22 @@ if holder then
   local replica = replica_of(holder)
   if replica ~= nil and replica ~= string.match(suffix, "^[^:]*") then
     local channel = channel_of(KEYS[1], prefix_length) .. ":" .. replica
-    redis.call("PUBLISH", channel, "p|" .. token_of(holder) .. "|" .. n .. "|" .. key)
+    -- "+<n>": an interrupt (format.ts); older replicas read the count as before.
+    local count = extra == "|i" and ("+" .. n) or n
+    redis.call("PUBLISH", channel, "p|" .. token_of(holder) .. "|" .. count .. "|" .. key)
   end
   return {"queued", holder, pttl, n, drops}
 end
 local drops = {}
+-- Carried work is handed on only with a turn or input left behind (a dead holder, a hand-over);
+-- otherwise the list is left over from an earlier version's claim: it goes.
+if redis.call("LLEN", KEYS[3]) == 0 and redis.call("LLEN", KEYS[2]) == 0 then
+  redis.call("DEL", KEYS[6])
+end
 -- The holder died: the entries of its turn come first (at-least-once). Lanes cannot run elsewhere.
 local inherited = 0
 if redis.call("LLEN", KEYS[3]) > 0 then
+  carry_lost(KEYS[6])
   local orphans = redis.call("LRANGE", KEYS[3], 0, -1)
   redis.call("DEL", KEYS[3])
   for i = #orphans, 1, -1 do
@@ -158,8 +176,9 @@ else
 end
 if #batch == 0 then
   redis.call("ZREM", KEYS[5], key)
+  redis.call("DEL", KEYS[6])
   return {"free", drops}
 end
 local token, fence = claim(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], batch, lease_ms, suffix, key, "", earliest)
-return {"acquired", token, fence, batch, drops, remaining}
+return {"acquired", token, fence, batch, drops, remaining, carried_of(KEYS[6])}
 `;

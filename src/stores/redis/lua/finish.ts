@@ -1,11 +1,12 @@
 // === FINISH: one script, one round trip (see ./index.ts)
 
+import { CARRIED_LIB } from "./carried.js";
 import { LIB } from "./lib.js";
 
 /**
  * End the turn: hand back the next batch under a new claim, or release the key when nothing waits.
- * KEYS: lease, run, index [, queue, fence]. ARGV: token [, "<batch: a all, o one>|<lease ms>|
- * <prefix length>"].
+ * KEYS: lease, run, index [, queue, fence [, carry]]. ARGV: token [, "<batch: a all, o one>|
+ * <lease ms>|<prefix length>" [, carry reason or "" (discard), carried value or ""]].
  *
  * A lease that is the bare token (nothing was queued during the claim, no lane waits, no stop) is
  * released with the running turn's entries and its index entry: all it needs are the lease, run and
@@ -17,20 +18,27 @@ import { LIB } from "./lib.js";
  * A lease that is not the caller's any more (it ran out before this finish arrived, or another
  * replica took the key over) is never released or handed on: {"lost"}, and the caller reports it.
  *
+ * Carried work (./carried.ts): the caller declares the carry list when its claim has carried work
+ * or hands some on. A released key deletes it; a next claim is handed the records, after the
+ * ending turn's own value is appended (a carry reason) or everything is deleted (no reason). A lost
+ * claim leaves it for the replica that takes the key over.
+ *
  * Answers 0 when it released the key with nothing pending and no waiter; otherwise
- * {"released", drops} | {"next", token, fence, batch, drops, pending} | {"lost", pending, pttl} |
- * {"keys"}.
+ * {"released", drops} | {"next", token, fence, batch, drops, pending, carried} |
+ * {"lost", pending, pttl} | {"keys"}.
  */
 export const FINISH = `
 local value = redis.call("GET", KEYS[1])
 if value == ARGV[1] then
   redis.call("DEL", KEYS[1], KEYS[2])
+  if KEYS[6] then redis.call("DEL", KEYS[6]) end
   local lease = KEYS[1]
   redis.call("ZREM", KEYS[3], string.sub(lease, string.find(lease, "}", 1, true) + 3))
   return 0
 end
 if not KEYS[4] then return {"keys"} end
 ${LIB}
+${CARRIED_LIB}
 if not holds(value, ARGV[1]) then
   return {"lost", redis.call("LLEN", KEYS[4]), redis.call("PTTL", KEYS[1])}
 end
@@ -44,10 +52,20 @@ local batch, earliest = take_batch(KEYS[4], mode, drops, true)
 if #batch == 0 then
   redis.call("DEL", KEYS[1])
   redis.call("ZREM", KEYS[3], key)
+  if KEYS[6] then redis.call("DEL", KEYS[6]) end
   if waited then redis.call("PUBLISH", channel_of(KEYS[1], prefix_length), "f|" .. key) end
   return {"released", drops}
 end
+local carried = {}
+if KEYS[6] then
+  if ARGV[3] ~= "" then
+    carry_on(KEYS[6], carry_record(ARGV[3], ARGV[1], ARGV[4]))
+    carried = carried_of(KEYS[6])
+  else
+    redis.call("DEL", KEYS[6])
+  end
+end
 local flags = waited and "+w" or ""
 local token, fence = claim(KEYS[1], KEYS[4], KEYS[2], KEYS[5], KEYS[3], batch, tonumber(lease_ms), suffix, key, flags, earliest)
-return {"next", token, fence, batch, drops, redis.call("LLEN", KEYS[4])}
+return {"next", token, fence, batch, drops, redis.call("LLEN", KEYS[4]), carried}
 `;

@@ -14,7 +14,8 @@
 // The lease holds the holder's token, `<fence>:<replica>:<n>`, followed by flags: "+p" once input
 // was queued during the claim (so a release must look at the queue), "+w" once a lane on some
 // replica waits for the key's release (a `notifyFree` admission: whoever releases the key then
-// publishes "f|<key>"), "+s" once the key was stopped (the holder's renewals report it), and
+// publishes "f|<key>"), "+s" once the key was stopped (the holder's renewals report it), "+i"
+// once input admitted in interrupt mode was queued (the next renewal reports it once, issue 15), and
 // "+e<ms>" the earliest expiry among the pending entries (renewals report it; it may be earlier
 // than the truth once entries left the queue, never later). Flags live and die with the lease:
 // renewals keep them, a hand-on to the next batch keeps "+w" and sets "+p" and "+e" again if input
@@ -47,6 +48,7 @@
 import { createHash } from "node:crypto";
 import { ABANDON } from "./abandon.js";
 import { ACQUIRE } from "./acquire.js";
+import { CARRY } from "./carry.js";
 import { CLEAR } from "./clear.js";
 import { EXPIRE } from "./expire.js";
 import { FINISH } from "./finish.js";
@@ -79,4 +81,5 @@ export const SCRIPTS = {
   sweep: script(SWEEP),
   stop: script(STOP),
   keys: script(KEYS),
+  carry: script(CARRY),
 };

@@ -11,6 +11,8 @@ import type {
   Claim,
   Expiry,
   Finish,
+  Outcome,
+  OutcomeRecord,
   Renewal,
   Stopped,
   Store,
@@ -36,8 +38,10 @@ import { Holdings } from "./holdings.js";
 import { acquirePolicy } from "./lua/acquire.js";
 import { SCRIPTS } from "./lua/index.js";
 import type { RedisStoreOptions } from "./options.js";
+import { OutcomeWriter } from "./outcomes.js";
 import { portFor, type RedisPort } from "./port/index.js";
 import { readAcquired, readAdmission, readFinish } from "./replies.js";
+import { replace, reviseRunning } from "./revisions.js";
 import { ScriptRunner } from "./runner.js";
 import { Takeover, type TakeoverStore } from "./takeover.js";
 
@@ -69,6 +73,8 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   /** ACQUIRE's policy argument, by the policy object the guard passes. */
   readonly #policies = new WeakMap<AdmitPolicy, string>();
   readonly takeover: Takeover<E>;
+  /** The outcome records this replica writes (outcomes.ts). */
+  readonly #outcomes: OutcomeWriter<E>;
   #host: StoreHost<E> | undefined;
   #seq = 0;
   #closed = false;
@@ -93,6 +99,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     });
     this.scripts = new ScriptRunner(this.port, this.commandTimeout);
     this.takeover = new Takeover(this);
+    this.#outcomes = new OutcomeWriter(this);
   }
 
   // --- what the takeover uses too
@@ -306,6 +313,27 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     return withdraw(this, key, id);
   }
 
+  replace(
+    key: string,
+    id: string,
+    data: string | undefined,
+    apply: (entry: E) => void,
+  ): Promise<E | undefined> {
+    return replace(this, key, id, data, apply);
+  }
+
+  reviseRunning(key: string, id: string, data: string | undefined): Promise<boolean> {
+    return reviseRunning(this, key, id, data);
+  }
+
+  record(key: string, records: readonly OutcomeRecord[], window: number): void {
+    if (!this.#closed) this.#outcomes.record(key, records, window);
+  }
+
+  outcome(id: string): Promise<Outcome | undefined> {
+    return this.#outcomes.read(id);
+  }
+
   expire(key: string): Promise<Expiry<E>> {
     return expire(this, key);
   }
@@ -327,6 +355,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     if (this.#closed) throw new Error("redisStore: this store is closed.");
     this.#host = host;
     this.entries.host = host;
+    this.#outcomes.host = host;
     this.scripts.report = (error, key) => host.error(error, key);
     // The guard names an outage of the store's own work "background" (its errors carry no
     // operation of their own): its end is reported under the same name.
@@ -355,6 +384,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#closed = true;
     this.scripts.closed = true;
     await this.#holdings.idle(this.lease);
+    await this.#outcomes.drained();
     await this.port.close();
   }
 }

@@ -12,6 +12,7 @@ import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
 import { SCRIPTS } from "./lua/index.js";
 import type { StoreParts } from "./parts.js";
+import { readRevisionHint } from "./revisions.js";
 
 /** Ms after a lease's expiry at which a waiting replica probes it. */
 export const PROBE_MARGIN = 15;
@@ -341,6 +342,12 @@ export class Takeover<E extends StoreEntry> {
     } else if (type === "d") {
       // d|reason=uid,…|key (dropped.ts)
       this.#droppedElsewhere(host, message);
+    } else if (type === "v") {
+      // v|token|id field|length|json key (revisions.ts)
+      const revision = readRevisionHint(message);
+      if (revision !== undefined) {
+        host.revised?.(revision.key, revision.token, revision.id, revision.data);
+      }
     }
   }
 

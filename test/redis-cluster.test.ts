@@ -87,12 +87,12 @@ function layout(prefix: string, key: string) {
   };
 }
 
-/** Keys of the prefix left in the cluster, other than de-duplication ids and fence counters. */
+/** Keys of the prefix left in the cluster, other than de-duplication ids, outcome records and fences. */
 async function leftovers(prefix: string): Promise<string[]> {
   const byNode = await admin.keysByNode(prefix);
   return [...byNode.values()]
     .flat()
-    .filter((key) => !key.endsWith("}fence") && !key.includes("}d:"));
+    .filter((key) => !key.endsWith("}fence") && !key.includes("}d:") && !key.includes("}o:"));
 }
 
 /** `perNode` session keys for every master: a session whose keys live on each node. */

@@ -16,6 +16,7 @@
 // reach Redis in the order they were noted (running before handled), even when a command had to
 // wait for its connection. A failed batch is reported once per outage (`StoreError("record")`)
 // and its records are not written again (a later state of the same id may already be queued).
+// A replica reads its own records that are not written yet from memory (read-your-writes).
 
 import {
   type Outcome,
@@ -69,6 +70,8 @@ export type OutcomeStore<E extends StoreEntry> = Pick<
   "buckets" | "port" | "commandTimeout" | "scripts"
 >;
 
+const NOTHING: ReadonlyMap<string, Queued> = new Map<string, Queued>();
+
 /** A record waiting to be written. */
 interface Queued {
   readonly key: string;
@@ -81,6 +84,8 @@ export class OutcomeWriter<E extends StoreEntry> {
   host: StoreHost<E> | undefined;
   /** Records noted since the last batch, by outcome key (the last of an id wins). */
   #queued = new Map<string, Queued>();
+  /** The batch in flight, by outcome key. */
+  #flying: ReadonlyMap<string, Queued> = NOTHING;
   #scheduled = false;
   #inFlight = false;
   /** A failure was reported; the next success closes the incident. */
@@ -112,6 +117,9 @@ export class OutcomeWriter<E extends StoreEntry> {
     if (!wellFormed(id)) return Promise.reject(illFormed("id", id));
     const store = this.#store;
     const name = outcomeKeyOf(store.buckets[bucketOf(id)] as Bucket, id);
+    // This replica reads its own records even before they are written.
+    const unwritten = this.#queued.get(name) ?? this.#flying.get(name);
+    if (unwritten !== undefined) return Promise.resolve(decodeOutcome(unwritten.value));
     return store.port
       .call(name, ["GET", name], Date.now() + store.commandTimeout)
       .then((reply) =>
@@ -140,6 +148,7 @@ export class OutcomeWriter<E extends StoreEntry> {
       return;
     }
     this.#queued = new Map();
+    this.#flying = batch;
     this.#inFlight = true;
     const store = this.#store;
     const deadline = Date.now() + store.commandTimeout;
@@ -155,6 +164,7 @@ export class OutcomeWriter<E extends StoreEntry> {
     const done = () => {
       if (--left > 0) return;
       this.#inFlight = false;
+      this.#flying = NOTHING;
       this.#schedule();
       this.#settled();
     };

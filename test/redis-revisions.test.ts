@@ -1,0 +1,327 @@
+// Revisions and outcomes across replicas (issue 14), with both clients: two guards in this process,
+// each with its own store (its own connections and replica id) on one prefix and one Redis, so
+// what crosses between them goes through Redis exactly as between processes. An edit or a deletion
+// reaches the replica that did not admit the input; the running turn hears of it wherever it runs;
+// any replica answers what became of an input.
+
+import {
+  createGuard,
+  type Drop,
+  type Guard,
+  type GuardOptions,
+  type Outcome,
+  type Revision,
+  type Turn,
+} from "session-guard";
+import { redisStore } from "session-guard/redis";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Deferred, deferred } from "./support/helpers.js";
+import {
+  CLIENTS,
+  cleanUp,
+  eventually,
+  redisAvailable,
+  testPrefix,
+  useRedis,
+} from "./support/redis-harness.js";
+
+const LEASE = 2_000;
+
+interface Msg {
+  readonly text: string;
+}
+
+interface Settled {
+  readonly key: string;
+  readonly id: string | undefined;
+  readonly outcome: Outcome;
+}
+
+/** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
+const db = useRedis();
+
+describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $name", (kind) => {
+  let prefix: string;
+  const open: { close(): Promise<void> }[] = [];
+
+  afterEach(async () => {
+    for (const item of open.splice(0).reverse()) await item.close();
+    await cleanUp(db.admin, prefix);
+  });
+
+  /** A turn as a replica's handler saw it. */
+  interface Seen {
+    readonly by: string;
+    readonly fence: number;
+    readonly inputs: string[];
+    readonly revisions: Revision<Msg>[];
+    readonly turn: Turn<Msg>;
+  }
+
+  /** What the handlers of both replicas share: the turns they ran, and a gate per input text. */
+  interface Stage {
+    readonly turns: Seen[];
+    /** A turn whose first input has this text waits for the gate before it ends. */
+    readonly gates: Map<string, Deferred<void>>;
+    /** A turn whose first input has this text runs this once its gate opened. */
+    readonly after: Map<string, (turn: Turn<Msg>) => Promise<void> | void>;
+  }
+
+  interface Replica {
+    readonly name: string;
+    readonly guard: Guard<Msg>;
+    readonly errors: unknown[];
+    readonly drops: Drop<Msg>[];
+    readonly settled: Settled[];
+  }
+
+  function stage(): Stage {
+    return { turns: [], gates: new Map(), after: new Map() };
+  }
+
+  /** One replica: a client as users create it, its store and a guard whose handler follows `on`. */
+  function replica(name: string, on: Stage, options: Partial<GuardOptions<Msg>> = {}): Replica {
+    const client = kind.create(db.target);
+    const store = redisStore({ client, prefix, lease: LEASE });
+    const errors: unknown[] = [];
+    const drops: Drop<Msg>[] = [];
+    const settled: Settled[] = [];
+    const guard = createGuard<Msg>({
+      onError: (error) => void errors.push(error),
+      onDrop: (drop) => void drops.push(drop),
+      ...options,
+      store,
+      handler: async (turn) => {
+        const seen: Seen = {
+          by: name,
+          fence: turn.fence,
+          inputs: turn.inputs.map((m) => m.text),
+          revisions: [],
+          turn,
+        };
+        turn.onRevision((revision) => void seen.revisions.push(revision));
+        on.turns.push(seen);
+        const first = seen.inputs[0] as string;
+        await on.gates.get(first)?.promise;
+        await on.after.get(first)?.(turn);
+        if (first.startsWith("fail")) throw new Error(`${first} failed`);
+      },
+    });
+    guard.on("settled", ({ key, id, outcome }) => void settled.push({ key, id, outcome }));
+    open.push({
+      async close() {
+        await guard.close({ timeout: 1_000 });
+        await store.close();
+        await kind.dispose(client);
+      },
+    });
+    return { name, guard, errors, drops, settled };
+  }
+
+  /** Two replicas of one guard on the prefix, and the stage their handlers share. */
+  function pair(options: Partial<GuardOptions<Msg>> = {}) {
+    prefix = testPrefix();
+    const on = stage();
+    return { on, a: replica("A", on, options), b: replica("B", on, options) };
+  }
+
+  /** Open a gate for the turn that starts with `text`, and wait until that turn has started. */
+  function gate(on: Stage, text: string): Deferred<void> {
+    const open = deferred();
+    on.gates.set(text, open);
+    return open;
+  }
+
+  const started = (on: Stage, text: string) =>
+    eventually(() => on.turns.some((t) => t.inputs[0] === text), 5_000, `turn of ${text}`);
+  const turnOf = (on: Stage, text: string) => on.turns.find((t) => t.inputs[0] === text) as Seen;
+
+  it("replace and withdraw from the replica that did not admit the input: its caller learns it, onDrop fires once in total", async () => {
+    const { on, a, b } = pair();
+    const busy = gate(on, "one");
+    await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+    await started(on, "one");
+    // Queued at A (behind A's own turn): A keeps their objects, their callers and their onDrop.
+    const own: Drop<Msg>[] = [];
+    const onDrop = (drop: Drop<Msg>) => void own.push(drop);
+    const awaited = ["2", "3", "4"].map((id) =>
+      a.guard.submit("k", { text: `m${id}` }, undefined, { id, awaitTurn: true, onDrop }),
+    );
+    // One queued at B too, which A (the holder) will run from its text.
+    expect(await b.guard.submit("k", { text: "m5" }, undefined, { id: "5" })).toBe("queued");
+    await eventually(async () => (await b.guard.outcome("5"))?.state === "pending");
+    for (const id of ["2", "3", "4"])
+      await eventually(async () => (await b.guard.outcome(id))?.state === "pending");
+
+    // From the replica that did not admit them: the last and the first of A's, and B's one from A.
+    expect(await b.guard.replace("k", "4", { text: "m4 edited" })).toBe("replaced");
+    expect(await b.guard.replace("k", "2", { text: "m2 edited" })).toBe("replaced");
+    expect(await a.guard.replace("k", "5", { text: "m5 edited" })).toBe("replaced");
+    expect(await b.guard.withdraw("k", "3")).toBe("withdrawn");
+    // A's awaited submit of the withdrawn input resolves "dropped", its own onDrop fires once.
+    expect(await awaited[1]).toBe("dropped");
+    expect(own).toEqual([{ key: "k", input: { text: "m3" }, id: "3", reason: "withdrawn" }]);
+    // The guard's onDrop fires once in total: where the withdraw ran.
+    expect(b.drops.map((d) => `${d.id}:${d.reason}`)).toEqual(["3:withdrawn"]);
+    expect(a.drops).toEqual([]);
+    // Withdrawn twice: it ended.
+    expect(await a.guard.withdraw("k", "3")).toBe("ended");
+
+    busy.resolve();
+    expect(await Promise.all([awaited[0], awaited[2]])).toEqual(["queued", "queued"]);
+    // The next turn (at A, the holder) sees the new contents, in their places.
+    const next = on.turns[1] as Seen;
+    expect(next.by).toBe("A");
+    expect(next.inputs).toEqual(["m2 edited", "m4 edited", "m5 edited"]);
+    expect(own).toHaveLength(1);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it("in-turn across replicas: the running turn at A hears an edit and a deletion made at B", async () => {
+    const { on, a, b } = pair();
+    const busy = gate(on, "one");
+    await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+    await started(on, "one");
+    const turn = turnOf(on, "one");
+    expect(await b.guard.replace("k", "1", { text: "one, edited" })).toBe("in-turn");
+    expect(await b.guard.withdraw("k", "1")).toBe("in-turn");
+    await eventually(() => turn.revisions.length === 2, 5_000, "both revisions at A");
+    expect(turn.revisions).toEqual([
+      { id: "1", input: { text: "one, edited" } },
+      { id: "1", input: undefined },
+    ]);
+    // The turn's inputs do not change.
+    expect(turn.turn.inputs).toEqual([{ text: "one" }]);
+    busy.resolve();
+    await eventually(async () => (await b.guard.outcome("1"))?.state === "handled");
+    expect(b.drops).toEqual([]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it('"ended" once the turn is over, "unknown" for an id never admitted or of another key', async () => {
+    const { on, a, b } = pair();
+    await a.guard.submit("k", { text: "one" }, undefined, { id: "1", awaitTurn: true });
+    expect(on.turns).toHaveLength(1);
+    await eventually(async () => (await b.guard.outcome("1"))?.state === "handled");
+    expect(await b.guard.replace("k", "1", { text: "late" })).toBe("ended");
+    expect(await b.guard.withdraw("k", "1")).toBe("ended");
+    expect(await b.guard.replace("k", "never", { text: "x" })).toBe("unknown");
+    expect(await b.guard.withdraw("k", "never")).toBe("unknown");
+    expect(await b.guard.withdraw("other", "1")).toBe("unknown");
+    expect(await b.guard.outcome("never")).toBeUndefined();
+    expect(b.drops).toEqual([]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
+  it("outcome(id) from the other replica: pending, running, then handled, failed or dropped (withdrawn), with the fence", async () => {
+    const { on, a, b } = pair({ mode: "queue" });
+    const busy = gate(on, "one");
+    await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+    await started(on, "one");
+    await a.guard.submit("k", { text: "fail two" }, undefined, { id: "2" });
+    await a.guard.submit("k", { text: "three" }, undefined, { id: "3" });
+    const first = turnOf(on, "one");
+    await eventually(async () => (await b.guard.outcome("1"))?.state === "running");
+    expect(await b.guard.outcome("1")).toMatchObject({ key: "k", fence: first.fence });
+    await eventually(async () => (await b.guard.outcome("2"))?.state === "pending");
+    expect(await b.guard.outcome("2")).toMatchObject({ key: "k" });
+    expect(await b.guard.withdraw("k", "3")).toBe("withdrawn");
+    // B reads its own record at once (written or not yet); A once it is written.
+    expect(await b.guard.outcome("3")).toMatchObject({ state: "dropped", reason: "withdrawn" });
+    await eventually(async () => (await a.guard.outcome("3"))?.state === "dropped");
+    expect(await a.guard.outcome("3")).toMatchObject({
+      key: "k",
+      state: "dropped",
+      reason: "withdrawn",
+    });
+    busy.resolve();
+    await eventually(async () => (await b.guard.outcome("2"))?.state === "failed");
+    const second = turnOf(on, "fail two");
+    const now = Date.now();
+    const one = (await b.guard.outcome("1")) as Outcome;
+    const two = (await b.guard.outcome("2")) as Outcome;
+    expect(one).toMatchObject({ key: "k", state: "handled", fence: first.fence });
+    expect(two).toMatchObject({ key: "k", state: "failed", fence: second.fence });
+    expect(second.fence).toBeGreaterThan(first.fence);
+    for (const outcome of [one, two]) expect(outcome.at).toBeLessThanOrEqual(now);
+    // One settled event per input, at the replica that ended it.
+    const settled = [...a.settled, ...b.settled].map((s) => `${s.id}:${s.outcome.state}`).sort();
+    expect(settled).toEqual(["1:handled", "2:failed", "3:dropped"]);
+    expect(b.settled.map((s) => s.id)).toEqual(["3"]);
+    expect(a.errors.filter((e) => !String(e).includes("fail two"))).toEqual([]);
+    expect(b.errors).toEqual([]);
+  });
+
+  describe("a steer take() racing a withdraw at the other replica: every input ends exactly once", () => {
+    /** Run one race; `order` says which goes first, or "both" starts them together. */
+    async function race(order: "take first" | "withdraw first" | "both") {
+      const { on, a, b } = pair({ mode: "steer" });
+      const busy = gate(on, "one");
+      let taken: Msg[] | undefined;
+      let result: string | undefined;
+      const withdraw = async () => {
+        result = await b.guard.withdraw("k", "2");
+      };
+      const take = async (turn: Turn<Msg>) => {
+        taken = await turn.take();
+      };
+      on.after.set("one", async (turn) => {
+        if (order === "take first") {
+          await take(turn);
+          await withdraw();
+        } else if (order === "withdraw first") {
+          await withdraw();
+          await take(turn);
+        } else await Promise.all([take(turn), withdraw()]);
+        // The hint of an in-turn revision travels apart from the answer: the turn stays to hear it.
+        const seen = turnOf(on, "one");
+        if (result === "in-turn") {
+          await eventually(() => seen.revisions.length === 1, 5_000, "the revision at A");
+        }
+      });
+      await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+      await started(on, "one");
+      const second = a.guard.submit("k", { text: "two" }, undefined, {
+        id: "2",
+        awaitTurn: true,
+      });
+      await eventually(async () => (await b.guard.outcome("2"))?.state === "pending");
+      busy.resolve();
+      const admitted = await second;
+      await eventually(async () => (await b.guard.outcome("1"))?.state === "handled");
+      const turn = turnOf(on, "one");
+      if (result === "withdrawn") {
+        expect(taken).toEqual([]);
+        expect(admitted).toBe("dropped");
+        expect(b.drops.map((d) => `${d.id}:${d.reason}`)).toEqual(["2:withdrawn"]);
+        expect(await a.guard.outcome("2")).toMatchObject({ state: "dropped", reason: "withdrawn" });
+      } else {
+        expect(result).toBe("in-turn");
+        expect(taken).toEqual([{ text: "two" }]);
+        expect(admitted).toBe("queued");
+        expect(b.drops).toEqual([]);
+        expect(turn.revisions).toEqual([{ id: "2", input: undefined }]);
+        await eventually(async () => (await b.guard.outcome("2"))?.state === "handled");
+      }
+      // Every input ends exactly once, across both replicas; nothing else ran.
+      const settled = [...a.settled, ...b.settled].map((s) => s.id).sort();
+      expect(settled).toEqual(["1", "2"]);
+      expect(on.turns).toHaveLength(1);
+      expect(a.drops).toEqual([]);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+      return result;
+    }
+
+    it("take first: the input runs in the turn, the withdraw answers in-turn", async () => {
+      expect(await race("take first")).toBe("in-turn");
+    });
+
+    it("withdraw first: the input is dropped, take() finds nothing", async () => {
+      expect(await race("withdraw first")).toBe("withdrawn");
+    });
+
+    it("both at once: either way the accounting balances", async () => {
+      expect(["in-turn", "withdrawn"]).toContain(await race("both"));
+    });
+  });
+});

@@ -104,9 +104,10 @@ async function counters(admin: ReturnType<typeof createClient>) {
   for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     if (match[1] !== "info") calls += Number(match[2]);
   }
-  const perCommand = Object.fromEntries(
-    [...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]),
-  );
+  const perCommand: Record<string, number> = {};
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    perCommand[match[1] as string] = Number(match[2]);
+  }
   return { calls, bytes: Number(/^total_net_input_bytes:(\d+)/m.exec(info)?.[1]), perCommand };
 }
 

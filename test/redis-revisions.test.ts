@@ -198,6 +198,33 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
+  it("a turn at A that waits for a slot (its handler has not seen its inputs) takes an edit and a deletion made at B", async () => {
+    const { on, a, b } = pair({ concurrency: 1 });
+    const busy = gate(on, "one");
+    await a.guard.submit("k1", { text: "one" }, undefined, { id: "1" });
+    await started(on, "one");
+    // The turns of k2 and k3 are claimed at A and wait for A's only slot, each with its input.
+    await a.guard.submit("k2", { text: "two" }, undefined, { id: "2" });
+    await a.guard.submit("k3", { text: "three" }, undefined, { id: "3" });
+    await eventually(async () => (await b.guard.outcome("3"))?.state === "pending");
+    // B finds them in the batches of the turns holding their keys.
+    expect(await b.guard.replace("k2", "2", { text: "two, edited" })).toBe("in-turn");
+    expect(await b.guard.withdraw("k3", "3")).toBe("in-turn");
+    await eventually(() => a.drops.length === 1, 5_000, "the deletion at A");
+    busy.resolve();
+    await started(on, "two, edited");
+    expect(turnOf(on, "two, edited").inputs).toEqual(["two, edited"]);
+    expect(a.drops.map((d) => `${d.id}:${d.reason}`)).toEqual(["3:withdrawn"]);
+    expect(b.drops).toEqual([]);
+    await eventually(async () => (await b.guard.outcome("2"))?.state === "handled");
+    expect(await b.guard.outcome("3")).toMatchObject({ state: "dropped", reason: "withdrawn" });
+    // k3's turn had nothing left to run; its key is free again.
+    expect(await a.guard.submit("k3", { text: "four" }, undefined, { id: "4" })).toBe("started");
+    await started(on, "four");
+    expect(on.turns.map((t) => t.inputs[0])).toEqual(["one", "two, edited", "four"]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
   it('"ended" once the turn is over, "unknown" for an id never admitted or of another key', async () => {
     const { on, a, b } = pair();
     await a.guard.submit("k", { text: "one" }, undefined, { id: "1", awaitTurn: true });

@@ -11,19 +11,25 @@ import {
   type GuardOptions,
   type Outcome,
   type Revision,
+  StoreError,
   type Turn,
 } from "session-guard";
-import { redisStore } from "session-guard/redis";
+import { bucketOf, redisStore } from "session-guard/redis";
 import { afterEach, describe, expect, it } from "vitest";
+import { parseEntry } from "../src/stores/redis/format.js";
 import { type Deferred, deferred } from "./support/helpers.js";
 import {
+  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
   redisAvailable,
+  serverAvailable,
+  startLocalRedis,
   testPrefix,
   useRedis,
 } from "./support/redis-harness.js";
+import { entry, recordingHost } from "./support/redis-host.js";
 
 const LEASE = 2_000;
 
@@ -136,6 +142,116 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     eventually(() => on.turns.some((t) => t.inputs[0] === text), 5_000, `turn of ${text}`);
   const turnOf = (on: Stage, text: string) => on.turns.find((t) => t.inputs[0] === text) as Seen;
 
+  it("REPLACE changes only the JSON of the entry: its header, uid, id, group and position stay", async () => {
+    prefix = testPrefix();
+    const client = kind.create(db.target);
+    const store = redisStore({ client, prefix, lease: LEASE });
+    open.push({
+      async close() {
+        await store.close();
+        await kind.dispose(client);
+      },
+    });
+    store.attach?.(recordingHost());
+    const k = "k";
+    const policy = {
+      whenHeld: "enqueue",
+      maxPending: 10,
+      overflow: "drop-oldest",
+      maxPendingTotal: 100,
+      dedupe: 60_000,
+      batch: "all",
+    } as const;
+    const first = await store.acquireOrEnqueue(k, entry("first"), policy);
+    expect(first.status).toBe("acquired");
+    const odd = "g|1%=,"; // an id with every separator of the layout in it
+    await store.acquireOrEnqueue(k, entry("a", { id: "a" }), policy);
+    await store.acquireOrEnqueue(
+      k,
+      { ...entry("old", { id: odd, group: "album" }), settle: 50 },
+      policy,
+    );
+    await store.acquireOrEnqueue(
+      k,
+      entry("c", { id: "c", expiresAt: Date.now() + 60_000 }),
+      policy,
+    );
+    const queue = `{${prefix}${bucketOf(k)}}q:${k}`;
+    const before = await db.admin.lRange(queue, 0, -1);
+    const data = JSON.stringify("new | text");
+    expect(await store.replace(k, odd, data, () => {})).toBeDefined();
+    const after = await db.admin.lRange(queue, 0, -1);
+    expect([after[0], after[2]]).toEqual([before[0], before[2]]);
+    const old = before[1] as string;
+    expect(after[1]).toBe(`${old.slice(0, old.length - JSON.stringify("old").length)}${data}`);
+    expect(parseEntry(after[1] as string)).toMatchObject({
+      id: odd,
+      group: "album",
+      settle: 50,
+      uid: parseEntry(old).uid,
+      data,
+    });
+  });
+
+  it.skipIf(!serverAvailable)(
+    "outcome writes that fail are reported once as StoreError(record), and the outage's end once they work again",
+    async () => {
+      prefix = testPrefix();
+      const local = await startLocalRedis();
+      const client = kind.create(local);
+      const store = redisStore({ client, prefix, lease: LEASE, commandTimeout: 200 });
+      open.push({
+        async close() {
+          await store.close();
+          await kind.dispose(client);
+          await local.dispose();
+        },
+      });
+      const host = recordingHost();
+      const recovered: string[] = [];
+      host.recovered = (operation) => void recovered.push(operation);
+      store.attach?.(host);
+      const handled = (id: string) => [{ id, state: "handled" as const, fence: 7, at: Date.now() }];
+      /** The record as Redis holds it (never this replica's unwritten copy). */
+      const stored = async (id: string) => {
+        const admin = await adminClient(local);
+        try {
+          return await admin.get(`{${prefix}${bucketOf(id)}}o:${id}`);
+        } finally {
+          admin.destroy();
+        }
+      };
+      store.record("k", handled("1"), 60_000);
+      await eventually(async () => (await stored("1")) !== null, 5_000, "the first record");
+      expect(await store.outcome("1")).toMatchObject({ key: "k", state: "handled", fence: 7 });
+      await local.stop();
+      // (The connections' own failures are reported too, as background incidents: not counted.)
+      const records = () => host.errors.filter((e) => e instanceof StoreError);
+      store.record("k", handled("2"), 60_000);
+      await eventually(() => records().length === 1, 5_000, "the outage reported");
+      store.record("k", handled("3"), 60_000);
+      await new Promise((resolve) => setTimeout(resolve, 400)); // past its command timeout
+      expect(records()).toHaveLength(1);
+      expect(records()[0]).toMatchObject({ operation: "record", key: "k" });
+      expect(String(records()[0])).toMatch(/during record for key "k"/);
+      expect(recovered).toEqual([]);
+      await local.start();
+      // Failed records are not written again: the guard's next records (here, one per poll until
+      // the client has reconnected) close the outage.
+      await eventually(
+        () => {
+          store.record("k", handled("4"), 60_000);
+          return recovered.includes("record");
+        },
+        10_000,
+        "the outage's end",
+      );
+      expect(recovered.filter((operation) => operation === "record")).toEqual(["record"]);
+      expect(await stored("4")).toMatch(/^handled\|\|7\|\d+\|k$/);
+      expect(records()).toHaveLength(1);
+    },
+  );
+
   it("replace and withdraw from the replica that did not admit the input: its caller learns it, onDrop fires once in total", async () => {
     const { on, a, b } = pair();
     const busy = gate(on, "one");
@@ -177,17 +293,17 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
-  it("in-turn across replicas: the running turn at A hears an edit and a deletion made at B", async () => {
+  it('in-turn across replicas: the running turn at A hears an edit and a deletion made at B (a key and JSON with "|" in them)', async () => {
     const { on, a, b } = pair();
     const busy = gate(on, "one");
-    await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+    await a.guard.submit("chat|1", { text: "one" }, undefined, { id: "1" });
     await started(on, "one");
     const turn = turnOf(on, "one");
-    expect(await b.guard.replace("k", "1", { text: "one, edited" })).toBe("in-turn");
-    expect(await b.guard.withdraw("k", "1")).toBe("in-turn");
+    expect(await b.guard.replace("chat|1", "1", { text: "one | edited" })).toBe("in-turn");
+    expect(await b.guard.withdraw("chat|1", "1")).toBe("in-turn");
     await eventually(() => turn.revisions.length === 2, 5_000, "both revisions at A");
     expect(turn.revisions).toEqual([
-      { id: "1", input: { text: "one, edited" } },
+      { id: "1", input: { text: "one | edited" } },
       { id: "1", input: undefined },
     ]);
     // The turn's inputs do not change.

@@ -526,7 +526,10 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
         if (replace === undefined) return;
         const k = key("k");
         const claim = await acquire(store, k);
-        const [b, c, d] = ["b", "c", "d"].map((name) => entry(name, { id: key(name) }));
+        // The middle one is a message of a group (a longer header in a shared store's text).
+        const [b, c, d] = ["b", "c", "d"].map((name) =>
+          entry(name, { id: key(name), ...(name === "c" ? { group: "album" } : {}) }),
+        );
         for (const e of [b, c, d]) await store.acquireOrEnqueue(k, e as ContractEntry, POLICY);
         /** The new content, and how the guard applies it to the entry object. */
         const edit = (name: string) => {
@@ -558,6 +561,7 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
         if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
         expect(names(next.batch)).toEqual(["B2", "C", "D"]);
         expect(next.batch[0]).toBe(b);
+        expect(next.batch[1]?.group).toBe("album");
         // Entries of the running turn are not pending any more: replace does not find them.
         expect(await replace(k, key("c"), JSON.stringify("z"), count)).toBeUndefined();
         expect(applied).toBe(0);

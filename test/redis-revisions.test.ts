@@ -1,152 +1,35 @@
-// Revisions and outcomes across replicas (issue 14), with both clients: two guards in this process,
-// each with its own store (its own connections and replica id) on one prefix and one Redis, so
-// what crosses between them goes through Redis exactly as between processes. An edit or a deletion
-// reaches the replica that did not admit the input; the running turn hears of it wherever it runs;
-// any replica answers what became of an input.
+// Revisions across replicas (issue 14), with both clients: two guards in this process on one
+// prefix and one Redis (test/support/redis-pair.ts). An edit or a deletion reaches the replica that
+// did not admit the input; a running turn hears of it wherever it runs; a turn that has not shown
+// its inputs to its handler yet takes the change. Outcomes: redis-outcomes.test.ts.
 
-import {
-  createGuard,
-  type Drop,
-  type Guard,
-  type GuardOptions,
-  type Outcome,
-  type Revision,
-  StoreError,
-  type Turn,
-} from "session-guard";
+import type { Drop, Turn } from "session-guard";
 import { bucketOf, redisStore } from "session-guard/redis";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseEntry } from "../src/stores/redis/format.js";
-import { type Deferred, deferred } from "./support/helpers.js";
-import {
-  adminClient,
-  CLIENTS,
-  cleanUp,
-  eventually,
-  redisAvailable,
-  serverAvailable,
-  startLocalRedis,
-  testPrefix,
-  useRedis,
-} from "./support/redis-harness.js";
+import { CLIENTS, eventually, redisAvailable, useRedis } from "./support/redis-harness.js";
 import { entry, recordingHost } from "./support/redis-host.js";
-
-const LEASE = 2_000;
-
-interface Msg {
-  readonly text: string;
-}
-
-interface Settled {
-  readonly key: string;
-  readonly id: string | undefined;
-  readonly outcome: Outcome;
-}
+import {
+  gate,
+  LEASE,
+  type Msg,
+  type Seen,
+  started,
+  turnOf,
+  useReplicaPair,
+} from "./support/redis-pair.js";
 
 /** The suite's Redis (`db.target`, `db.admin`), connected before and disposed after it. */
 const db = useRedis();
 
 describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $name", (kind) => {
-  let prefix: string;
-  const open: { close(): Promise<void> }[] = [];
-
-  afterEach(async () => {
-    for (const item of open.splice(0).reverse()) await item.close();
-    await cleanUp(db.admin, prefix);
-  });
-
-  /** A turn as a replica's handler saw it. */
-  interface Seen {
-    readonly by: string;
-    readonly fence: number;
-    readonly inputs: string[];
-    readonly revisions: Revision<Msg>[];
-    readonly turn: Turn<Msg>;
-  }
-
-  /** What the handlers of both replicas share: the turns they ran, and a gate per input text. */
-  interface Stage {
-    readonly turns: Seen[];
-    /** A turn whose first input has this text waits for the gate before it ends. */
-    readonly gates: Map<string, Deferred<void>>;
-    /** A turn whose first input has this text runs this once its gate opened. */
-    readonly after: Map<string, (turn: Turn<Msg>) => Promise<void> | void>;
-  }
-
-  interface Replica {
-    readonly name: string;
-    readonly guard: Guard<Msg>;
-    readonly errors: unknown[];
-    readonly drops: Drop<Msg>[];
-    readonly settled: Settled[];
-  }
-
-  function stage(): Stage {
-    return { turns: [], gates: new Map(), after: new Map() };
-  }
-
-  /** One replica: a client as users create it, its store and a guard whose handler follows `on`. */
-  function replica(name: string, on: Stage, options: Partial<GuardOptions<Msg>> = {}): Replica {
-    const client = kind.create(db.target);
-    const store = redisStore({ client, prefix, lease: LEASE });
-    const errors: unknown[] = [];
-    const drops: Drop<Msg>[] = [];
-    const settled: Settled[] = [];
-    const guard = createGuard<Msg>({
-      onError: (error) => void errors.push(error),
-      onDrop: (drop) => void drops.push(drop),
-      ...options,
-      store,
-      handler: async (turn) => {
-        const seen: Seen = {
-          by: name,
-          fence: turn.fence,
-          inputs: turn.inputs.map((m) => m.text),
-          revisions: [],
-          turn,
-        };
-        turn.onRevision((revision) => void seen.revisions.push(revision));
-        on.turns.push(seen);
-        const first = seen.inputs[0] as string;
-        await on.gates.get(first)?.promise;
-        await on.after.get(first)?.(turn);
-        if (first.startsWith("fail")) throw new Error(`${first} failed`);
-      },
-    });
-    guard.on("settled", ({ key, id, outcome }) => void settled.push({ key, id, outcome }));
-    open.push({
-      async close() {
-        await guard.close({ timeout: 1_000 });
-        await store.close();
-        await kind.dispose(client);
-      },
-    });
-    return { name, guard, errors, drops, settled };
-  }
-
-  /** Two replicas of one guard on the prefix, and the stage their handlers share. */
-  function pair(options: Partial<GuardOptions<Msg>> = {}) {
-    prefix = testPrefix();
-    const on = stage();
-    return { on, a: replica("A", on, options), b: replica("B", on, options) };
-  }
-
-  /** Open a gate for the turn that starts with `text`, and wait until that turn has started. */
-  function gate(on: Stage, text: string): Deferred<void> {
-    const open = deferred();
-    on.gates.set(text, open);
-    return open;
-  }
-
-  const started = (on: Stage, text: string) =>
-    eventually(() => on.turns.some((t) => t.inputs[0] === text), 5_000, `turn of ${text}`);
-  const turnOf = (on: Stage, text: string) => on.turns.find((t) => t.inputs[0] === text) as Seen;
+  const r = useReplicaPair(kind, db);
 
   it("REPLACE changes only the JSON of the entry: its header, uid, id, group and position stay", async () => {
-    prefix = testPrefix();
+    const prefix = r.fresh();
     const client = kind.create(db.target);
     const store = redisStore({ client, prefix, lease: LEASE });
-    open.push({
+    r.later({
       async close() {
         await store.close();
         await kind.dispose(client);
@@ -193,67 +76,8 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     });
   });
 
-  it.skipIf(!serverAvailable)(
-    "outcome writes that fail are reported once as StoreError(record), and the outage's end once they work again",
-    async () => {
-      prefix = testPrefix();
-      const local = await startLocalRedis();
-      const client = kind.create(local);
-      const store = redisStore({ client, prefix, lease: LEASE, commandTimeout: 200 });
-      open.push({
-        async close() {
-          await store.close();
-          await kind.dispose(client);
-          await local.dispose();
-        },
-      });
-      const host = recordingHost();
-      const recovered: string[] = [];
-      host.recovered = (operation) => void recovered.push(operation);
-      store.attach?.(host);
-      const handled = (id: string) => [{ id, state: "handled" as const, fence: 7, at: Date.now() }];
-      /** The record as Redis holds it (never this replica's unwritten copy). */
-      const stored = async (id: string) => {
-        const admin = await adminClient(local);
-        try {
-          return await admin.get(`{${prefix}${bucketOf(id)}}o:${id}`);
-        } finally {
-          admin.destroy();
-        }
-      };
-      store.record("k", handled("1"), 60_000);
-      await eventually(async () => (await stored("1")) !== null, 5_000, "the first record");
-      expect(await store.outcome("1")).toMatchObject({ key: "k", state: "handled", fence: 7 });
-      await local.stop();
-      // (The connections' own failures are reported too, as background incidents: not counted.)
-      const records = () => host.errors.filter((e) => e instanceof StoreError);
-      store.record("k", handled("2"), 60_000);
-      await eventually(() => records().length === 1, 5_000, "the outage reported");
-      store.record("k", handled("3"), 60_000);
-      await new Promise((resolve) => setTimeout(resolve, 400)); // past its command timeout
-      expect(records()).toHaveLength(1);
-      expect(records()[0]).toMatchObject({ operation: "record", key: "k" });
-      expect(String(records()[0])).toMatch(/during record for key "k"/);
-      expect(recovered).toEqual([]);
-      await local.start();
-      // Failed records are not written again: the guard's next records (here, one per poll until
-      // the client has reconnected) close the outage.
-      await eventually(
-        () => {
-          store.record("k", handled("4"), 60_000);
-          return recovered.includes("record");
-        },
-        10_000,
-        "the outage's end",
-      );
-      expect(recovered.filter((operation) => operation === "record")).toEqual(["record"]);
-      expect(await stored("4")).toMatch(/^handled\|\|7\|\d+\|k$/);
-      expect(records()).toHaveLength(1);
-    },
-  );
-
   it("replace and withdraw from the replica that did not admit the input: its caller learns it, onDrop fires once in total", async () => {
-    const { on, a, b } = pair();
+    const { on, a, b } = r.pair();
     const busy = gate(on, "one");
     await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
     await started(on, "one");
@@ -294,7 +118,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
   });
 
   it('in-turn across replicas: the running turn at A hears an edit and a deletion made at B (a key and JSON with "|" in them)', async () => {
-    const { on, a, b } = pair();
+    const { on, a, b } = r.pair();
     const busy = gate(on, "one");
     await a.guard.submit("chat|1", { text: "one" }, undefined, { id: "1" });
     await started(on, "one");
@@ -315,7 +139,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
   });
 
   it("a turn at A that waits for a slot (its handler has not seen its inputs) takes an edit and a deletion made at B", async () => {
-    const { on, a, b } = pair({ concurrency: 1 });
+    const { on, a, b } = r.pair({ concurrency: 1 });
     const busy = gate(on, "one");
     await a.guard.submit("k1", { text: "one" }, undefined, { id: "1" });
     await started(on, "one");
@@ -342,7 +166,7 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
   });
 
   it('"ended" once the turn is over, "unknown" for an id never admitted or of another key', async () => {
-    const { on, a, b } = pair();
+    const { on, a, b } = r.pair();
     await a.guard.submit("k", { text: "one" }, undefined, { id: "1", awaitTurn: true });
     expect(on.turns).toHaveLength(1);
     await eventually(async () => (await b.guard.outcome("1"))?.state === "handled");
@@ -356,49 +180,25 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
-  it("outcome(id) from the other replica: pending, running, then handled, failed or dropped (withdrawn), with the fence", async () => {
-    const { on, a, b } = pair({ mode: "queue" });
+  it("in latest a replaced input stays the newest pending one: it runs with its new content", async () => {
+    const { on, a, b } = r.pair({ mode: "latest" });
     const busy = gate(on, "one");
     await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
     await started(on, "one");
-    await a.guard.submit("k", { text: "fail two" }, undefined, { id: "2" });
+    await a.guard.submit("k", { text: "two" }, undefined, { id: "2" });
     await a.guard.submit("k", { text: "three" }, undefined, { id: "3" });
-    const first = turnOf(on, "one");
-    await eventually(async () => (await b.guard.outcome("1"))?.state === "running");
-    expect(await b.guard.outcome("1")).toMatchObject({ key: "k", fence: first.fence });
-    await eventually(async () => (await b.guard.outcome("2"))?.state === "pending");
-    expect(await b.guard.outcome("2")).toMatchObject({ key: "k" });
-    expect(await b.guard.withdraw("k", "3")).toBe("withdrawn");
-    // B reads its own record at once (written or not yet); A once it is written.
-    expect(await b.guard.outcome("3")).toMatchObject({ state: "dropped", reason: "withdrawn" });
-    await eventually(async () => (await a.guard.outcome("3"))?.state === "dropped");
-    expect(await a.guard.outcome("3")).toMatchObject({
-      key: "k",
-      state: "dropped",
-      reason: "withdrawn",
-    });
+    expect(a.drops.map((d) => `${d.id}:${d.reason}`)).toEqual(["2:superseded"]);
+    expect(await b.guard.replace("k", "3", { text: "three, edited" })).toBe("replaced");
     busy.resolve();
-    await eventually(async () => (await b.guard.outcome("2"))?.state === "failed");
-    const second = turnOf(on, "fail two");
-    const now = Date.now();
-    const one = (await b.guard.outcome("1")) as Outcome;
-    const two = (await b.guard.outcome("2")) as Outcome;
-    expect(one).toMatchObject({ key: "k", state: "handled", fence: first.fence });
-    expect(two).toMatchObject({ key: "k", state: "failed", fence: second.fence });
-    expect(second.fence).toBeGreaterThan(first.fence);
-    for (const outcome of [one, two]) expect(outcome.at).toBeLessThanOrEqual(now);
-    // One settled event per input, at the replica that ended it.
-    const settled = [...a.settled, ...b.settled].map((s) => `${s.id}:${s.outcome.state}`).sort();
-    expect(settled).toEqual(["1:handled", "2:failed", "3:dropped"]);
-    expect(b.settled.map((s) => s.id)).toEqual(["3"]);
-    expect(a.errors.filter((e) => !String(e).includes("fail two"))).toEqual([]);
-    expect(b.errors).toEqual([]);
+    await started(on, "three, edited");
+    expect(on.turns.map((t) => t.inputs)).toEqual([["one"], ["three, edited"]]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
   describe("a steer take() racing a withdraw at the other replica: every input ends exactly once", () => {
     /** Run one race; `order` says which goes first, or "both" starts them together. */
     async function race(order: "take first" | "withdraw first" | "both") {
-      const { on, a, b } = pair({ mode: "steer" });
+      const { on, a, b } = r.pair({ mode: "steer" });
       const busy = gate(on, "one");
       let taken: Msg[] | undefined;
       let result: string | undefined;

@@ -82,6 +82,8 @@ interface Queued {
 export class OutcomeWriter<E extends StoreEntry> {
   readonly #store: OutcomeStore<E>;
   host: StoreHost<E> | undefined;
+  /** The store closed its connections: records are no longer written. */
+  closed = false;
   /** Records noted since the last batch, by outcome key (the last of an id wins). */
   #queued = new Map<string, Queued>();
   /** The batch in flight, by outcome key. */
@@ -98,6 +100,7 @@ export class OutcomeWriter<E extends StoreEntry> {
 
   /** Queue the records of `key`; they are written with the next batch. */
   record(key: string, records: readonly OutcomeRecord[], window: number): void {
+    if (this.closed) return;
     const buckets = this.#store.buckets;
     for (const record of records) {
       const id = record.id;

@@ -327,7 +327,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   }
 
   record(key: string, records: readonly OutcomeRecord[], window: number): void {
-    if (!this.#closed) this.#outcomes.record(key, records, window);
+    this.#outcomes.record(key, records, window);
   }
 
   outcome(id: string): Promise<Outcome | undefined> {
@@ -384,7 +384,9 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#closed = true;
     this.scripts.closed = true;
     await this.#holdings.idle(this.lease);
+    // Records of turns that ended meanwhile are written before the connections close.
     await this.#outcomes.drained();
+    this.#outcomes.closed = true;
     await this.port.close();
   }
 }

@@ -87,12 +87,12 @@ function layout(prefix: string, key: string) {
   };
 }
 
-/** Keys of the prefix left in the cluster, other than de-duplication ids and fence counters. */
+/** Keys of the prefix left in the cluster, other than de-duplication ids, outcome records and fences. */
 async function leftovers(prefix: string): Promise<string[]> {
   const byNode = await admin.keysByNode(prefix);
   return [...byNode.values()]
     .flat()
-    .filter((key) => !key.endsWith("}fence") && !key.includes("}d:"));
+    .filter((key) => !key.endsWith("}fence") && !key.includes("}d:") && !key.includes("}o:"));
 }
 
 /** `perNode` session keys for every master: a session whose keys live on each node. */
@@ -351,6 +351,83 @@ describe.skipIf(!clusterAvailable).each(CLUSTER_CLIENTS)(
       }
       expect(a.drops.map((d) => d.reason)).toEqual(keys.map(() => "duplicate"));
       await eventually(async () => (await leftovers(prefix)).length === 0, 3_000, "no state left");
+    });
+
+    it("revisions and outcomes for sessions and ids on every node: replace and withdraw from the other replica, outcome(id) from either, records batched per slot", async () => {
+      prefix = testPrefix();
+      const keys = Array.from({ length: 24 }, (_, i) => `tg:42:${i}`);
+      const log: Log = new Map();
+      const gate = deferred();
+      const a = replica("A", {
+        handler: async (turn) => {
+          record(log, "A", turn);
+          if (turn.inputs[0]?.text === "first") await gate.promise;
+        },
+      });
+      const b = replica("B", { handler: (turn) => record(log, "B", turn) });
+      await subscribed(2);
+      // Every session busy at A; three inputs queued at A behind each, all noted in one go, so
+      // that the outcome records of one batch span many slots, several to a bucket.
+      for (const key of keys) {
+        expect(await a.guard.submit(key, { text: "first" }, undefined, { id: `${key}/0` })).toBe(
+          "started",
+        );
+      }
+      const queued = await Promise.all(
+        keys.flatMap((key) =>
+          [1, 2, 3].map((n) =>
+            a.guard.submit(key, { text: `m${n}` }, undefined, { id: `${key}/${n}` }),
+          ),
+        ),
+      );
+      expect(new Set(queued)).toEqual(new Set(["queued"]));
+      // The records live in the bucket of their id (`{prefix<bucket>}o:<id>`), not of their key.
+      const recordSlots = new Set(
+        keys.flatMap((key) =>
+          [0, 1, 2, 3].map((n) => slotOf(`{${prefix}${bucketOf(`${key}/${n}`)}}o:`)),
+        ),
+      );
+      expect(recordSlots.size).toBeGreaterThan(1);
+      await eventually(
+        async () =>
+          (await Promise.all(keys.map((key) => b.guard.outcome(`${key}/2`)))).every(
+            (o) => o?.state === "pending",
+          ),
+        5_000,
+        "pending records readable at B",
+      );
+      for (const key of keys) {
+        expect(await b.guard.outcome(`${key}/0`)).toMatchObject({ key, state: "running" });
+        expect(await b.guard.replace(key, `${key}/1`, { text: "m1 edited" })).toBe("replaced");
+        expect(await b.guard.withdraw(key, `${key}/2`)).toBe("withdrawn");
+        expect(await b.guard.replace(key, `${key}/0`, { text: "late" })).toBe("in-turn");
+      }
+      gate.resolve();
+      await eventually(
+        () => keys.every((key) => log.get(key)?.length === 2),
+        5_000,
+        "every session's second turn",
+      );
+      for (const key of keys) {
+        expect(log.get(key)?.map((t) => t.inputs)).toEqual([["first"], ["m1 edited", "m3"]]);
+      }
+      await eventually(
+        async () =>
+          (await Promise.all(keys.map((key) => a.guard.outcome(`${key}/3`)))).every(
+            (o) => o?.state === "handled",
+          ),
+        5_000,
+        "handled records readable at A",
+      );
+      for (const key of keys) {
+        expect(await a.guard.outcome(`${key}/2`)).toMatchObject({
+          key,
+          state: "dropped",
+          reason: "withdrawn",
+        });
+      }
+      expect(b.drops).toHaveLength(keys.length);
+      expect(a.drops).toEqual([]);
     });
 
     it("steer and stop for sessions on every node: take() pulls input admitted at B; stop at B aborts A's turn and drops the pending input", async () => {

@@ -157,6 +157,23 @@ export class Replicas<I> {
             return;
           }
         }
+        if (turn.phase === "claimed") {
+          // Waiting out its settle window or for a slot: its handler has not seen its inputs, so
+          // they change, as `guard.replace`/`withdraw` change them in a turn of this process.
+          const index = turn.entries.findIndex((entry) => entry.id === id && !entry.lane);
+          const entry = turn.entries[index];
+          if (entry !== undefined) {
+            turn.refresh();
+            if (input === undefined) {
+              turn.entries.splice(index, 1);
+              engine.ends.dropped(key, entry, "withdrawn");
+            } else {
+              entry.input = input;
+              entry.data = data;
+            }
+            return;
+          }
+        }
         turn.revise({ id, input });
       },
       freed: (key) => engine.lanes.wake(key),

@@ -206,9 +206,14 @@ export async function cleanUp(admin: AdminClient, prefix: string): Promise<void>
   for (let i = 0; i < keys.length; i += 500) await admin.del(keys.slice(i, i + 500));
 }
 
-/** Keys under `prefix` other than the fence counters (which live forever, by design). */
+/**
+ * Keys under `prefix` other than the fence counters (which live forever, by design) and the
+ * outcome records (`}o:<id>`, which live for the de-duplication window, by design).
+ */
 export async function leftovers(admin: AdminClient, prefix: string): Promise<string[]> {
-  return (await keysOf(admin, prefix)).filter((key) => !key.endsWith("}fence"));
+  return (await keysOf(admin, prefix)).filter(
+    (key) => !key.endsWith("}fence") && !key.includes("}o:"),
+  );
 }
 
 /** Poll until `check` holds (or fail after `ms`). */

@@ -521,6 +521,56 @@ export function storeContract(label: string, make: () => Promise<ContractSetup>)
     );
 
     it(
+      "replace swaps a pending entry's content in place (first, middle, last): same object, same position, nothing else",
+      withStore(async (store, key) => {
+        const replace = store.replace?.bind(store);
+        if (replace === undefined) return;
+        const k = key("k");
+        const claim = await acquire(store, k);
+        // The middle one is a message of a group (a longer header in a shared store's text).
+        const [b, c, d] = ["b", "c", "d"].map((name) =>
+          entry(name, { id: key(name), ...(name === "c" ? { group: "album" } : {}) }),
+        );
+        for (const e of [b, c, d]) await store.acquireOrEnqueue(k, e as ContractEntry, POLICY);
+        /** The new content, and how the guard applies it to the entry object. */
+        const edit = (name: string) => {
+          const data = JSON.stringify(name);
+          return [data, (e: ContractEntry) => Object.assign(e, { name, data })] as const;
+        };
+        // The last, the first, then the middle one: each keeps its place.
+        for (const [e, id, name] of [
+          [d, "d", "D"],
+          [b, "b", "B"],
+          [c, "c", "C"],
+        ] as const) {
+          const [data, apply] = edit(name);
+          const replaced = await replace(k, key(id), data, apply);
+          expect(replaced).toBe(e);
+          expect(names([replaced as ContractEntry])).toEqual([name]);
+        }
+        // Twice is fine: the content is swapped again.
+        const [again, applyAgain] = edit("B2");
+        expect(await replace(k, key("b"), again, applyAgain)).toBe(b);
+        // Unknown id, or the id under another key: nothing changes, `apply` is not called.
+        let applied = 0;
+        const count = () => void applied++;
+        expect(await replace(k, key("zzz"), JSON.stringify("z"), count)).toBeUndefined();
+        expect(await replace(key("other"), key("c"), JSON.stringify("z"), count)).toBeUndefined();
+        expect(applied).toBe(0);
+        expect(store.pendingCount(k)).toBe(3);
+        const next = await store.finish(k, claim, "all");
+        if (next.status !== "next") throw new Error(`expected next, got ${next.status}`);
+        expect(names(next.batch)).toEqual(["B2", "C", "D"]);
+        expect(next.batch[0]).toBe(b);
+        expect(next.batch[1]?.group).toBe("album");
+        // Entries of the running turn are not pending any more: replace does not find them.
+        expect(await replace(k, key("c"), JSON.stringify("z"), count)).toBeUndefined();
+        expect(applied).toBe(0);
+        await store.finish(k, next.claim, "all");
+      }),
+    );
+
+    it(
       "expire drops what is due (reason expired) and says when the next is",
       withStore(async (store, key) => {
         if (store.expire === undefined) return;

@@ -126,7 +126,7 @@ export function keys<E extends StoreEntry>(
   return Promise.all(rounds).then((found) => found.flat());
 }
 
-/** Remove one pending entry by id. */
+/** Remove one pending entry by id; the replica that admitted it, if another one, is told. */
 export function withdraw<E extends StoreEntry>(
   store: ControlStore<E>,
   key: string,
@@ -142,7 +142,7 @@ export function withdraw<E extends StoreEntry>(
       if (typeof reply !== "string" && !(reply instanceof Uint8Array)) return undefined;
       const pending = store.pending.get(key);
       if (pending !== undefined && pending > 0) store.pending.set(key, pending - 1);
-      return store.entries.entry(text(reply), key);
+      return store.entries.withdrawn(text(reply), key);
     },
   );
 }

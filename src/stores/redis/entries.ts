@@ -74,6 +74,8 @@ export class LocalEntries<E extends StoreEntry> {
     if (local !== undefined) {
       this.#local.delete(parsed.uid);
       this.onBack(local.key, parsed.uid);
+      // Another replica replaced its content while it waited (`guard.replace`): the new input.
+      if (!parsed.lane && parsed.data !== local.entry.data) this.#refresh(local.entry, parsed, key);
       return local.entry;
     }
     // A lane of another process cannot run here (scripts drop them before they travel).
@@ -90,6 +92,65 @@ export class LocalEntries<E extends StoreEntry> {
       );
       return undefined;
     }
+  }
+
+  /**
+   * The object admitted here takes the input of its revised text (decoded by the guard), keeping
+   * its identity (its waiter, its `onDrop`). The guard's entries carry the decoded input as
+   * `input`; a text that cannot be decoded is reported and the object keeps its input.
+   */
+  #refresh(entry: E, parsed: Stored, key: string): void {
+    const host = this.host;
+    if (host === undefined) return;
+    try {
+      const revived = host.revive(parsed as StoreEntry & { data: string }) as E & {
+        input?: unknown;
+      };
+      const target = entry as { input?: unknown; data?: string };
+      if ("input" in revived) target.input = revived.input;
+      target.data = parsed.data;
+    } catch (error) {
+      host.error(
+        new Error(`session-guard/redis: a replaced input could not be decoded; it runs as it was`, {
+          cause: error,
+        }),
+        key,
+      );
+    }
+  }
+
+  /**
+   * A pending entry whose content a REPLACE answer swapped (it stays pending): the object admitted
+   * here, updated through `apply`, or for an entry of another replica an object rebuilt from the
+   * new text (its own replica updates its object when the entry comes back to it).
+   */
+  replaced(stored: string, key: string, apply: (entry: E) => void): E | undefined {
+    const parsed = parseEntry(stored);
+    const local = this.#local.get(parsed.uid);
+    if (local !== undefined) {
+      apply(local.entry);
+      return local.entry;
+    }
+    const host = this.host;
+    if (host === undefined) return undefined;
+    try {
+      return host.revive(parsed as StoreEntry & { data: string });
+    } catch (error) {
+      host.error(error, key);
+      return undefined;
+    }
+  }
+
+  /**
+   * A WITHDRAW answer: the entry it removed. The replica that admitted it, if another one, is
+   * told (reason `withdrawn`), so that its caller and its submit's `onDrop` learn of it.
+   */
+  withdrawn(stored: string, key: string): E | undefined {
+    const parsed = parseEntry(stored);
+    if (!parsed.lane && !this.#local.has(parsed.uid)) {
+      this.onDroppedElsewhere(key, [{ uid: parsed.uid, reason: "withdrawn" }]);
+    }
+    return this.#entryOf(parsed, key);
   }
 
   /**

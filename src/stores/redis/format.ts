@@ -26,6 +26,9 @@
 //   tag + "fence"       the bucket's last fence, max(last + 1, Redis' clock in µs), no expiry
 //   tag + "index"       keys held or with pending input, scored by lease deadline (ms, Redis'
 //                       clock): the sweep finds those whose holder is gone
+//   tag + "o:" + id     added with outcomes: the record of an input, in the bucket of its *id*
+//                       (`guard.outcome(id)` has no key), "<state>|<reason>|<fence>|<at>|<key>",
+//                       with PX (outcomes.ts); older replicas neither write nor read it
 //
 // An entry is text whose header Lua reads without decoding JSON:
 //
@@ -41,10 +44,18 @@
 // Hints travel on `prefix + "hint"` (every replica) and `prefix + "hint:" + replica` (one
 // replica): "p|<token>|<pending>|<key>", "s|<token>|<key>", "h|<replica>|<key>", "f|<key>", and
 // since 0.2 "d|<reason>=<uid>,…|<key>" (entries of that replica dropped elsewhere: dropped.ts),
-// which older replicas ignore, as every replica ignores a hint type it does not know. Since
-// issue 15 the count of a "p" hint may be written "+<pending>": the input that arrived was admitted in
-// `interrupt` mode (chosen per input), and the holder aborts its turn whatever its own mode; an
-// older replica reads Number("+3") as 3, as before.
+// which older replicas ignore, as every replica ignores a hint type it does not know.
+//
+// Added with revisions and outcomes (issue 14), all read by an older replica as before: a "d" hint
+// may carry the reason "withdrawn" (a pending input deleted at another replica); the hint
+// "v|<token>|<id field>|<length>|<json><key>" (an edit) or "v|<token>|<id field>|-|<key>" (a
+// deletion) tells the holder's replica that an input of its turn changed (revisions.ts: `length`
+// is the JSON's length in UTF-16 code units, as the JSON may hold "|"; the key is the rest); and a
+// pending entry's JSON may change in place (REPLACE: same position, uid and header).
+//
+// Added with carried work and modes per input (issue 15): the count of a "p" hint may be written
+// "+<pending>": the input that arrived was admitted in `interrupt` mode (chosen per input), and the
+// holder aborts its turn whatever its own mode; an older replica reads Number("+3") as 3, as before.
 
 import type { StoreEntry } from "session-guard";
 

@@ -59,6 +59,12 @@ export interface RedisStore extends Store {
   readonly prefix: string;
   /** This process's id in tokens and hint channels (random per store). */
   readonly replicaId: string;
+  /** Revisions from any replica (`guard.replace`, `guard.withdraw`): one script each. */
+  replace: NonNullable<Store["replace"]>;
+  reviseRunning: NonNullable<Store["reviseRunning"]>;
+  /** Outcome records by id, so that `guard.outcome(id)` answers from any replica. */
+  record: NonNullable<Store["record"]>;
+  outcome: NonNullable<Store["outcome"]>;
   /**
    * Stop the store's background work and close its own connections (not the client you gave).
    * Call it after `guard.close()`, which hands this replica's keys to the others first.

@@ -13,6 +13,8 @@ import type {
   Claim,
   Expiry,
   Finish,
+  Outcome,
+  OutcomeRecord,
   Renewal,
   Stopped,
   Store,
@@ -21,9 +23,10 @@ import type {
   StoreHost,
   Take,
 } from "session-guard";
-import { Carrying, carry, carryArgs } from "./carried.js";
+import { Carrying, carry } from "./carried.js";
 import { abandon, clear, expire, forget, illFormed, keys, stop, withdraw } from "./control.js";
 import { LocalEntries, list, text } from "./entries.js";
+import { finish } from "./finish.js";
 import {
   type Bucket,
   bucketOf,
@@ -40,8 +43,10 @@ import { Holdings } from "./holdings.js";
 import { acquirePolicy } from "./lua/acquire.js";
 import { SCRIPTS } from "./lua/index.js";
 import type { RedisStoreOptions } from "./options.js";
+import { OutcomeWriter } from "./outcomes.js";
 import { portFor, type RedisPort } from "./port/index.js";
-import { readAcquired, readAdmission, readFinish } from "./replies.js";
+import { readAcquired, readAdmission } from "./replies.js";
+import { replace, reviseRunning } from "./revisions.js";
 import { ScriptRunner } from "./runner.js";
 import { Takeover, type TakeoverStore } from "./takeover.js";
 
@@ -68,13 +73,16 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   /** Claims held here, which `close()` waits for (see holdings.ts). */
   readonly #holdings = new Holdings();
   /** FINISH's options argument, by batch policy (see lua/finish.ts). */
-  readonly #finishAll: string;
-  readonly #finishOne: string;
+  /** FINISH's options argument, by batch policy (finish.ts). */
+  readonly finishAll: string;
+  readonly finishOne: string;
   /** ACQUIRE's policy argument, by the policy object the guard passes. */
   readonly #policies = new WeakMap<AdmitPolicy, string>();
   readonly takeover: Takeover<E>;
   /** Claims of this process with carried work (carried.ts). */
   readonly carrying = new Carrying();
+  /** The outcome records this replica writes (outcomes.ts). */
+  readonly #outcomes: OutcomeWriter<E>;
   #host: StoreHost<E> | undefined;
   #seq = 0;
   #closed = false;
@@ -91,14 +99,15 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.buckets = bucketsOf(options.prefix);
     this.leaseText = String(options.lease);
     this.prefixLength = String(Buffer.byteLength(options.prefix));
-    this.#finishAll = `a|${this.leaseText}|${this.prefixLength}`;
-    this.#finishOne = `o|${this.leaseText}|${this.prefixLength}`;
+    this.finishAll = `a|${this.leaseText}|${this.prefixLength}`;
+    this.finishOne = `o|${this.leaseText}|${this.prefixLength}`;
     this.port = portFor(options.client, {
       error: (error) => this.scripts.background(error, undefined),
       ready: () => this.scripts.answered(),
     });
     this.scripts = new ScriptRunner(this.port, this.commandTimeout);
     this.takeover = new Takeover(this);
+    this.#outcomes = new OutcomeWriter(this);
   }
 
   // --- what the takeover uses too
@@ -257,65 +266,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
   }
 
   finish(key: string, claim: Claim, batch: BatchPolicy, carry?: CarryOn): Promise<Finish<E>> {
-    // The queue and the bucket's fence only when input may be pending: the script asks for them
-    // (answers {"keys"}) if it finds that it needs them. The carry list only with carried work.
-    const carrying = carry !== undefined || this.carrying.has(claim.token);
-    let carried: string[] | undefined;
-    try {
-      carried = carrying ? carryArgs(carry) : undefined;
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const full = carried !== undefined || (this.pending.get(key) ?? 0) > 0;
-    return this.#finish(key, claim.token, batch, full, carried);
-  }
-
-  #finish(
-    key: string,
-    token: string,
-    batch: BatchPolicy,
-    full: boolean,
-    carried?: string[],
-  ): Promise<Finish<E>> {
-    const bucket = this.buckets[bucketOf(key)] as Bucket;
-    const tag = bucket.tag;
-    const sha = SCRIPTS.finish.sha;
-    const lease = `${tag}l:${key}`;
-    const run = `${tag}r:${key}`;
-    const options = batch === "one" ? this.#finishOne : this.#finishAll;
-    const queue = `${tag}q:${key}`;
-    const args = !full
-      ? ["EVALSHA", sha, "3", lease, run, bucket.index, token]
-      : carried === undefined
-        ? ["EVALSHA", sha, "5", lease, run, bucket.index, queue, bucket.fence, token, options]
-        : [
-            "EVALSHA",
-            sha,
-            "6",
-            lease,
-            run,
-            bucket.index,
-            queue,
-            bucket.fence,
-            carryKeyOf(tag, key),
-            token,
-            options,
-            ...carried,
-          ];
-    return this.scripts.eval(
-      SCRIPTS.finish,
-      args,
-      (reply) =>
-        full || reply === 0 || !Array.isArray(reply) || text(reply[0]) !== "keys"
-          ? readFinish(this, key, token, reply)
-          : this.#finish(key, token, batch, true),
-      (error) => {
-        // The guard ends the turn here either way; the lease, if it survived, lapses.
-        this.carrying.ended(token);
-        this.unhold(key, token);
-        throw error;
-      },
-    );
+    return finish(this, key, claim, batch, carry);
   }
 
   abandon(key: string, claim: Claim, requeue = false, carry?: CarryOn): Promise<readonly E[]> {
@@ -342,6 +293,27 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     return withdraw(this, key, id);
   }
 
+  replace(
+    key: string,
+    id: string,
+    data: string | undefined,
+    apply: (entry: E) => void,
+  ): Promise<E | undefined> {
+    return replace(this, key, id, data, apply);
+  }
+
+  reviseRunning(key: string, id: string, data: string | undefined): Promise<boolean> {
+    return reviseRunning(this, key, id, data);
+  }
+
+  record(key: string, records: readonly OutcomeRecord[], window: number): void {
+    this.#outcomes.record(key, records, window);
+  }
+
+  outcome(id: string): Promise<Outcome | undefined> {
+    return this.#outcomes.read(id);
+  }
+
   expire(key: string): Promise<Expiry<E>> {
     return expire(this, key);
   }
@@ -363,6 +335,7 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     if (this.#closed) throw new Error("redisStore: this store is closed.");
     this.#host = host;
     this.entries.host = host;
+    this.#outcomes.host = host;
     this.scripts.report = (error, key) => host.error(error, key);
     // The guard names an outage of the store's own work "background" (its errors carry no
     // operation of their own): its end is reported under the same name.
@@ -391,6 +364,9 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
     this.#closed = true;
     this.scripts.closed = true;
     await this.#holdings.idle(this.lease);
+    // Records of turns that ended meanwhile are written before the connections close.
+    await this.#outcomes.drained();
+    this.#outcomes.closed = true;
     await this.port.close();
   }
 }

@@ -19,6 +19,8 @@ import { list, text } from "./entries.js";
 import { BUCKETS, type Bucket, hintChannel, replicaOf } from "./format.js";
 import { SCRIPTS } from "./lua/index.js";
 import type { StoreParts } from "./parts.js";
+import { readPendingHint } from "./pending-hint.js";
+import { readRevisionHint } from "./revisions.js";
 
 /** Ms after a lease's expiry at which a waiting replica probes it. */
 export const PROBE_MARGIN = 15;
@@ -338,13 +340,8 @@ export class Takeover<E extends StoreEntry> {
     const type = message.charAt(0);
     const a = message.indexOf("|", 2);
     if (type === "p") {
-      // p|token|pending|key; a count "+<n>" is an input admitted in interrupt mode (format.ts)
-      const b = message.indexOf("|", a + 1);
-      const token = message.slice(2, a);
-      const pending = Number(message.slice(a + 1, b));
-      const key = message.slice(b + 1);
+      const { token, pending, interrupt, key } = readPendingHint(message);
       this.#store.pending.set(key, pending);
-      const interrupt = message.charCodeAt(a + 1) === 43;
       if (interrupt) this.#interrupted.set(key, token);
       host.pending(key, token, pending, interrupt);
     } else if (type === "s") {
@@ -362,6 +359,12 @@ export class Takeover<E extends StoreEntry> {
     } else if (type === "d") {
       // d|reason=uid,…|key (dropped.ts)
       this.#droppedElsewhere(host, message);
+    } else if (type === "v") {
+      // v|token|id field|length|json key (revisions.ts)
+      const revision = readRevisionHint(message);
+      if (revision !== undefined) {
+        host.revised?.(revision.key, revision.token, revision.id, revision.data);
+      }
     }
   }
 

@@ -53,7 +53,10 @@ import { CLEAR } from "./clear.js";
 import { EXPIRE } from "./expire.js";
 import { FINISH } from "./finish.js";
 import { KEYS } from "./keys.js";
+import { RECORD } from "./record.js";
 import { RENEW } from "./renew.js";
+import { REPLACE } from "./replace.js";
+import { REVISE } from "./revise.js";
 import { STOP } from "./stop.js";
 import { SWEEP } from "./sweep.js";
 import { TAKE } from "./take.js";
@@ -82,4 +85,7 @@ export const SCRIPTS = {
   stop: script(STOP),
   keys: script(KEYS),
   carry: script(CARRY),
+  replace: script(REPLACE),
+  revise: script(REVISE),
+  record: script(RECORD),
 };

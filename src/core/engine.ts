@@ -13,6 +13,7 @@
 
 import type pLimit from "p-limit";
 import type { Admission, AdmitPolicy, Finish, Store } from "../stores/store.js";
+import { callHandler } from "./call-handler.js";
 import { awaited, current, noHandler, OUTCOMES } from "./callers.js";
 import type { Carrier } from "./carry.js";
 import { checkKey, checkSubmitOptions } from "./check.js";
@@ -259,34 +260,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     }
     const entries = turn.entries;
     const last = entries[entries.length - 1] as Entry<I>;
-    const run = last.run ?? this.options.handler;
-    const outer = current.turn;
-    current.turn = turn as TurnState<unknown>;
-    try {
-      if (run === undefined) throw noHandler(`the turn for key "${turn.key}"`);
-      const result = run(turn, last.input);
-      current.turn = outer;
-      if (result instanceof Promise) {
-        result.then(
-          (value) => this.settleTurn(turn, value, false),
-          (error) => this.settleTurn(turn, error, true),
-        );
-      } else if (result !== null && (typeof result === "object" || typeof result === "function")) {
-        // Perhaps a foreign thenable: a native promise adopts it, so a `then` that throws, a `then`
-        // getter that throws or a `then` that calls back twice is one settlement, never a throw here.
-        Promise.resolve(result).then(
-          (value) => this.settleTurn(turn, value, false),
-          (error) => this.settleTurn(turn, error, true),
-        );
-      } else {
-        queueMicrotask(() => this.settleTurn(turn, result, false));
-      }
-    } catch (error) {
-      current.turn = outer;
-      // Settle on a later tick, never inside `submit`: a queue of synchronous handlers must not
-      // recurse through finish → next turn → handler.
-      queueMicrotask(() => this.settleTurn(turn, error, true));
-    }
+    callHandler(this, turn, last.run ?? this.options.handler, last.input);
   }
 
   /** The handler returned or threw: report, end its entries, and retire the turn. */

@@ -63,6 +63,10 @@ const TIMED: ReadonlySet<PropertyKey> = new Set([
   "withdraw",
   "forget",
   "expire",
+  "replace",
+  "reviseRunning",
+  "outcome",
+  "carry",
 ]);
 
 const observers = new WeakMap<object, GuardObserver>();

@@ -120,7 +120,15 @@ export class Revisions<I> {
     return new Promise((resolve, reject) => {
       ask(
         () => (store.outcome as NonNullable<typeof store.outcome>)(id),
-        (stored: Outcome | undefined) => resolve(stored ?? local),
+        // The store answers for every replica, but a write of this one may still be on its way:
+        // an end known here outranks a state the store has not seen end yet.
+        (stored: Outcome | undefined) =>
+          resolve(
+            stored === undefined ||
+              (local !== undefined && isFinal(local.state) && !isFinal(stored.state))
+              ? local
+              : stored,
+          ),
         (error: unknown) => reject(new StoreError("outcome", undefined, error)),
       );
     });

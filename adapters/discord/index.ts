@@ -55,6 +55,7 @@ import type {
   PassThroughInteraction,
 } from "./types.js";
 
+export type { DropNotice, ReactionOptions, ShownReason } from "../kit/shown.js";
 export type { DiscordGuardOptions } from "./options.js";
 export {
   type DiscordReplyTarget,

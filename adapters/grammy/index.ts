@@ -34,6 +34,7 @@ import { isRevision, Revisions, SHARED_WAITING_MAX } from "./revisions.js";
 import { telegramShown } from "./shown.js";
 import { attachTurn, NO_TURN, replayedAs } from "./turn.js";
 
+export type { DropNotice, ReactionOptions, ShownReason } from "../kit/shown.js";
 export type { SessionGuardOptions } from "./options.js";
 export { type ReplyStream, type StreamReplyOptions, streamReply } from "./stream-reply.js";
 export type { GrammyTurn, TurnContextFlavor, TurnFlavor, TurnSignal } from "./turn.js";

@@ -33,14 +33,37 @@ const SHOWN_REASONS: ReadonlySet<string> = new Set<ShownReason>([
  * What a dropped input gets: a notice (its text, or `{ reply: text }`), a reaction
  * (`{ react: emoji }`), or `false` for nothing.
  */
-export type DropNotice = string | { readonly react: string } | { readonly reply: string } | false;
+export type DropNotice =
+  | string
+  | {
+      /** The reaction to put on the dropped message. */
+      readonly react: string;
+    }
+  | {
+      /** The notice to answer the dropped message with. */
+      readonly reply: string;
+    }
+  | false;
 
 /** The `reactions` option of every adapter: `true` for the defaults, or what to change. */
 export interface ReactionOptions {
   /** The reaction on input that waits behind a running turn, or `false` for none. */
   readonly queued?: string | false;
   /** Per drop reason, what the dropped input gets; reasons left out keep their default. */
-  readonly dropped?: { readonly [R in ShownReason]?: DropNotice };
+  readonly dropped?: {
+    /** Refused while a turn runs (`mode: "reject"`). Default: a short notice. */
+    readonly busy?: DropNotice;
+    /** Past `maxPending` or `maxPendingTotal`. Default: a short notice. */
+    readonly overflow?: DropNotice;
+    /** Waited past `pendingTtl` or its own expiry. Default: a short notice. */
+    readonly expired?: DropNotice;
+    /** Dropped by a stop. Default: a 🤷 reaction (Slack: `shrug`). */
+    readonly stopped?: DropNotice;
+    /** Replaced by a newer input (`mode: "latest"`). Default: nothing. */
+    readonly superseded?: DropNotice;
+    /** Dropped because the guard shut down. Default: nothing. */
+    readonly shutdown?: DropNotice;
+  };
 }
 
 /** A notice, resolved: a reaction or a reply text. */

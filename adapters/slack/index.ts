@@ -53,6 +53,7 @@ import { slackShown } from "./shown.js";
 import { Stops } from "./stop.js";
 import type { SlackInput, SlackMiddlewareArgs, SlackTurn } from "./types.js";
 
+export type { DropNotice, ReactionOptions, ShownReason } from "../kit/shown.js";
 export type { SlackGuardOptions } from "./options.js";
 export {
   type ReplyStream,

@@ -20,6 +20,7 @@ import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import { afterEach, describe, expect, it } from "vitest";
 import { deferred, sleep } from "./support/helpers.js";
 import {
+  adminClient,
   CLIENTS,
   cleanUp,
   eventually,
@@ -117,6 +118,32 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("the Redis store with $name", (ki
     open.push({ close: () => proxy.close() });
     return { proxy, target: { socket: proxy.socket } };
   }
+
+  it("after Redis restarts, the hint subscription is back: the store subscribes again on the new connection", async () => {
+    prefix = testPrefix();
+    const local = await startLocalRedis();
+    open.push({ close: () => local.dispose() });
+    const guard = createGuard<{ text: string }>({
+      store: store({ at: local, commandTimeout: 150 }),
+      handler: () => {},
+      onError: () => {},
+    });
+    open.push({ close: () => guard.close({ timeout: 100 }).then(() => undefined) });
+    /** The hint channels of this prefix with a subscriber, as the server sees them. */
+    const subscribed = async () => {
+      const admin = await adminClient(local);
+      try {
+        return (await admin.sendCommand(["PUBSUB", "CHANNELS", `${prefix}hint*`])) as string[];
+      } finally {
+        admin.destroy();
+      }
+    };
+    await eventually(async () => (await subscribed()).length === 2, 3_000, "the subscription");
+    await local.stop();
+    await sleep(100);
+    await local.start();
+    await eventually(async () => (await subscribed()).length === 2, 10_000, "the new subscription");
+  });
 
   it("Redis down twice: each outage of the store's own work is reported when it starts and when it ends, not at every retry", async () => {
     prefix = testPrefix();

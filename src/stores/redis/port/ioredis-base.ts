@@ -3,8 +3,12 @@
 import { BasePort } from "./base.js";
 import { type IoRedisClient, off, type PortEvents, type Subscriber } from "./types.js";
 
-/** The hint connection's options: it may queue and resubscribes on its own. */
-export const SUBSCRIBER = { lazyConnect: false, enableOfflineQueue: true, autoResubscribe: true };
+/**
+ * The hint connection's options: it may queue. A standalone one does not resubscribe on its own
+ * after a reconnect (`open` does, see there); a Cluster's does (`CLUSTER_SUBSCRIBER`).
+ */
+export const SUBSCRIBER = { lazyConnect: false, enableOfflineQueue: true, autoResubscribe: false };
+export const CLUSTER_SUBSCRIBER = { ...SUBSCRIBER, autoResubscribe: true };
 
 /**
  * An ioredis port (`new Redis()` or `new Cluster()`): commands go through `commands`, a duplicate
@@ -45,6 +49,16 @@ export abstract class IoPort<C extends IoRedisClient> extends BasePort {
     }
     this.subscriber = handle;
     if (this.closed) return handle.close();
+    if (subscriber.isCluster !== true) {
+      // ioredis's own resubscription after a reconnect sends SUBSCRIBE with a promise nobody
+      // handles: when the connection closes before the answer (a server restart, or this port
+      // replacing a deaf subscription), that is an unhandled rejection. So subscribe again here.
+      let connected = false;
+      subscriber.on("ready", () => {
+        if (connected && !this.closed) subscriber.subscribe(...channels).catch(this.onError);
+        connected = true;
+      });
+    }
     await subscriber.subscribe(...channels);
   }
 

@@ -1,6 +1,6 @@
 // === ioredis `Cluster`: its own retries off, readiness per slot's master
 
-import { IoPort, SUBSCRIBER } from "./ioredis-base.js";
+import { CLUSTER_SUBSCRIBER, IoPort } from "./ioredis-base.js";
 import { slotOf } from "./slot.js";
 import {
   type IoRedisClient,
@@ -115,7 +115,7 @@ export class IoRedisClusterPort extends IoPort<IoRedisCluster> {
 
   protected subscriberClient(): IoRedisClient {
     return this.#cluster.duplicate([], {
-      ...SUBSCRIBER,
+      ...CLUSTER_SUBSCRIBER,
       redisOptions: { ...this.#cluster.options?.redisOptions },
     });
   }

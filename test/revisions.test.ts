@@ -469,3 +469,33 @@ describe("hostile shapes", () => {
     expect(results).toEqual(["in-turn", "in-turn", "in-turn"]);
   });
 });
+
+describe("outcomes at volume", () => {
+  it("thousands of inputs: each id answers its own record, a reused id a new one, all forgotten after the window", async () => {
+    vi.useFakeTimers();
+    const guard = createGuard<number>({ dedupe: 60_000, handler: () => {} });
+    const fences = new Map<string, number>();
+    guard.on("settled", ({ id, outcome }) => {
+      if (id !== undefined) fences.set(id, outcome.fence as number);
+    });
+    for (let i = 0; i < 5_000; i++) {
+      await guard.submit(`k${i % 37}`, i, undefined, { id: `m${i}` });
+      if (i % 500 === 0) await vi.advanceTimersByTimeAsync(1_000);
+    }
+    await guard.onIdle();
+    for (const i of [0, 1, 1_023, 1_024, 2_047, 4_999]) {
+      expect(await guard.outcome(`m${i}`)).toEqual({
+        key: `k${i % 37}`,
+        state: "handled",
+        fence: fences.get(`m${i}`),
+        at: expect.any(Number),
+      });
+    }
+    // Past the window every final record is gone, whatever traffic came since.
+    await vi.advanceTimersByTimeAsync(61_000);
+    await guard.submit("k", -1, undefined, { id: "late" });
+    await guard.onIdle();
+    expect(await guard.outcome("m4999")).toBeUndefined();
+    expect((await guard.outcome("late"))?.state).toBe("handled");
+  });
+});

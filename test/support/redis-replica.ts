@@ -37,6 +37,8 @@ export type FromReplica =
       fence: number;
       ids: string[];
       at: number;
+      /** Redis' count at the start (see `order`): comparable across replicas, unlike `at`. */
+      order: number | undefined;
       pid: number;
       local: boolean;
       /** What the turn was handed (`turn.carried`): value, fence, reason. */
@@ -48,6 +50,8 @@ export type FromReplica =
       fence: number;
       ids: string[];
       at: number;
+      /** Redis' count at the end, before the turn releases its key (see `order`). */
+      order: number | undefined;
       pid: number;
       aborted: string | null;
       stale: boolean;
@@ -58,6 +62,27 @@ export type FromReplica =
 
 const send = (message: FromReplica) => process.send?.(message);
 const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * One count in Redis that every replica increments at a turn's start (after its claim) and at its
+ * end (before its release): an order of events across processes that no clock skew can blur — two
+ * processes' `performance.timeOrigin` may disagree by milliseconds on a loaded machine. Best effort:
+ * `undefined` when Redis does not answer (tests that take it down).
+ */
+let counter: Promise<{ sendCommand(args: string[]): Promise<unknown> }> | undefined;
+const order = (): Promise<number | undefined> => {
+  const key = `order:${process.env.SG_PREFIX}`;
+  if (client instanceof Redis) return client.call("INCR", key).then(Number, () => undefined);
+  // The store's node-redis client is never connected itself (the store duplicates it): a connection
+  // of its own for the count.
+  counter ??= (async () => {
+    const own = client.duplicate();
+    own.on("error", () => {});
+    await own.connect();
+    return own;
+  })();
+  return counter.then((own) => own.sendCommand(["INCR", key])).then(Number, () => undefined);
+};
 
 const target = JSON.parse(process.env.SG_TARGET as string) as { url?: string; socket?: string };
 const kind = process.env.SG_CLIENT as string;
@@ -79,12 +104,15 @@ const store = redisStore({
 function run(local: boolean) {
   return async (turn: Turn<Input>) => {
     const ids = turn.inputs.map((input) => input.id);
+    const at = now();
+    const started = await order();
     send({
       type: "start",
       key: turn.key,
       fence: turn.fence,
       ids,
-      at: now(),
+      at,
+      order: started,
       pid: process.pid,
       local,
       carried: turn.carried.map((c) => [c.value, c.fence, c.reason]),
@@ -100,12 +128,15 @@ function run(local: boolean) {
       });
     });
     const reason: unknown = turn.signal.reason;
+    const endedAt = now();
+    const ended = await order();
     send({
       type: "end",
       key: turn.key,
       fence: turn.fence,
       ids,
-      at: now(),
+      at: endedAt,
+      order: ended,
       pid: process.pid,
       aborted: turn.signal.aborted
         ? reason instanceof TurnAbortedError

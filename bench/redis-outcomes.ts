@@ -22,58 +22,27 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { createGuard, type Store } from "session-guard";
 import { redisStore } from "session-guard/redis";
+import {
+  type CountingClient,
+  countingIoredis,
+  countingNodeRedis,
+  type Sent,
+} from "./counting-clients.js";
 
 const TURNS = Number(process.argv[2] ?? 2_000);
 
 interface Kind {
   readonly name: string;
   /** A client for the store whose command connection counts what it sends. */
-  create(socket: string, sent: { total: number }): { client: unknown; dispose(): void };
+  create(socket: string, sent: Sent): CountingClient;
 }
 
 const KINDS: Kind[] = [
-  {
-    name: "node-redis",
-    create(socket, sent) {
-      const client = createClient({ socket: { path: socket, tls: false } });
-      type Sender = { sendCommand(args: string[]): Promise<unknown> };
-      const patched = client as unknown as { duplicate(options?: unknown): Sender };
-      const duplicate = patched.duplicate.bind(client);
-      patched.duplicate = (options?: unknown) => {
-        const copy = duplicate(options);
-        const send = copy.sendCommand.bind(copy);
-        copy.sendCommand = (args) => {
-          sent.total++;
-          return send(args);
-        };
-        return copy;
-      };
-      return { client, dispose: () => client.isOpen && void client.destroy() };
-    },
-  },
-  {
-    name: "ioredis",
-    create(socket, sent) {
-      const client = new Redis({ path: socket, lazyConnect: true });
-      type Caller = { call(name: string, args: string[]): Promise<unknown> };
-      const patched = client as unknown as { duplicate(options?: unknown): Caller };
-      const duplicate = patched.duplicate.bind(client);
-      patched.duplicate = (options?: unknown) => {
-        const copy = duplicate(options);
-        const call = copy.call.bind(copy);
-        copy.call = (name, args) => {
-          sent.total++;
-          return call(name, args);
-        };
-        return copy;
-      };
-      return { client, dispose: () => client.disconnect() };
-    },
-  },
+  { name: "node-redis", create: countingNodeRedis },
+  { name: "ioredis", create: countingIoredis },
 ];
 
 async function startServer(): Promise<{ socket: string; stop(): void }> {

@@ -43,6 +43,12 @@ import { createClient } from "redis";
 import { createGuard, type Guard, type Store, type Turn } from "session-guard";
 import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import {
+  type CountingClient,
+  countingIoredis,
+  countingNodeRedis,
+  type Sent,
+} from "./counting-clients.js";
+import {
   collectBeforeRun,
   fmt,
   gate,
@@ -207,11 +213,6 @@ async function startServer(version: string): Promise<LocalServer> {
 
 // === The two clients
 
-/** Commands sent on the store's command connection: its round trips. */
-class Sent {
-  total = 0;
-}
-
 /** A connected client for the bare loop and for INFO. */
 interface RawClient {
   set(key: string, token: string): Promise<unknown>;
@@ -224,7 +225,7 @@ interface ClientKind {
   readonly name: ClientName;
   connect(socket: string): Promise<RawClient>;
   /** A client as users create it for `redisStore()`, whose store connections count commands. */
-  forStore(socket: string, sent: Sent): { client: unknown; dispose(): void };
+  forStore(socket: string, sent: Sent): CountingClient;
 }
 
 const PX = String(LEASE);
@@ -243,27 +244,7 @@ const NODE_REDIS: ClientKind = {
       close: () => client.destroy(),
     };
   },
-  forStore(socket, sent) {
-    const client = createClient({ socket: { path: socket, tls: false } });
-    type Sender = { sendCommand(args: string[]): Promise<unknown> };
-    const patched = client as unknown as { duplicate(options?: unknown): Sender };
-    const duplicate = patched.duplicate.bind(client);
-    patched.duplicate = (options?: unknown) => {
-      const copy = duplicate(options);
-      const send = copy.sendCommand.bind(copy);
-      copy.sendCommand = (args) => {
-        sent.total++;
-        return send(args);
-      };
-      return copy;
-    };
-    return {
-      client,
-      dispose: () => {
-        if (client.isOpen) client.destroy();
-      },
-    };
-  },
+  forStore: countingNodeRedis,
 };
 
 const IOREDIS: ClientKind = {
@@ -279,22 +260,7 @@ const IOREDIS: ClientKind = {
       close: () => client.disconnect(),
     };
   },
-  forStore(socket, sent) {
-    const client = new Redis({ path: socket, lazyConnect: true });
-    type Caller = { call(name: string, args: string[]): Promise<unknown> };
-    const patched = client as unknown as { duplicate(options?: unknown): Caller };
-    const duplicate = patched.duplicate.bind(client);
-    patched.duplicate = (options?: unknown) => {
-      const copy = duplicate(options);
-      const call = copy.call.bind(copy);
-      copy.call = (name, args) => {
-        sent.total++;
-        return call(name, args);
-      };
-      return copy;
-    };
-    return { client, dispose: () => client.disconnect() };
-  },
+  forStore: countingIoredis,
 };
 
 const KINDS: readonly ClientKind[] = [NODE_REDIS, IOREDIS];
@@ -435,7 +401,7 @@ function replica(
     maxPending?: number;
   } = {},
 ): Replica {
-  const sent = new Sent();
+  const sent: Sent = { total: 0 };
   const { client, dispose } = kind.forStore(lab.socket, sent);
   const store: RedisStore = redisStore({
     client,

@@ -324,6 +324,33 @@ describe("outcomes: one per input", () => {
     expect(settled.map((s) => s.id)).toEqual(["a"]);
   });
 
+  // The memory store keeps its de-duplication ids in the same records as the outcomes: a mark and
+  // an outcome must not be taken for one another.
+  it("de-duplication marks and outcomes share a record on the memory store without mixing", async () => {
+    let fail = true;
+    const guard = createGuard<string>({
+      handler: () => {
+        if (fail) throw new Error("agent down");
+      },
+      onError: () => {},
+    });
+    // A stop's id is de-duplicated, and is no input: no outcome.
+    expect(await guard.stop("k", { id: "stop-1" })).toBe(false);
+    expect(await guard.outcome("stop-1")).toBeUndefined();
+    // An awaited input that failed is forgotten for de-duplication (the platform redelivers it),
+    // while its outcome stays "failed" until the redelivery runs as a new input.
+    await expect(guard.submit("k", "a", undefined, { id: "a", awaitTurn: true })).rejects.toThrow(
+      "agent down",
+    );
+    expect(await guard.outcome("a")).toMatchObject({ state: "failed" });
+    fail = false;
+    expect(await guard.submit("k", "a", undefined, { id: "a", awaitTurn: true })).toBe("started");
+    expect(await guard.outcome("a")).toMatchObject({ state: "handled" });
+    // The redelivery is marked again: a third delivery is a duplicate.
+    expect(await guard.submit("k", "a", undefined, { id: "a" })).toBe("duplicate");
+    expect(await guard.outcome("a")).toMatchObject({ state: "handled" });
+  });
+
   it("settled fires for inputs without an id too, never for lanes", async () => {
     const events: { id: string | undefined; state: string }[] = [];
     const guard = createGuard<string>({ handler: () => {} });

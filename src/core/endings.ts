@@ -31,6 +31,8 @@ export class Endings<I> {
   readonly #events: Emitter<GuardEvents<I>>;
   readonly #report: Reporter<I>;
   readonly #ledger: Ledger;
+  /** How long final outcome records are kept (ms). */
+  readonly #window: number;
   /** A shared store's `record`, bound, or `undefined`. */
   readonly #share: ((key: string, records: readonly OutcomeRecord[]) => void) | undefined;
   /** While the guard closes: the inputs it dropped, for the close report. */
@@ -41,8 +43,10 @@ export class Endings<I> {
     events: Emitter<GuardEvents<I>>,
     report: Reporter<I>,
     ledger: Ledger,
+    window: number,
     share: ((key: string, records: readonly OutcomeRecord[]) => void) | undefined,
   ) {
+    this.#window = window;
     this.#onDrop = onDrop;
     this.#events = events;
     this.#report = report;
@@ -67,7 +71,7 @@ export class Endings<I> {
     if (id === undefined && !settled) return;
     const at = Date.now();
     if (id !== undefined) {
-      this.#ledger.note(id, key, state, at, fence, reason);
+      this.#ledger.note(id, key, state, at, this.#window, fence, reason);
       this.#share?.(key, [{ id, state, reason, fence, at }]);
     }
     if (settled) {
@@ -85,7 +89,7 @@ export class Endings<I> {
       const id = entry.id;
       if (id === undefined || entry.lane) continue;
       if (at === 0) at = Date.now();
-      this.#ledger.note(id, key, "running", at, fence);
+      this.#ledger.note(id, key, "running", at, this.#window, fence);
       if (this.#share !== undefined) (records ??= []).push({ id, state: "running", fence, at });
     }
     if (records !== undefined) this.#share?.(key, records);
@@ -148,7 +152,7 @@ export class Endings<I> {
     if (!this.#endDropped(key, entry, reason)) return;
     // The other replica recorded it in the store and emitted `settled`: only the local record.
     if (entry.id !== undefined)
-      this.#ledger.note(entry.id, key, "dropped", Date.now(), undefined, reason);
+      this.#ledger.note(entry.id, key, "dropped", Date.now(), this.#window, undefined, reason);
     const own = entry.onDrop;
     if (own !== undefined) this.#callDrop(own, { key, input: entry.input, id: entry.id, reason });
   }

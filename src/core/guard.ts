@@ -26,7 +26,7 @@ import { FALLBACK_MODE, ModeChoice } from "./mode-choice.js";
 import { MODES, type ModeBehaviour } from "./modes.js";
 import { type GuardObserver, OBSERVE, observe } from "./observe.js";
 import type { ResolvedOptions } from "./options.js";
-import { Ledger, type Outcome } from "./outcomes.js";
+import { LEDGER, Ledger, type Outcome, outcomeWindow } from "./outcomes.js";
 import { Replicas } from "./replicas.js";
 import { Reporter } from "./report.js";
 import { Revisions } from "./revisions.js";
@@ -86,19 +86,21 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
       this.report.listenerFailed(error, (payload as { key?: string }).key),
     );
     this.report = new Reporter(options.onError, this.events);
-    const ledger = new Ledger(dedupe);
+    // The memory store keeps its de-duplication ids in a ledger: outcomes go into the same one.
+    const ledger = (this.store as { [LEDGER]?: Ledger })[LEDGER] ?? new Ledger();
+    const window = outcomeWindow(dedupe);
     const record = this.store.record?.bind(this.store);
     const share =
       record === undefined
         ? undefined
         : (key: string, records: Parameters<typeof record>[1]) => {
             try {
-              record(key, records, ledger.window);
+              record(key, records, window);
             } catch (error) {
               this.report.incident("record", error, key);
             }
           };
-    this.ends = new Endings(options.onDrop, this.events, this.report, ledger, share);
+    this.ends = new Endings(options.onDrop, this.events, this.report, ledger, window, share);
     this.revisions = new Revisions(this, ledger);
     this.limit = Number.isFinite(options.concurrency) ? pLimit(options.concurrency) : undefined;
     this.exits = new Exits(this);

@@ -7,10 +7,16 @@
 //
 // Records live as long as de-duplication ids do (the guard's `dedupe` window; 10 minutes when
 // de-duplication is off), past their last change; one still pending or running lives on (an input
-// may wait longer than a window). Past `MAX_RECORDS` the oldest go early: memory stays bounded
+// may wait longer than a window). Past the ledger's cap the oldest go early: memory stays bounded
 // (G6). The ledger is written for every input with an id, so it keeps no object per record: a map
-// from id to a slot, and the slots in typed arrays, a ring in the order the records were made
-// (like the log of `SeenIds`) — the garbage collector then has nothing per record to trace or move.
+// from id to a sequence number, and the records in typed arrays, a ring in the order they were
+// made, where a record's slot is its sequence number masked — the garbage collector has nothing
+// per record to trace or move, and growing the ring moves no map entry.
+//
+// The memory store keeps its de-duplication ids here too (`seen`, `forget`): one map entry and one
+// slot per id instead of one in the store and one in the guard. An id seen but never run (a stop's
+// id, or an input refused before it was admitted) has a record with no state, which `get` does not
+// answer. The store makes the ledger and the guard writes its outcomes into it (`LEDGER`).
 //
 // With a shared store that keeps outcomes (`Store.record`/`Store.outcome`, Redis), the records of
 // this process are also written there, so that any replica can answer; this ledger then answers
@@ -35,18 +41,32 @@ export interface Outcome {
   readonly at: number;
 }
 
-/** Records kept at most; past it the oldest go first. */
-const MAX_RECORDS = 200_000;
+/** Records kept at most by a guard's own ledger; past it the oldest go first. */
+export const MAX_RECORDS = 200_000;
 /** How long final records live when de-duplication is off. */
-const DEFAULT_WINDOW = 10 * 60_000;
+export const DEFAULT_WINDOW = 10 * 60_000;
 const INITIAL_SLOTS = 1024;
+/** Sequence numbers wrap here: a small integer always, and a multiple of every ring size. */
+const SEQ_MASK = 0x3fffffff;
+
+/**
+ * Where a store that keeps its de-duplication ids in a `Ledger` offers it, so that the guard
+ * records outcomes in the same one (internal: the memory store).
+ */
+export const LEDGER: unique symbol = Symbol("session-guard ledger");
+
+/** The window of a guard's outcome records: its `dedupe` window, or 10 minutes when off. */
+export function outcomeWindow(dedupe: number): number {
+  return dedupe > 0 && Number.isFinite(dedupe) ? dedupe : DEFAULT_WINDOW;
+}
 
 /** The final states: the record of such an input no longer changes. */
 export function isFinal(state: OutcomeState): boolean {
   return state === "handled" || state === "failed" || state === "dropped";
 }
 
-// States and reasons as the small numbers the slots hold (0: no reason).
+// States and reasons as the small numbers the slots hold (0: no reason). `NONE`: an id seen for
+// de-duplication only.
 const STATES: readonly OutcomeState[] = ["pending", "running", "handled", "failed", "dropped"];
 const STATE_CODES: Readonly<Record<OutcomeState, number>> = {
   pending: 0,
@@ -56,6 +76,7 @@ const STATE_CODES: Readonly<Record<OutcomeState, number>> = {
   dropped: 4,
 };
 const FIRST_FINAL = 2;
+const NONE = 5;
 const REASONS: readonly (DropReason | undefined)[] = [
   undefined,
   "overflow",
@@ -71,11 +92,12 @@ const reasonCode = (reason: DropReason | undefined): number =>
   reason === undefined ? 0 : Math.max(0, REASONS.indexOf(reason));
 
 export class Ledger {
-  readonly #window: number;
-  /** Id → its record's slot. */
-  readonly #slots = new Map<string, number>();
-  // The ring of slots, oldest record first: slot (head + i) & (capacity - 1) for i < length. A slot
-  // whose id is `undefined` was left behind (its id began a new record) and only waits to go.
+  readonly #cap: number;
+  /** Id → the sequence number of its record. */
+  readonly #seqs = new Map<string, number>();
+  // The ring: the record with sequence number s sits at slot s & (capacity - 1); the oldest has
+  // `#first`, and `#length` records follow it. A slot whose id is `undefined` was left behind (its
+  // id began a new record) and only waits to go.
   #ids: (string | undefined)[] = new Array(INITIAL_SLOTS);
   #keys: (string | undefined)[] = new Array(INITIAL_SLOTS);
   #states = new Uint8Array(INITIAL_SLOTS);
@@ -84,40 +106,55 @@ export class Ledger {
   #fences = new Float64Array(INITIAL_SLOTS);
   /** Epoch ms of the record's last change. */
   #at = new Float64Array(INITIAL_SLOTS);
-  #head = 0;
+  /**
+   * Epoch ms until which a final record is kept: its last change plus its window. A live record
+   * (pending, running) is kept for ever; past this time it only moves to the newest end.
+   */
+  #keep = new Float64Array(INITIAL_SLOTS);
+  /** Epoch ms until which the id is a duplicate (0: not, or forgotten). */
+  #seen = new Float64Array(INITIAL_SLOTS);
+  #first = 0;
   #length = 0;
+  /** Ids marked seen (expired marks included until their record goes). */
+  #marks = 0;
 
-  /** `window`: the de-duplication window in ms (0 when off). */
-  constructor(window: number) {
-    this.#window = window > 0 && Number.isFinite(window) ? window : DEFAULT_WINDOW;
-  }
-
-  /** How long final records live, in ms. */
-  get window(): number {
-    return this.#window;
+  /** `cap`: records kept at most; past it the oldest go early. */
+  constructor(cap: number = MAX_RECORDS) {
+    this.#cap = cap;
   }
 
   /** Records held (for tests and the memory benchmark). */
   get size(): number {
-    return this.#slots.size;
+    return this.#seqs.size;
+  }
+
+  /** Ids marked seen for de-duplication (expired ones included until they are dropped). */
+  get marks(): number {
+    return this.#marks;
   }
 
   /**
    * Set the state of `id`'s record, creating it when it has none (or its last one is final and a
    * new input with the same id begins: `pending`, or `running` without a pending state before).
+   * `window`: how long the record is kept once final.
    */
   note(
     id: string,
     key: string,
     state: OutcomeState,
     now: number,
+    window: number,
     fence?: number,
     reason?: DropReason,
   ): void {
     const code = STATE_CODES[state];
-    const slot = this.#slots.get(id);
-    if (slot !== undefined) {
-      const final = (this.#states[slot] as number) >= FIRST_FINAL;
+    const keep = now + window;
+    const seq = this.#seqs.get(id);
+    let seen = 0;
+    if (seq !== undefined) {
+      const slot = seq & (this.#ids.length - 1);
+      const old = this.#states[slot] as number;
+      const final = old >= FIRST_FINAL && old !== NONE;
       if (final && code >= FIRST_FINAL) return; // an input ends once
       if (!final) {
         this.#keys[slot] = key;
@@ -125,119 +162,167 @@ export class Ledger {
         this.#reasons[slot] = reasonCode(reason);
         if (fence !== undefined) this.#fences[slot] = fence;
         this.#at[slot] = now;
+        this.#keep[slot] = keep;
         return;
       }
-      this.#ids[slot] = undefined; // the id begins a new record: the old one only waits to go
+      // The id begins a new record (its de-duplication mark goes with it); the old one only waits
+      // to go.
+      seen = this.#seen[slot] as number;
+      this.#ids[slot] = undefined;
+      if (seen !== 0) this.#marks--;
     }
     this.#trim(now);
-    this.#slots.set(id, this.#append(id, key, code, reasonCode(reason), fence ?? Number.NaN, now));
+    const fenceValue = fence ?? Number.NaN;
+    this.#append(id, key, code, reasonCode(reason), fenceValue, now, keep, seen);
+  }
+
+  /**
+   * De-duplication: true if `id` was seen within its window; otherwise marks it seen for `window`
+   * ms from `now` and answers false.
+   */
+  seen(id: string, window: number, now: number): boolean {
+    const seq = this.#seqs.get(id);
+    if (seq !== undefined) {
+      const slot = seq & (this.#ids.length - 1);
+      const until = this.#seen[slot] as number;
+      if (until > now) return true;
+      if (until === 0) this.#marks++;
+      this.#seen[slot] = now + window;
+      return false;
+    }
+    this.#trim(now);
+    this.#append(id, undefined, NONE, 0, Number.NaN, now, 0, now + window);
+    return false;
+  }
+
+  /** De-duplication: `id` is no longer a duplicate (its outcome record stays). */
+  forget(id: string): void {
+    const seq = this.#seqs.get(id);
+    if (seq === undefined) return;
+    const slot = seq & (this.#ids.length - 1);
+    if (this.#seen[slot] === 0) return;
+    this.#seen[slot] = 0;
+    this.#marks--;
+    // A record that was only a mark has nothing left to keep.
+    if (this.#states[slot] === NONE) this.#keep[slot] = 0;
   }
 
   /** The record of `id`, or `undefined` when there is none (or it has expired). */
   get(id: string): Outcome | undefined {
-    const slot = this.#slots.get(id);
-    if (slot === undefined) return undefined;
+    const seq = this.#seqs.get(id);
+    if (seq === undefined) return undefined;
+    const slot = seq & (this.#ids.length - 1);
     const code = this.#states[slot] as number;
-    const at = this.#at[slot] as number;
-    if (code >= FIRST_FINAL && Date.now() - at > this.#window) return undefined;
+    if (code === NONE) return undefined;
+    if (code >= FIRST_FINAL && Date.now() > (this.#keep[slot] as number)) return undefined;
     const fence = this.#fences[slot] as number;
     return outcomeOf({
       key: this.#keys[slot] as string,
       state: STATES[code] as OutcomeState,
       reason: REASONS[this.#reasons[slot] as number],
       fence: Number.isNaN(fence) ? undefined : fence,
-      at,
+      at: this.#at[slot] as number,
     });
   }
 
-  /** Forget every record (the guard closed and its store is gone with it). */
-  clear(): void {
-    this.#slots.clear();
-    this.#ids.fill(undefined);
-    this.#keys.fill(undefined);
-    this.#head = 0;
-    this.#length = 0;
-  }
-
   /**
-   * Let the oldest records go: those left behind, final ones past their window, and past
-   * `MAX_RECORDS` the oldest whatever they are. A live record past its window moves to the newest
-   * end (at most once per record per call), so it outlives the records behind it.
+   * Let the oldest records go: those left behind, those whose mark and record have both expired,
+   * and past the cap the oldest whatever they are. A live record that is in the way moves to the
+   * newest end (at most once per record per call), so it outlives the records behind it.
    */
   #trim(now: number): void {
     let moves = this.#length;
+    const mask = this.#ids.length - 1;
     while (this.#length > 0) {
-      const slot = this.#head;
+      const slot = this.#first & mask;
       const id = this.#ids[slot];
-      const over = this.#length >= MAX_RECORDS;
+      const over = this.#length >= this.#cap;
       if (id !== undefined && !over) {
-        if (now - (this.#at[slot] as number) <= this.#window) return;
+        if ((this.#seen[slot] as number) > now) return;
+        const keep = this.#keep[slot] as number;
+        if (keep > now) return;
         const state = this.#states[slot] as number;
         if (state < FIRST_FINAL) {
+          // Live past its window: it moves to the newest end, kept one more window from now.
           if (moves-- <= 0) return;
-          const key = this.#keys[slot] as string;
+          if (this.#seen[slot] !== 0) this.#marks--;
+          const key = this.#keys[slot];
           const reason = this.#reasons[slot] as number;
           const fence = this.#fences[slot] as number;
           const at = this.#at[slot] as number;
-          this.#pop();
-          this.#slots.set(id, this.#append(id, key, state, reason, fence, at));
+          this.#pop(slot);
+          this.#append(id, key, state, reason, fence, at, now + keep - at, 0);
           continue;
         }
       }
-      if (id !== undefined) this.#slots.delete(id);
-      this.#pop();
+      if (id !== undefined) {
+        this.#seqs.delete(id);
+        if (this.#seen[slot] !== 0) this.#marks--;
+      }
+      this.#pop(slot);
     }
   }
 
-  /** Remove the oldest slot of the ring (its fields stay until the slot is reused). */
-  #pop(): void {
-    this.#ids[this.#head] = undefined;
-    this.#keys[this.#head] = undefined;
-    this.#head = (this.#head + 1) & (this.#ids.length - 1);
+  /** Remove the oldest record (its typed fields stay until the slot is reused). */
+  #pop(slot: number): void {
+    this.#ids[slot] = undefined;
+    this.#keys[slot] = undefined;
+    this.#first = (this.#first + 1) & SEQ_MASK;
     this.#length--;
   }
 
-  /** Add a record at the newest end; answers its slot. */
+  /** Add a record at the newest end. */
   #append(
     id: string,
-    key: string,
+    key: string | undefined,
     state: number,
     reason: number,
     fence: number,
     at: number,
-  ): number {
+    keep: number,
+    seen: number,
+  ): void {
     if (this.#length === this.#ids.length) this.#grow();
-    const slot = (this.#head + this.#length) & (this.#ids.length - 1);
+    const seq = (this.#first + this.#length) & SEQ_MASK;
+    const slot = seq & (this.#ids.length - 1);
     this.#ids[slot] = id;
     this.#keys[slot] = key;
     this.#states[slot] = state;
     this.#reasons[slot] = reason;
     this.#fences[slot] = fence;
     this.#at[slot] = at;
+    this.#keep[slot] = keep;
+    this.#seen[slot] = seen;
+    if (seen !== 0) this.#marks++;
     this.#length++;
-    return slot;
+    this.#seqs.set(id, seq);
   }
 
-  /** Double the ring, oldest record first at slot 0, and point every id at its new slot. */
+  /** Double the ring; every record keeps its sequence number, so the map is left as it is. */
   #grow(): void {
+    const from = this.#ids.length - 1;
     const capacity = this.#ids.length * 2;
+    const to = capacity - 1;
     const ids: (string | undefined)[] = new Array(capacity);
     const keys: (string | undefined)[] = new Array(capacity);
     const states = new Uint8Array(capacity);
     const reasons = new Uint8Array(capacity);
     const fences = new Float64Array(capacity);
     const at = new Float64Array(capacity);
-    const mask = this.#ids.length - 1;
+    const keep = new Float64Array(capacity);
+    const seen = new Float64Array(capacity);
     for (let i = 0; i < this.#length; i++) {
-      const from = (this.#head + i) & mask;
-      const id = this.#ids[from];
-      ids[i] = id;
-      keys[i] = this.#keys[from];
-      states[i] = this.#states[from] as number;
-      reasons[i] = this.#reasons[from] as number;
-      fences[i] = this.#fences[from] as number;
-      at[i] = this.#at[from] as number;
-      if (id !== undefined) this.#slots.set(id, i);
+      const seq = (this.#first + i) & SEQ_MASK;
+      const a = seq & from;
+      const b = seq & to;
+      ids[b] = this.#ids[a];
+      keys[b] = this.#keys[a];
+      states[b] = this.#states[a] as number;
+      reasons[b] = this.#reasons[a] as number;
+      fences[b] = this.#fences[a] as number;
+      at[b] = this.#at[a] as number;
+      keep[b] = this.#keep[a] as number;
+      seen[b] = this.#seen[a] as number;
     }
     this.#ids = ids;
     this.#keys = keys;
@@ -245,7 +330,8 @@ export class Ledger {
     this.#reasons = reasons;
     this.#fences = fences;
     this.#at = at;
-    this.#head = 0;
+    this.#keep = keep;
+    this.#seen = seen;
   }
 }
 

@@ -3,8 +3,10 @@
 // The default store, for one process. A held key is one small record (its fence and, only once
 // input waits, a queue); the record is deleted the moment the key is released, so idle keys cost
 // nothing. Fences come from one counter for the whole store: strictly higher for every claim of a
-// key without remembering anything per key. De-duplication ids are remembered by `SeenIds`.
+// key without remembering anything per key. De-duplication ids are remembered in a `Ledger`, where a
+// guard on this store also records what became of each input (one map entry per id, not two).
 
+import { LEDGER, Ledger } from "../../core/outcomes.js";
 import { dropExpired, supersedes, takeBatch, takeGroup } from "../batch.js";
 import type {
   Admission,
@@ -20,13 +22,13 @@ import type {
   StoreEntry,
   Take,
 } from "../store.js";
-import { SeenIds } from "./seen-ids.js";
 
 /** Options of `memoryStore()`. */
 export interface MemoryStoreOptions {
   /**
-   * Most de-duplication ids remembered at once; past it the oldest are forgotten early.
-   * Default 100,000.
+   * Most de-duplication ids remembered at once; past it the oldest are forgotten early. A guard on
+   * this store keeps the outcomes of its inputs (`guard.outcome(id)`) with the same ids, under the
+   * same cap. Default 100,000.
    */
   maxIds?: number;
 }
@@ -82,13 +84,16 @@ function countSuperseded(queue: readonly StoreEntry[], newcomer: StoreEntry): nu
 class InMemoryStore<E extends StoreEntry> implements Store<E> {
   readonly shared = false;
   readonly #keys = new Map<string, KeyRecord<E>>();
-  /** De-duplication ids seen within their window. */
-  readonly #seen: SeenIds;
+  /** De-duplication ids seen within their window (and the outcomes of a guard's inputs). */
+  readonly #seen: Ledger;
+  /** Offered to the guard, which records its outcomes in it (see `outcomes.ts`). */
+  readonly [LEDGER]: Ledger;
   #fence = 0;
   #pendingTotal = 0;
 
   constructor(maxIds: number) {
-    this.#seen = new SeenIds(maxIds);
+    this.#seen = new Ledger(maxIds);
+    this[LEDGER] = this.#seen;
   }
 
   get keyCount(): number {
@@ -100,11 +105,15 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   get idCount(): number {
-    return this.#seen.size;
+    return this.#seen.marks;
   }
 
   acquireOrEnqueue(key: string, entry: E, policy: AdmitPolicy): Admission<E> {
-    if (entry.id !== undefined && policy.dedupe > 0 && this.#seen.check(entry.id, policy.dedupe)) {
+    if (
+      entry.id !== undefined &&
+      policy.dedupe > 0 &&
+      this.#seen.seen(entry.id, policy.dedupe, Date.now())
+    ) {
       return DUPLICATE;
     }
     const record = this.#keys.get(key);
@@ -203,7 +212,7 @@ class InMemoryStore<E extends StoreEntry> implements Store<E> {
   }
 
   stop(key: string, id: string | undefined, dedupe: number): Stopped<E> {
-    if (id !== undefined && dedupe > 0 && this.#seen.check(id, dedupe)) return DUPLICATE;
+    if (id !== undefined && dedupe > 0 && this.#seen.seen(id, dedupe, Date.now())) return DUPLICATE;
     return { status: "stopped", entries: this.clear(key), held: this.#keys.has(key) };
   }
 

@@ -352,6 +352,49 @@ describe("de-duplication", () => {
     );
   });
 
+  // The ids live in a ring that grows by doubling: grown while its oldest record sits anywhere
+  // (expired records leave from the front), every id must still be found, and none invented.
+  it("answers exactly as a reference map while its ring grows around the wrap", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 400 }), fc.nat(30), fc.nat(9)), {
+          minLength: 2,
+          maxLength: 12,
+        }),
+        (bursts) => {
+          vi.useFakeTimers();
+          try {
+            const store = syncStore();
+            const window = 50;
+            const policy = { ...POLICY, dedupe: window, maxPending: 1e9, maxPendingTotal: 1e9 };
+            const reference = new Map<string, number>();
+            const issued: string[] = [];
+            acquire(store, "k");
+            for (const [count, wait, back] of bursts) {
+              vi.advanceTimersByTime(wait);
+              for (let i = 0; i < count; i++) {
+                // Mostly new ids, every tenth an earlier one (a redelivery, maybe expired).
+                const id =
+                  i % 10 === 9
+                    ? (issued[issued.length - 1 - back * 37] ?? "x")
+                    : `u${issued.length}`;
+                issued.push(id);
+                const now = Date.now();
+                const expected = (reference.get(id) ?? 0) > now;
+                const status = store.acquireOrEnqueue("k", entry(id, { id }), policy).status;
+                expect(status, `${id} at ${now}`).toBe(expected ? "duplicate" : "queued");
+                if (!expected) reference.set(id, now + window);
+              }
+            }
+          } finally {
+            vi.useRealTimers();
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it("rejects a bad maxIds", () => {
     expect(() => memoryStore({ maxIds: 0 })).toThrow(TypeError);
     expect(() => memoryStore({ maxIds: 0 })).toThrow(/"maxIds"/);

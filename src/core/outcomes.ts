@@ -298,31 +298,39 @@ export class Ledger {
     this.#seqs.set(id, seq);
   }
 
-  /** Double the ring; every record keeps its sequence number, so the map is left as it is. */
+  /**
+   * Double the ring; every record keeps its sequence number, so the map is left as it is. The
+   * records move in at most three runs that are contiguous in both rings, copied natively: growing
+   * is rare, so a loop here would run unoptimized over every record.
+   */
   #grow(): void {
-    const from = this.#ids.length - 1;
-    const capacity = this.#ids.length * 2;
-    const to = capacity - 1;
-    const ids: (string | undefined)[] = new Array(capacity);
-    const keys: (string | undefined)[] = new Array(capacity);
-    const states = new Uint8Array(capacity);
-    const reasons = new Uint8Array(capacity);
-    const fences = new Float64Array(capacity);
-    const at = new Float64Array(capacity);
-    const keep = new Float64Array(capacity);
-    const seen = new Float64Array(capacity);
-    for (let i = 0; i < this.#length; i++) {
-      const seq = (this.#first + i) & SEQ_MASK;
-      const a = seq & from;
-      const b = seq & to;
-      ids[b] = this.#ids[a];
-      keys[b] = this.#keys[a];
-      states[b] = this.#states[a] as number;
-      reasons[b] = this.#reasons[a] as number;
-      fences[b] = this.#fences[a] as number;
-      at[b] = this.#at[a] as number;
-      keep[b] = this.#keep[a] as number;
-      seen[b] = this.#seen[a] as number;
+    const from = this.#ids.length;
+    const to = from * 2;
+    const ids: (string | undefined)[] = new Array(to);
+    const keys: (string | undefined)[] = new Array(to);
+    const states = new Uint8Array(to);
+    const reasons = new Uint8Array(to);
+    const fences = new Float64Array(to);
+    const at = new Float64Array(to);
+    const keep = new Float64Array(to);
+    const seen = new Float64Array(to);
+    let done = 0;
+    while (done < this.#length) {
+      const seq = (this.#first + done) & SEQ_MASK;
+      const a = seq & (from - 1);
+      const b = seq & (to - 1);
+      const run = Math.min(this.#length - done, from - a, to - b);
+      for (let i = 0; i < run; i++) {
+        ids[b + i] = this.#ids[a + i];
+        keys[b + i] = this.#keys[a + i];
+      }
+      states.set(this.#states.subarray(a, a + run), b);
+      reasons.set(this.#reasons.subarray(a, a + run), b);
+      fences.set(this.#fences.subarray(a, a + run), b);
+      at.set(this.#at.subarray(a, a + run), b);
+      keep.set(this.#keep.subarray(a, a + run), b);
+      seen.set(this.#seen.subarray(a, a + run), b);
+      done += run;
     }
     this.#ids = ids;
     this.#keys = keys;

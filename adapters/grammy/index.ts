@@ -32,7 +32,7 @@ import { ADAPTER_OPTIONS, checkOptions, type SessionGuardOptions } from "./optio
 import { rebuilt, replayThrough, updateCodec } from "./replay.js";
 import { isRevision, Revisions, SHARED_WAITING_MAX } from "./revisions.js";
 import { telegramShown } from "./shown.js";
-import { attachTurn, NO_TURN, replayedAs } from "./turn.js";
+import { attachTurn, NO_TURN, setReplayed } from "./turn.js";
 
 export type { DropNotice, ReactionOptions, ShownReason } from "../kit/shown.js";
 export type { SessionGuardOptions } from "./options.js";
@@ -210,7 +210,7 @@ export function sessionGuard<C extends Context = Context>(
       const turn = replays.attach(ctx.update);
       if (turn !== undefined) {
         // A turn of this replica running an update admitted elsewhere: attach it, never re-admit.
-        replayedAs.set(turn.inputs[turn.inputs.length - 1] as object, ctx);
+        setReplayed(turn.inputs[turn.inputs.length - 1] as object, ctx);
         if (onTaken !== undefined) entered(turn, turn.inputs);
         attachTurn(ctx, turn, onTaken);
         return replays.settle(ctx.update, runNext(ctx, turn.key, next));

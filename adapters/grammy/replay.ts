@@ -10,7 +10,7 @@ import type { Bot, Context } from "grammy";
 import type { Update } from "grammy/types";
 import type { Codec, Turn } from "session-guard";
 import type { Replays } from "../kit/replay.js";
-import { albumOf } from "./turn.js";
+import { albumOf, setAlbum } from "./turn.js";
 
 /**
  * What an update looks like in a shared store. `a` (an album stored whole) is what versions before
@@ -41,7 +41,7 @@ export function updateCodec<C extends Context>(bot: Bot<C>): Codec<C> {
       );
       const last = contexts[contexts.length - 1] as C;
       rebuilt.add(last);
-      if ("a" in serialized) albumOf.set(last, contexts);
+      if ("a" in serialized) setAlbum(last, contexts);
       return last;
     },
   };

@@ -82,11 +82,31 @@ export const albumOf = new WeakMap<object, readonly unknown[]>();
 /** A context rebuilt from another replica's update → the context its replay runs with. */
 export const replayedAs = new WeakMap<object, unknown>();
 
+/**
+ * Whether any input was ever given an album or a replayed context (only across replicas): until
+ * then `inputs` are the core turn's own, with no lookup and no copy per turn.
+ */
+let mapped = false;
+
+/** Record the photos `input` stands for. */
+export function setAlbum(input: object, photos: readonly unknown[]): void {
+  mapped = true;
+  albumOf.set(input, photos);
+}
+
+/** Record the context a rebuilt `input` is replayed as. */
+export function setReplayed(input: object, ctx: unknown): void {
+  mapped = true;
+  replayedAs.set(input, ctx);
+}
+
 function replayed<C>(input: C): C {
+  if (!mapped) return input;
   return (replayedAs.get(input as object) as C | undefined) ?? input;
 }
 
-function expand<C>(inputs: readonly C[]): C[] {
+function expand<C>(inputs: readonly C[]): readonly C[] {
+  if (!mapped) return inputs;
   const out: C[] = [];
   for (const input of inputs) {
     const album = albumOf.get(input as object) as readonly C[] | undefined;
@@ -108,7 +128,7 @@ export function attachTurn<C>(
 class TurnView<C> implements GrammyTurn<C> {
   readonly #turn: Turn<C>;
   readonly #taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined;
-  #inputs: C[] | undefined;
+  #inputs: readonly C[] | undefined;
   #seen = 0;
 
   constructor(turn: Turn<C>, taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined) {
@@ -141,7 +161,7 @@ class TurnView<C> implements GrammyTurn<C> {
   async take(): Promise<C[]> {
     const taken = await this.#turn.take();
     this.#taken?.(this.#turn, taken);
-    return expand(taken);
+    return mapped ? (expand(taken) as C[]) : taken;
   }
   onPending(listener: (pending: number) => void) {
     return this.#turn.onPending(listener);

@@ -217,9 +217,15 @@ export class TurnState<I> implements Turn<I>, Timed {
 
   get inputs(): readonly I[] {
     if (this.#inputs === undefined) {
-      const inputs: I[] = [];
-      for (const entry of this.entries) if (!entry.lane) inputs.push(entry.input);
-      this.#inputs = inputs;
+      const entries = this.entries;
+      const first = entries[0];
+      // The common turn, one input: an array of its exact size (a push would reserve 17 slots).
+      if (entries.length === 1 && first !== undefined && !first.lane) this.#inputs = [first.input];
+      else {
+        const inputs: I[] = [];
+        for (const entry of entries) if (!entry.lane) inputs.push(entry.input);
+        this.#inputs = inputs;
+      }
     }
     return this.#inputs;
   }

@@ -23,6 +23,7 @@ import { fmt, progress, round, round2, table } from "./harness.js";
 import {
   allocationPerUpdate,
   type Contender,
+  liveBytesInFlight,
   runScenario,
   type Scenario,
   type ScenarioResult,
@@ -69,8 +70,10 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
   }
   progress("1. bytes allocated per update");
   const allocated: Record<string, number> = {};
+  const live: Record<string, number> = {};
   for (const contender of UNCONTENDED) {
     allocated[contender.name] = await allocationPerUpdate(contender);
+    live[contender.name] = await liveBytesInFlight(contender);
   }
 
   const vs = (scenario: ScenarioResult, c: Contender, base: Contender): string => {
@@ -78,7 +81,11 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
     const [low, high] = scenario.ratioRange(c.name, base.name);
     return `${scenario.ratio(c.name, base.name).toFixed(2)} (${low.toFixed(2)}–${high.toFixed(2)})`;
   };
-  const rows = (name: ScenarioName, bytes?: Record<string, number>): string[][] => {
+  const rows = (
+    name: ScenarioName,
+    bytes?: Record<string, number>,
+    inFlight?: Record<string, number>,
+  ): string[][] => {
     const scenario = results[name];
     return SCENARIOS[name].contenders.map((c: Contender) => {
       const turns = scenario.turnsPerUpdate[c.name] as number;
@@ -89,6 +96,7 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
         `${((scenario.gcShare[c.name] as number) * 100).toFixed(0)}%`,
         (scenario.cpuUs[c.name] as number).toFixed(1),
         bytes?.[c.name] === undefined ? "" : fmt(bytes[c.name] as number),
+        inFlight?.[c.name] === undefined ? "" : fmt(inFlight[c.name] as number),
       ];
     });
   };
@@ -104,10 +112,11 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
       "in GC",
       "CPU µs/update",
       "alloc B/update",
+      "live B/in flight",
     ],
     [
       ["uncontended: 100,000 updates, 1,000 chats, 1,000 in flight (one per chat)"],
-      ...rows("uncontended", allocated),
+      ...rows("uncontended", allocated, live),
       ["contended: 50,000 updates, 100 chats, 10 per chat in flight (one turn per update)"],
       ...rows("contended"),
       ["flood: 100,000 updates, 1,000 chats, all in flight at once (100 per chat)"],
@@ -117,6 +126,9 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
         "  CPU µs/update: the process's CPU time (user + system, GC threads included) per update; it moves far less than updates/s when other processes load the machine",
       ],
       ["  alloc B/update: heap growth per update over windows without a collection (load-free)"],
+      [
+        "  live B/in flight: heap live per update just dispatched, 1,000 at once (load-free); every young-generation pause copies this times the updates in flight",
+      ],
     ],
   );
 
@@ -152,6 +164,9 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
     ...figures("uncontended"),
     allocated_bytes_per_update: Object.fromEntries(
       Object.entries(allocated).map(([name, bytes]) => [name, round(bytes)]),
+    ),
+    live_bytes_per_update_in_flight: Object.fromEntries(
+      Object.entries(live).map(([name, bytes]) => [name, round(bytes)]),
     ),
     contended: figures("contended"),
     flood: figures("flood"),

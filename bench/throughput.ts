@@ -237,3 +237,36 @@ export async function allocationPerUpdate(contender: Contender, window = 200): P
   if (clean.length < 5) return Number.NaN;
   return median(clean.map((s) => s.bytes / window));
 }
+
+/**
+ * Bytes live per update in flight: the heap (after a full collection) with a window of `window`
+ * updates just dispatched — each has run up to its first wait — less the heap before, per update;
+ * median over windows. A young-generation collection copies whatever is live when it runs, so
+ * this, times the updates in flight, is what each such pause copies. Load-free, like the
+ * allocation figure.
+ */
+export async function liveBytesInFlight(contender: Contender, window = 1_000): Promise<number> {
+  const bot = offlineBot();
+  const drain = contender.install(bot) ?? undefined;
+  bot.on("message", async (ctx) => {
+    await ctx.reply("ok");
+  });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return Number.NaN;
+  const samples: number[] = [];
+  const inFlight: Promise<void>[] = new Array(window);
+  for (let w = 0; w < 12; w++) {
+    // Fresh updates each window, built before the baseline is taken.
+    const updates = roundRobin(window, window);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < window; i++) inFlight[i] = bot.handleUpdate(updates[i] as Update);
+    gc();
+    const live = process.memoryUsage().heapUsed - before;
+    await Promise.all(inFlight);
+    if (drain !== undefined) await drain();
+    // The first windows warm the bot up (code, hidden classes, the guard's maps).
+    if (w >= 4) samples.push(live / window);
+  }
+  return median(samples);
+}

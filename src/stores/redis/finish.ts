@@ -72,8 +72,8 @@ function finishWith<E extends StoreEntry>(
       : ["EVALSHA", sha, String(6 + count), lease, run, bucket.index, queue, bucket.fence];
   if (carried !== undefined) args.push(carryKeyOf(tag, key));
   if (count > 0) args.push(...records.names);
-  args.push(token, String(count));
-  if (count > 0) args.push(...records.args);
+  args.push(token);
+  if (count > 0) args.push(String(count), ...records.args);
   if (full) args.push(options);
   if (carried !== undefined) args.push(...carried);
   return store.scripts.eval(

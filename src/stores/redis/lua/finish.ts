@@ -5,9 +5,11 @@ import { LIB } from "./lib.js";
 
 /**
  * End the turn: hand back the next batch under a new claim, or release the key when nothing waits.
- * KEYS: lease, run, index [, queue, fence [, carry]] [, outcome record…]. ARGV: token, number of
- * outcome records, (PX ms, value) per record [, "<batch: a all, o one>|<lease ms>|<prefix
- * length>" [, carry reason or "" (discard), carried value or ""]].
+ * KEYS: lease, run, index [, queue, fence [, carry]] [, outcome record…]. ARGV: token [, number of
+ * outcome records, then (PX ms, value) per record] [, "<batch: a all, o one>|<lease ms>|<prefix
+ * length>" [, carry reason or "" (discard), carried value or ""]]. The count is there only with
+ * records (a finish without any sends no byte more); the options start with a letter, never a
+ * digit, so the script tells the two apart.
  *
  * Outcome records (../outcomes.ts) ride along on a standalone server: the ending turn's "handled"
  * is noted just before its finish is sent, and writing it here saves a command of its own. They are
@@ -35,7 +37,7 @@ import { LIB } from "./lib.js";
  * {"lost", pending, pttl} | {"keys"}.
  */
 export const FINISH = `
-local records = tonumber(ARGV[2])
+local records = tonumber(ARGV[2]) or 0
 local declared = #KEYS - records
 for i = 1, records do
   redis.call("SET", KEYS[declared + i], ARGV[2 + 2 * i], "PX", ARGV[1 + 2 * i])
@@ -55,7 +57,7 @@ ${CARRIED_LIB}
 if not holds(value, ARGV[1]) then
   return {"lost", redis.call("LLEN", KEYS[4]), redis.call("PTTL", KEYS[1])}
 end
-local at = 2 + 2 * records
+local at = records > 0 and 2 + 2 * records or 1
 local mode, lease_ms, prefix_length = string.match(ARGV[at + 1], "^(.)|(%d+)|(%d+)$")
 local suffix = string.match(ARGV[1], "^[^:]*:(.*)$")
 local key = key_of(KEYS[1])

@@ -6,7 +6,9 @@
 //   bare    `SET key token NX PX`, then `EVALSHA` of a compare-and-delete (the design's floor)
 //   store   the store alone: `acquireOrEnqueue`, then `finish`, awaited, no guard
 //   guard   `createGuard({ store })` with a trivial handler; a worker claims again once the store's
-//           `finish` answered (as in the suite's guard row)
+//           `finish` answered (as in the suite's guard row, whose store keeps no outcome records)
+//   ids     the same with an id per input and the store's outcome records (`record`), as a bot
+//           whose platform names its updates runs it (de-duplication key and records included)
 //
 // and prints per turn the CPU time of this process and of redis-server (/proc/<pid>/stat), and
 // what redis-server spent inside its commands (`INFO commandstats`, scripts' calls included).
@@ -110,8 +112,12 @@ async function measure(send: Send, op: Op, into: Figures): Promise<void> {
 }
 
 /** The store as the suite's guard row sees it: forwarded, with `finish` observed. */
-function observed(store: Store<StoreEntry>, released: Map<string, () => void>): Store<StoreEntry> {
-  return {
+function observed(
+  store: Store<StoreEntry>,
+  released: Map<string, () => void>,
+  records = false,
+): Store<StoreEntry> {
+  const seam: Store<StoreEntry> = {
     shared: true,
     lease: store.lease,
     acquireOrEnqueue: (key, entry, policy) => store.acquireOrEnqueue(key, entry, policy),
@@ -129,6 +135,12 @@ function observed(store: Store<StoreEntry>, released: Map<string, () => void>): 
     forget: (key, ids) => store.forget(key, ids),
     pendingCount: (key) => store.pendingCount(key),
     attach: (host) => store.attach?.(host) ?? (() => {}),
+  };
+  if (!records) return seam;
+  return {
+    ...seam,
+    record: (key, list, window) => store.record?.(key, list, window),
+    outcome: (id) => store.outcome?.(id),
   };
 }
 
@@ -157,6 +169,13 @@ try {
       handler: () => {},
       onError: (error) => console.error(error),
     });
+    const recorded = redisStore({ client: create(), prefix: `i${tag}:`, lease: 30_000 });
+    const withIds = createGuard<{ n: number }>({
+      store: observed(recorded as Store<StoreEntry>, released, true),
+      handler: () => {},
+      onError: (error) => console.error(error),
+    });
+    let ids = 0;
     const layers: [string, Op][] = [
       [
         "bare",
@@ -189,6 +208,18 @@ try {
           await done;
         },
       ],
+      [
+        "ids",
+        async (w, n) => {
+          const k = `i:${key(w, n)}`;
+          const done = new Promise<void>((resolve) => released.set(k, resolve));
+          const id = String(++ids);
+          if ((await withIds.submit(k, { n }, undefined, { id })) !== "started") {
+            throw new Error("ids: busy");
+          }
+          await done;
+        },
+      ],
     ];
     const figures = new Map(
       layers.map(([name]) => [name, { perS: [], nodeUs: [], redisUs: [], insideUs: [] }]),
@@ -213,6 +244,8 @@ try {
     }
     await guard.close();
     await guarded.close();
+    await withIds.close();
+    await recorded.close();
     await store.close();
     if (client === "node-redis") (raw as ReturnType<typeof createClient>).destroy();
     else (raw as Redis).disconnect();

@@ -93,6 +93,46 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("outcomes across replicas with $n
     expect(await other.outcome?.("2")).toMatchObject({ key: "k", state: "handled" });
   });
 
+  it("a record noted while an earlier one of its id rides with a finish is written after it, even when the finish is sent again as EVAL", async () => {
+    const prefix = r.fresh();
+    const client = kind.create(db.target);
+    const store = redisStore({ client, prefix, lease: 60_000, sweepInterval: 60_000 });
+    r.later({
+      async close() {
+        await store.close();
+        await kind.dispose(client);
+      },
+    });
+    store.attach?.(recordingHost());
+    const entry = { id: undefined, alone: false, expiresAt: Number.POSITIVE_INFINITY, data: "1" };
+    const policy = {
+      maxPending: 100,
+      overflow: "drop-oldest",
+      maxPendingTotal: Number.POSITIVE_INFINITY,
+      whenHeld: "enqueue",
+      dedupe: 0,
+      batch: "all",
+    } as const;
+    const admission = await store.acquireOrEnqueue("k", entry, policy);
+    if (admission.status !== "acquired") throw new Error(admission.status);
+    // The server forgets the scripts: the finish goes as EVALSHA, is refused, and goes again as
+    // EVAL. Writes wait meanwhile, so that a record sent on its own would run between the two.
+    await db.admin.sendCommand(["SCRIPT", "FLUSH"]);
+    await db.admin.sendCommand(["CLIENT", "PAUSE", "200", "WRITE"]);
+    const at = Date.now();
+    store.record?.("k", [{ id: "x", state: "handled", fence: admission.claim.fence, at }], 60_000);
+    const finished = store.finish("k", admission.claim, "all");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store.record?.("k", [{ id: "x", state: "pending", at: at + 1 }], 60_000);
+    expect(await finished).toMatchObject({ status: "released" });
+    await eventually(async () => {
+      const stored = await db.admin.get(`{${prefix}${bucketOf("x")}}o:x`);
+      return stored?.startsWith("pending|") === true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await db.admin.get(`{${prefix}${bucketOf("x")}}o:x`)).toMatch(/^pending\|/);
+  });
+
   it.skipIf(!serverAvailable)(
     "outcome writes that fail are reported once as StoreError(record), and the outage's end once they work again",
     async () => {

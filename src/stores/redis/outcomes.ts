@@ -164,6 +164,7 @@ export class OutcomeWriter<E extends StoreEntry> {
     for (const name of riding.names) this.#riding.delete(name);
     if (error === undefined) this.#written();
     else this.#failed(riding.key, error);
+    this.#schedule();
     this.#settled();
   }
 
@@ -200,12 +201,21 @@ export class OutcomeWriter<E extends StoreEntry> {
   #flush(): void {
     this.#scheduled = false;
     const batch = this.#queued;
+    this.#queued = new Map();
+    this.#byKey = new Map();
+    if (this.#riding.size > 0) {
+      // A later record of an id whose record rides with a finish waits for that finish (which
+      // may yet be sent again, as EVAL): an id's writes reach Redis in the order they were noted.
+      for (const [name, queued] of batch) {
+        if (!this.#riding.has(name)) continue;
+        batch.delete(name);
+        this.#queued.set(name, queued);
+      }
+    }
     if (batch.size === 0) {
       this.#settled();
       return;
     }
-    this.#queued = new Map();
-    this.#byKey = new Map();
     this.#flying = batch;
     this.#inFlight = true;
     const store = this.#store;

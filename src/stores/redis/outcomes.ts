@@ -147,9 +147,10 @@ export class OutcomeWriter<E extends StoreEntry> {
     let riding: Riding | undefined;
     for (const name of names) {
       const queued = this.#queued.get(name);
-      // Replaced by a record of another key, or an earlier record of the id is still in flight:
-      // it stays for the next batch.
-      if (queued === undefined || queued.key !== key || this.#flying.has(name)) continue;
+      // Replaced by a record of another key, or an earlier record of the id is still in flight
+      // (in a batch, or riding with another finish): it stays for the next batch.
+      if (queued === undefined || queued.key !== key) continue;
+      if (this.#flying.has(name) || this.#riding.has(name)) continue;
       this.#queued.delete(name);
       this.#riding.set(name, queued);
       riding ??= { key, names: [], args: [] };

@@ -3,7 +3,7 @@
 // Redis store writes by id (src/stores/redis/outcomes.ts); a failed write is an incident reported
 // once. Two guards in this process on one prefix and one Redis (test/support/redis-pair.ts).
 
-import { type Outcome, StoreError } from "session-guard";
+import { createGuard, type Outcome, StoreError } from "session-guard";
 import { bucketOf, redisStore } from "session-guard/redis";
 import { describe, expect, it } from "vitest";
 import {
@@ -61,6 +61,76 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("outcomes across replicas with $n
     expect(b.settled.map((s) => s.id)).toEqual(["3"]);
     expect(a.errors.filter((e) => !String(e).includes("fail two"))).toEqual([]);
     expect(b.errors).toEqual([]);
+  });
+
+  it("an uncontended turn's record rides with its finish on a standalone server: two commands per turn, and the other replica reads it", async () => {
+    const prefix = r.fresh();
+    const client = kind.create(db.target);
+    const sent = countCommands(client);
+    const store = redisStore({ client, prefix, lease: 60_000, sweepInterval: 60_000 });
+    const reader = kind.create(db.target);
+    const other = redisStore({ client: reader, prefix, lease: 60_000, sweepInterval: 60_000 });
+    const guard = createGuard<{ n: number }>({ store, handler: () => {} });
+    r.later({
+      async close() {
+        await guard.close({ timeout: 1_000 });
+        await store.close();
+        await other.close();
+        await kind.dispose(client);
+        await kind.dispose(reader);
+      },
+    });
+    // The first turn loads the scripts (EVALSHA, then EVAL).
+    await guard.submit("k", { n: 1 }, undefined, { id: "warm" });
+    await guard.onIdle();
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = sent.count;
+    expect(await guard.submit("k", { n: 2 }, undefined, { id: "2" })).toBe("started");
+    await guard.onIdle();
+    // A record left for a batch of its own would be sent in the next event-loop turn.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(sent.count - before).toBe(2);
+    expect(await other.outcome?.("2")).toMatchObject({ key: "k", state: "handled" });
+  });
+
+  it("a record noted while an earlier one of its id rides with a finish is written after it, even when the finish is sent again as EVAL", async () => {
+    const prefix = r.fresh();
+    const client = kind.create(db.target);
+    const store = redisStore({ client, prefix, lease: 60_000, sweepInterval: 60_000 });
+    r.later({
+      async close() {
+        await store.close();
+        await kind.dispose(client);
+      },
+    });
+    store.attach?.(recordingHost());
+    const entry = { id: undefined, alone: false, expiresAt: Number.POSITIVE_INFINITY, data: "1" };
+    const policy = {
+      maxPending: 100,
+      overflow: "drop-oldest",
+      maxPendingTotal: Number.POSITIVE_INFINITY,
+      whenHeld: "enqueue",
+      dedupe: 0,
+      batch: "all",
+    } as const;
+    const admission = await store.acquireOrEnqueue("k", entry, policy);
+    if (admission.status !== "acquired") throw new Error(admission.status);
+    // The server forgets the scripts: the finish goes as EVALSHA, is refused, and goes again as
+    // EVAL. Writes wait meanwhile, so that a record sent on its own would run between the two.
+    await db.admin.sendCommand(["SCRIPT", "FLUSH"]);
+    await db.admin.sendCommand(["CLIENT", "PAUSE", "200", "WRITE"]);
+    const at = Date.now();
+    store.record?.("k", [{ id: "x", state: "handled", fence: admission.claim.fence, at }], 60_000);
+    const finished = store.finish("k", admission.claim, "all");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store.record?.("k", [{ id: "x", state: "pending", at: at + 1 }], 60_000);
+    expect(await finished).toMatchObject({ status: "released" });
+    await eventually(async () => {
+      const stored = await db.admin.get(`{${prefix}${bucketOf("x")}}o:x`);
+      return stored?.startsWith("pending|") === true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await db.admin.get(`{${prefix}${bucketOf("x")}}o:x`)).toMatch(/^pending\|/);
   });
 
   it.skipIf(!serverAvailable)(
@@ -122,3 +192,23 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("outcomes across replicas with $n
     },
   );
 });
+
+/** Count the commands sent on the connections a store duplicates from `client`. */
+function countCommands(client: unknown): { count: number } {
+  const counter = { count: 0 };
+  type Sender = Record<string, (...args: unknown[]) => unknown>;
+  const patched = client as { duplicate(...args: unknown[]): Sender };
+  const duplicate = patched.duplicate.bind(client);
+  patched.duplicate = (...args: unknown[]) => {
+    const copy = duplicate(...args);
+    // node-redis sends through sendCommand, ioredis through call.
+    const method = typeof copy.sendCommand === "function" ? "sendCommand" : "call";
+    const send = (copy[method] as (...a: unknown[]) => unknown).bind(copy);
+    copy[method] = (...a: unknown[]) => {
+      counter.count++;
+      return send(...a);
+    };
+    return copy;
+  };
+  return counter;
+}

@@ -3,13 +3,15 @@
 // One script, one round trip: release the key, or keep the claim and hand back the next batch
 // under a new fence (lua/finish.ts). An uncontended turn sends three keys; the queue and the
 // bucket's fence only when input may be pending (the script asks for them, answering {"keys"}, if
-// it finds that it needs them), and the carry list only with carried work (carried.ts).
+// it finds that it needs them), and the carry list only with carried work (carried.ts). The
+// outcome records of the key noted so far ride along on a standalone server (outcomes.ts).
 
 import type { BatchPolicy, CarryOn, Claim, Finish, StoreEntry } from "session-guard";
 import { type Carrying, carryArgs } from "./carried.js";
 import { text } from "./entries.js";
 import { type Bucket, bucketOf, carryKeyOf } from "./format.js";
 import { SCRIPTS } from "./lua/index.js";
+import type { Riding } from "./outcomes.js";
 import { type ReplyStore, readFinish } from "./replies.js";
 
 /** What finishing needs from the store. */
@@ -20,7 +22,12 @@ export interface FinishStore<E extends StoreEntry> extends ReplyStore<E> {
   readonly finishAll: string;
   readonly finishOne: string;
   unhold(key: string, token: string): void;
+  /** The outcome records of `key` that ride with its finish, and their end (outcomes.ts). */
+  ride(key: string): Riding | undefined;
+  rode(riding: Riding, error?: unknown): void;
 }
+
+const NO_RECORDS: Riding = { key: "", names: [], args: [] };
 
 export function finish<E extends StoreEntry>(
   store: FinishStore<E>,
@@ -37,7 +44,7 @@ export function finish<E extends StoreEntry>(
     return Promise.reject(error);
   }
   const full = carried !== undefined || (store.pending.get(key) ?? 0) > 0;
-  return finishWith(store, key, claim.token, batch, full, carried);
+  return finishWith(store, key, claim.token, batch, full, store.ride(key), carried);
 }
 
 function finishWith<E extends StoreEntry>(
@@ -46,6 +53,7 @@ function finishWith<E extends StoreEntry>(
   token: string,
   batch: BatchPolicy,
   full: boolean,
+  riding: Riding | undefined,
   carried?: string[],
 ): Promise<Finish<E>> {
   const bucket = store.buckets[bucketOf(key)] as Bucket;
@@ -55,32 +63,31 @@ function finishWith<E extends StoreEntry>(
   const run = `${tag}r:${key}`;
   const options = batch === "one" ? store.finishOne : store.finishAll;
   const queue = `${tag}q:${key}`;
+  const records = riding ?? NO_RECORDS;
+  const count = records.names.length;
   const args = !full
-    ? ["EVALSHA", sha, "3", lease, run, bucket.index, token]
+    ? ["EVALSHA", sha, String(3 + count), lease, run, bucket.index]
     : carried === undefined
-      ? ["EVALSHA", sha, "5", lease, run, bucket.index, queue, bucket.fence, token, options]
-      : [
-          "EVALSHA",
-          sha,
-          "6",
-          lease,
-          run,
-          bucket.index,
-          queue,
-          bucket.fence,
-          carryKeyOf(tag, key),
-          token,
-          options,
-          ...carried,
-        ];
+      ? ["EVALSHA", sha, String(5 + count), lease, run, bucket.index, queue, bucket.fence]
+      : ["EVALSHA", sha, String(6 + count), lease, run, bucket.index, queue, bucket.fence];
+  if (carried !== undefined) args.push(carryKeyOf(tag, key));
+  if (count > 0) args.push(...records.names);
+  args.push(token);
+  if (count > 0) args.push(String(count), ...records.args);
+  if (full) args.push(options);
+  if (carried !== undefined) args.push(...carried);
   return store.scripts.eval(
     SCRIPTS.finish,
     args,
-    (reply) =>
-      full || reply === 0 || !Array.isArray(reply) || text(reply[0]) !== "keys"
+    (reply) => {
+      // The script ran, so the records are written whatever it answered ({"keys"} included).
+      if (riding !== undefined) store.rode(riding);
+      return full || reply === 0 || !Array.isArray(reply) || text(reply[0]) !== "keys"
         ? readFinish(store, key, token, reply)
-        : finishWith(store, key, token, batch, true),
+        : finishWith(store, key, token, batch, true, undefined);
+    },
     (error) => {
+      if (riding !== undefined) store.rode(riding, error);
       // The guard ends the turn here either way; the lease, if it survived, lapses.
       store.carrying.ended(token);
       store.unhold(key, token);

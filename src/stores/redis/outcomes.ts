@@ -17,6 +17,11 @@
 // wait for its connection. A failed batch is reported once per outage (`StoreError("record")`)
 // and its records are not written again (a later state of the same id may already be queued).
 // A replica reads its own records that are not written yet from memory (read-your-writes).
+//
+// On a standalone server the records of a key noted before its finish ride with it (`ride`): a
+// turn's `handled` is noted just before its finish is sent, so an uncontended turn writes its
+// record without a command of its own (lua/finish.ts). Not in Redis Cluster (another slot), and not
+// a record of an id whose earlier record is still in flight (the order of an id's writes holds).
 
 import {
   type Outcome,
@@ -79,6 +84,13 @@ interface Queued {
   readonly value: string;
 }
 
+/** Records riding with a finish: their keys, then (PX, value) per record, as FINISH takes them. */
+export interface Riding {
+  readonly key: string;
+  readonly names: string[];
+  readonly args: string[];
+}
+
 export class OutcomeWriter<E extends StoreEntry> {
   readonly #store: OutcomeStore<E>;
   host: StoreHost<E> | undefined;
@@ -88,6 +100,10 @@ export class OutcomeWriter<E extends StoreEntry> {
   #queued = new Map<string, Queued>();
   /** The batch in flight, by outcome key. */
   #flying: ReadonlyMap<string, Queued> = NOTHING;
+  /** Outcome keys of the queued records, by the key of their session (for `ride`). */
+  #byKey = new Map<string, string[]>();
+  /** Records riding with a finish in flight, by outcome key (read-your-writes). */
+  readonly #riding = new Map<string, Queued>();
   #scheduled = false;
   #inFlight = false;
   /** A failure was reported; the next success closes the incident. */
@@ -109,10 +125,48 @@ export class OutcomeWriter<E extends StoreEntry> {
       const px = Math.max(1, Math.ceil(final ? window : Math.max(window, LIVE_RECORD_MS)));
       const name = outcomeKeyOf(buckets[bucketOf(id)] as Bucket, id);
       // Deleted first, so that the record moves to the end: the batch keeps the order of notes.
-      this.#queued.delete(name);
+      if (!this.#queued.delete(name)) {
+        const names = this.#byKey.get(key);
+        if (names === undefined) this.#byKey.set(key, [name]);
+        else names.push(name);
+      }
       this.#queued.set(name, { key, px, value: encodeOutcome(key, record) });
     }
     this.#schedule();
+  }
+
+  /**
+   * Take the queued records of `key` to ride with its finish (standalone servers only), or
+   * `undefined`. The finish calls `rode` once it answered or failed.
+   */
+  ride(key: string, cluster: boolean): Riding | undefined {
+    if (cluster || this.closed) return undefined;
+    const names = this.#byKey.get(key);
+    if (names === undefined) return undefined;
+    this.#byKey.delete(key);
+    let riding: Riding | undefined;
+    for (const name of names) {
+      const queued = this.#queued.get(name);
+      // Replaced by a record of another key, or an earlier record of the id is still in flight
+      // (in a batch, or riding with another finish): it stays for the next batch.
+      if (queued === undefined || queued.key !== key) continue;
+      if (this.#flying.has(name) || this.#riding.has(name)) continue;
+      this.#queued.delete(name);
+      this.#riding.set(name, queued);
+      riding ??= { key, names: [], args: [] };
+      riding.names.push(name);
+      riding.args.push(String(queued.px), queued.value);
+    }
+    return riding;
+  }
+
+  /** The finish that `riding` rode with answered (`error` undefined) or failed. */
+  rode(riding: Riding, error?: unknown): void {
+    for (const name of riding.names) this.#riding.delete(name);
+    if (error === undefined) this.#written();
+    else this.#failed(riding.key, error);
+    this.#schedule();
+    this.#settled();
   }
 
   /** The last record of `id`, read from Redis. */
@@ -121,7 +175,7 @@ export class OutcomeWriter<E extends StoreEntry> {
     const store = this.#store;
     const name = outcomeKeyOf(store.buckets[bucketOf(id)] as Bucket, id);
     // This replica reads its own records even before they are written.
-    const unwritten = this.#queued.get(name) ?? this.#flying.get(name);
+    const unwritten = this.#queued.get(name) ?? this.#riding.get(name) ?? this.#flying.get(name);
     if (unwritten !== undefined) return Promise.resolve(decodeOutcome(unwritten.value));
     return store.port
       .call(name, ["GET", name], Date.now() + store.commandTimeout)
@@ -132,7 +186,9 @@ export class OutcomeWriter<E extends StoreEntry> {
 
   /** Resolves once every record noted so far was written (or failed): the store closes. */
   drained(): Promise<void> {
-    if (this.#queued.size === 0 && !this.#inFlight) return Promise.resolve();
+    if (this.#queued.size === 0 && !this.#inFlight && this.#riding.size === 0) {
+      return Promise.resolve();
+    }
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -146,11 +202,21 @@ export class OutcomeWriter<E extends StoreEntry> {
   #flush(): void {
     this.#scheduled = false;
     const batch = this.#queued;
+    this.#queued = new Map();
+    this.#byKey = new Map();
+    if (this.#riding.size > 0) {
+      // A later record of an id whose record rides with a finish waits for that finish (which
+      // may yet be sent again, as EVAL): an id's writes reach Redis in the order they were noted.
+      for (const [name, queued] of batch) {
+        if (!this.#riding.has(name)) continue;
+        batch.delete(name);
+        this.#queued.set(name, queued);
+      }
+    }
     if (batch.size === 0) {
       this.#settled();
       return;
     }
-    this.#queued = new Map();
     this.#flying = batch;
     this.#inFlight = true;
     const store = this.#store;
@@ -172,17 +238,11 @@ export class OutcomeWriter<E extends StoreEntry> {
       this.#settled();
     };
     const failed = (items: [string, Queued][]) => (error: unknown) => {
-      if (!this.#failing) {
-        this.#failing = true;
-        this.host?.error(new StoreError("record", items[0]?.[1].key, error), items[0]?.[1].key);
-      }
+      this.#failed(items[0]?.[1].key, error);
       done();
     };
     const written = () => {
-      if (this.#failing) {
-        this.#failing = false;
-        this.host?.recovered?.("record");
-      }
+      this.#written();
       done();
     };
     for (const items of byBucket.values()) {
@@ -205,8 +265,23 @@ export class OutcomeWriter<E extends StoreEntry> {
     }
   }
 
+  /** A write failed: reported once per outage, with the key of (the first) record that failed. */
+  #failed(key: string | undefined, error: unknown): void {
+    if (this.#failing) return;
+    this.#failing = true;
+    this.host?.error(new StoreError("record", key, error), key);
+  }
+
+  #written(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.host?.recovered?.("record");
+  }
+
   #settled(): void {
-    if (this.#inFlight || this.#scheduled || this.#queued.size > 0) return;
+    if (this.#inFlight || this.#scheduled || this.#queued.size > 0 || this.#riding.size > 0) {
+      return;
+    }
     for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

@@ -43,7 +43,7 @@ import { Holdings } from "./holdings.js";
 import { acquirePolicy } from "./lua/acquire.js";
 import { SCRIPTS } from "./lua/index.js";
 import type { RedisStoreOptions } from "./options.js";
-import { OutcomeWriter } from "./outcomes.js";
+import { OutcomeWriter, type Riding } from "./outcomes.js";
 import { portFor, type RedisPort } from "./port/index.js";
 import { readAcquired, readAdmission } from "./replies.js";
 import { replace, reviseRunning } from "./revisions.js";
@@ -134,6 +134,14 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
 
   unhold(key: string, token: string): void {
     this.#holdings.unhold(key, token);
+  }
+
+  ride(key: string): Riding | undefined {
+    return this.#outcomes.ride(key, this.port.cluster);
+  }
+
+  rode(riding: Riding, error?: unknown): void {
+    this.#outcomes.rode(riding, error);
   }
 
   // --- Store

@@ -33,7 +33,8 @@
 // call), with as few calls, keys and arguments as the protocol allows: a free key is claimed with
 // EXISTS, TIME, GETSET of the fence, SET, RPUSH, ZADD and answered with the bare fence; a
 // lease without flags is released with GET, DEL, ZREM and answered with 0, the finish declaring
-// only the lease, run and index keys. Everything else (a held key, input left behind, waiters)
+// only the lease, run and index keys (and, on a standalone server, the outcome records that ride
+// with it: ../outcomes.ts). Everything else (a held key, input left behind, waiters)
 // takes the general path. The policy travels packed in one "|"-separated string (the same for
 // every call of a guard), parsed only by the general path. The key of the session (index member,
 // hints) is read back from the lease key's name, `<tag>l:<key>`, the tag ending at the first "}"

@@ -85,6 +85,7 @@ function backoff(refusals: number): number {
  * it until their deadline.
  */
 export abstract class BasePort implements RedisPort {
+  readonly cluster: boolean = false;
   readonly #waiters = new Set<Waiter>();
   #poll: ReturnType<typeof setInterval> | undefined;
   /** Flights, oldest first, from `#head` on; those before it have settled. */

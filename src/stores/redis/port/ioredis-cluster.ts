@@ -29,6 +29,7 @@ const REFRESH = 100;
  * ASK) to a node whose connection is still opening waits in that connection's queue.
  */
 export class IoRedisClusterPort extends IoPort<IoRedisCluster> {
+  override readonly cluster = true;
   readonly #cluster: IoRedisCluster;
   /** ioredis prefixes keys with it, so the slot is the prefixed key's. */
   readonly #keyPrefix: string;

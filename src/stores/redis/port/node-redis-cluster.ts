@@ -22,6 +22,7 @@ const RECONNECT_CLUSTER = 1_000;
  * it) are sent again within the deadline.
  */
 export class NodeRedisClusterPort extends BasePort {
+  override readonly cluster = true;
   readonly #cluster: NodeRedisCluster;
   readonly #commands: NodeRedisCluster;
   /** Node clients whose `ready` wakes the waiting calls. */

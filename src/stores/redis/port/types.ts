@@ -4,6 +4,11 @@
 
 /** What the store needs from a Redis client. */
 export interface RedisPort {
+  /**
+   * Redis Cluster: a script may declare keys of its session's slot only. (A standalone server runs
+   * a script over keys of any slot, which lets outcome records ride with a finish.)
+   */
+  readonly cluster: boolean;
   /** Send one command, routed by `firstKey`; rejects without sending once `deadline` has passed. */
   call(firstKey: string, args: string[], deadline: number): Promise<unknown>;
   /** Subscribe to `channels` on a connection of their own; `listener` gets each message. */

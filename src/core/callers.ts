@@ -23,8 +23,8 @@ export const current: { turn: TurnState<unknown> | undefined } = { turn: undefin
 /** The resolvers `captureWaiter` took from the promise being constructed. */
 let captured: GuardEntry<unknown>["waiter"];
 
-function captureWaiter(resolve: (value: SubmitOutcome) => void, reject: (error: unknown) => void) {
-  captured = { resolve: resolve as (value: unknown) => void, reject };
+function captureWaiter(resolve: (value: SubmitOutcome) => void) {
+  captured = resolve as (value: unknown) => void;
 }
 
 /** A promise that settles with the entry's fate: its resolvers become the entry's waiter. */

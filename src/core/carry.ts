@@ -78,12 +78,12 @@ export class Carrier<I> {
           `turn.carry(value): ${problem ?? "the carried value"}, not plain JSON data. Carry strings, numbers, booleans, null, arrays and plain objects.`,
         );
       }
-      const bytes = bytesOf(turn.carriedIn) + Buffer.byteLength(data);
+      const bytes = bytesOf(turn.extra?.carriedIn) + Buffer.byteLength(data);
       if (bytes > this.#limit) {
         throw new CarryTooLargeError(turn.key, turn.fence, bytes, this.#limit);
       }
     }
-    turn.carryData = data;
+    turn.more().carryData = data;
     if (this.inStore) this.#write(turn);
   }
 
@@ -91,14 +91,14 @@ export class Carrier<I> {
   on(turn: TurnState<I>): CarryOn | undefined {
     if (turn.abortReason === undefined) return undefined;
     const reason = carryReason(turn.abortReason);
-    return reason === undefined ? undefined : { reason, data: turn.carryData };
+    return reason === undefined ? undefined : { reason, data: turn.extra?.carryData };
   }
 
   /** With a store that does not keep carried work: what the key's next turn gets from `turn`. */
   passOn(turn: TurnState<I>): readonly CarriedRecord[] | undefined {
     const on = this.on(turn);
     if (on === undefined) return undefined;
-    const before = turn.carriedIn ?? [];
+    const before = turn.extra?.carriedIn ?? [];
     if (on.data === undefined) return before.length === 0 ? undefined : before;
     return [...before, { data: on.data, fence: turn.fence, reason: on.reason }];
   }
@@ -108,18 +108,19 @@ export class Carrier<I> {
    * if it changed meanwhile (a turn may carry at every streamed token).
    */
   #write(turn: TurnState<I>): void {
-    if (turn.carryWriting) {
-      turn.carryDirty = true;
+    const extra = turn.more();
+    if (extra.carryWriting) {
+      extra.carryDirty = true;
       return;
     }
     const engine = this.#engine;
     const store = engine.store;
-    const data = turn.carryData;
-    turn.carryWriting = true;
-    turn.carryDirty = false;
+    const data = extra.carryData;
+    extra.carryWriting = true;
+    extra.carryDirty = false;
     const done = () => {
-      turn.carryWriting = false;
-      if (turn.carryDirty && !turn.stale) this.#write(turn);
+      extra.carryWriting = false;
+      if (extra.carryDirty && !turn.stale) this.#write(turn);
     };
     const failed = (error: unknown) => {
       engine.report.incident("carry", new StoreError("carry", turn.key, error), turn.key);

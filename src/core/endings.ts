@@ -10,7 +10,7 @@
 // (`outcomes.ts`) and the `settled` event.
 
 import type { OutcomeRecord, StoreDrop } from "../stores/store.js";
-import { end, type GuardEntry } from "./entry.js";
+import { end, type GuardEntry, rejectWaiter, resolveWaiter } from "./entry.js";
 import { DroppedError, type DropReason, isA, LeaseLostError, TurnAbortedError } from "./errors.js";
 import type { Emitter, GuardEvents } from "./events.js";
 import type { Drop } from "./options.js";
@@ -103,7 +103,7 @@ export class Endings<I> {
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
-    waiter.resolve(entry.lane ? value : outcome);
+    resolveWaiter(waiter, entry.lane ? value : outcome);
   }
 
   /** The entry ran in a turn that failed with `error`. */
@@ -113,7 +113,7 @@ export class Endings<I> {
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
-    waiter.reject(error);
+    rejectWaiter(waiter, error);
   }
 
   /** The entry ended without being handled, for `reason`. */
@@ -166,8 +166,8 @@ export class Endings<I> {
     const waiter = entry.waiter;
     if (waiter === undefined) return;
     entry.waiter = undefined;
-    if (entry.lane) waiter.reject(laneError ?? new DroppedError(key, "shutdown"));
-    else waiter.resolve("queued");
+    if (entry.lane) rejectWaiter(waiter, laneError ?? new DroppedError(key, "shutdown"));
+    else resolveWaiter(waiter, "queued");
   }
 
   /**
@@ -213,11 +213,12 @@ export class Endings<I> {
     const waiter = entry.waiter;
     entry.waiter = undefined;
     if (entry.lane) {
-      waiter?.reject(new DroppedError(key, reason));
+      if (waiter !== undefined) rejectWaiter(waiter, new DroppedError(key, reason));
       return false;
     }
     // An awaiting submit resolves as a detached one would: a redelivery is "duplicate".
-    waiter?.resolve(reason === "duplicate" ? "duplicate" : "dropped");
+    if (waiter !== undefined)
+      resolveWaiter(waiter, reason === "duplicate" ? "duplicate" : "dropped");
     return true;
   }
 

@@ -157,7 +157,7 @@ export abstract class Engine<I> implements TurnHost<I> {
     switch (admission.status) {
       case "acquired": {
         const turn = new TurnState(this, key, admission.claim, admission.batch);
-        if (admission.carried !== undefined) turn.carriedIn = admission.carried;
+        if (admission.carried !== undefined) turn.more().carriedIn = admission.carried;
         this.holds(key, turn);
         this.ends.droppedAll(key, admission.dropped);
         // A shared store may claim the key for input a dead holder left behind, older than this
@@ -195,7 +195,9 @@ export abstract class Engine<I> implements TurnHost<I> {
           if (entry.group !== undefined) this.settle.arrived(turn, entry.group);
           if (!entry.lane) {
             if (turn.watch !== undefined) turn.watch.knownPending = admission.pending;
-            if (this.modes !== undefined && turn.waitingSince === 0) turn.waitingSince = Date.now();
+            if (this.modes !== undefined && (turn.extra?.waitingSince ?? 0) === 0) {
+              turn.more().waitingSince = Date.now();
+            }
             const mode = entry.mode;
             this.pendingArrived(
               turn,
@@ -252,7 +254,7 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     turn.phase = "running";
-    if (this.modes !== undefined) turn.startedAt = Date.now();
+    if (this.modes !== undefined) turn.more().startedAt = Date.now();
     this.ends.running(turn.key, turn.entries, turn.fence);
     this.deadlines?.add(turn, this.options.turnTimeout);
     if (this.events.has("started")) {
@@ -338,10 +340,11 @@ export abstract class Engine<I> implements TurnHost<I> {
       return;
     }
     const next = new TurnState(this, turn.key, finish.claim, finish.batch);
-    next.carriedIn = this.carrier.inStore ? finish.carried : this.carrier.passOn(turn);
+    const carried = this.carrier.inStore ? finish.carried : this.carrier.passOn(turn);
+    if (carried !== undefined) next.more().carriedIn = carried;
     // Input still waiting has waited since before this batch (a mode function reads its age).
     if (this.modes !== undefined && this.store.pendingCount(turn.key) > 0) {
-      next.waitingSince = turn.waitingSince;
+      next.more().waitingSince = turn.extra?.waitingSince ?? 0;
     }
     this.holds(turn.key, next, turn);
     this.begin(next, false);

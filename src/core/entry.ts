@@ -11,10 +11,25 @@ import type { Mode } from "./modes.js";
 import type { Drop, Handler } from "./options.js";
 import type { SubmitOptions } from "./types.js";
 
-/** Settles the promise of a caller that waits for an entry's fate. */
-export interface Waiter {
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
+/**
+ * Settles the promise of a caller that waits for an entry's fate: a lane's pair of callbacks, or an
+ * awaited submit's resolve function alone. The submit's failures travel as a rejected promise its
+ * promise adopts, so its reject function is not kept alive beside every waiting input.
+ */
+export type Waiter =
+  | { resolve(value: unknown): void; reject(error: unknown): void }
+  | ((value: unknown) => void);
+
+/** Resolve a waiting caller with `value`. */
+export function resolveWaiter(waiter: Waiter, value: unknown): void {
+  if (typeof waiter === "function") waiter(value);
+  else waiter.resolve(value);
+}
+
+/** Reject a waiting caller with `error`. */
+export function rejectWaiter(waiter: Waiter, error: unknown): void {
+  if (typeof waiter === "function") waiter(Promise.reject(error));
+  else waiter.reject(error);
 }
 
 export interface GuardEntry<I> extends StoreEntry {

@@ -11,7 +11,7 @@ import type { Admission, AdmitPolicy } from "../stores/store.js";
 import { current } from "./callers.js";
 import { checkKey } from "./check.js";
 import type { Engine } from "./engine.js";
-import { end, type GuardEntry, LANE_ID_PREFIX, newEntry } from "./entry.js";
+import { end, type GuardEntry, LANE_ID_PREFIX, newEntry, rejectWaiter } from "./entry.js";
 import { ContendedError, CycleError, DroppedError, isA, StoreError } from "./errors.js";
 import type { Handler } from "./options.js";
 import { invalid } from "./options.js";
@@ -159,7 +159,7 @@ export class Lanes<I> {
     if (end(entry) === undefined) return;
     const waiter = entry.waiter;
     entry.waiter = undefined;
-    waiter?.reject(error);
+    if (waiter !== undefined) rejectWaiter(waiter, error);
   }
 
   /** A waiting lane gives up: withdraw it if it is still pending (else it started: let it run). */

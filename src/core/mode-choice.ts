@@ -77,14 +77,14 @@ export class ModeChoice<I> {
     if (turn === undefined && !engine.shared) return this.#policies[FALLBACK_MODE];
     const now = Date.now();
     const pending = engine.store.pendingCount(key);
-    const since = turn === undefined || pending === 0 ? 0 : turn.waitingSince;
+    const since = turn === undefined || pending === 0 ? 0 : (turn.extra?.waitingSince ?? 0);
     const state: ModeState = {
       key,
       pending,
       oldestPendingMs: since === 0 ? 0 : now - since,
       running:
         turn !== undefined && turn.phase === "running"
-          ? { fence: turn.fence, ms: now - turn.startedAt }
+          ? { fence: turn.fence, ms: now - (turn.extra?.startedAt ?? 0) }
           : undefined,
     };
     let mode: unknown;

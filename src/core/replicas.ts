@@ -210,7 +210,7 @@ export class Replicas<I> {
   ): void {
     const engine = this.#engine;
     const turn = new TurnState(engine, key, claim, batch);
-    if (carried !== undefined) turn.carriedIn = carried;
+    if (carried !== undefined) turn.more().carriedIn = carried;
     engine.ends.droppedAll(key, dropped);
     if (engine.controls.closing !== undefined) {
       this.handBack(turn);

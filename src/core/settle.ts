@@ -33,8 +33,9 @@ export class SettleWindows<I> {
     for (let i = entries.length - 1; i >= 0; i--) {
       const { group, settle } = entries[i] as GuardEntry<I>;
       if (group === undefined) continue;
-      turn.settling = group;
-      turn.settleMs = settle ?? this.#burst;
+      const extra = turn.more();
+      extra.settling = group;
+      extra.settleMs = settle ?? this.#burst;
       this.#arm(turn);
       return;
     }
@@ -52,7 +53,7 @@ export class SettleWindows<I> {
    */
   policy(key: string, group: string, base: AdmitPolicy): AdmitPolicy {
     const engine = this.#engine;
-    if (base.whenHeld !== "reject" || engine.keys.get(key)?.settling !== group) return base;
+    if (base.whenHeld !== "reject" || engine.keys.get(key)?.extra?.settling !== group) return base;
     if (base !== engine.admitPolicy) return { ...base, whenHeld: "enqueue" };
     this.#joinPolicy ??= { ...engine.admitPolicy, whenHeld: "enqueue" };
     return this.#joinPolicy;
@@ -60,7 +61,7 @@ export class SettleWindows<I> {
 
   /** An entry of `group` was queued here while `turn` holds the key: restart its quiet period. */
   arrived(turn: TurnState<I>, group: string): void {
-    if (turn.phase === "claimed" && turn.settling === group && turn.timer !== undefined)
+    if (turn.phase === "claimed" && turn.extra?.settling === group && turn.timer !== undefined)
       this.#arm(turn);
   }
 
@@ -73,7 +74,7 @@ export class SettleWindows<I> {
 
   #arm(turn: TurnState<I>): void {
     cancel(turn.timer);
-    turn.timer = schedule(() => this.#quiet(turn), turn.settleMs);
+    turn.timer = schedule(() => this.#quiet(turn), turn.extra?.settleMs ?? 0);
   }
 
   /** No entry of the group arrived here for a while: take those that arrived elsewhere. */
@@ -84,7 +85,7 @@ export class SettleWindows<I> {
       this.#engine.launch(turn);
       return;
     }
-    this.#takeInto(turn, this.#batch, turn.settling as string, (taken) => {
+    this.#takeInto(turn, this.#batch, turn.extra?.settling as string, (taken) => {
       // Entries admitted here restarted the window as they came (`arrived`). One that arrived at
       // another replica (revived here, with no run of its own) did not: the group may not be
       // complete yet, so wait once more.
@@ -92,7 +93,7 @@ export class SettleWindows<I> {
         this.#arm(turn);
         return;
       }
-      turn.settling = undefined;
+      if (turn.extra !== undefined) turn.extra.settling = undefined;
       this.#engine.launch(turn);
     });
   }

@@ -11,7 +11,7 @@
 // the key moves on. An awaited submit's input stays queued (it runs, detached); a lane is withdrawn.
 
 import type { Engine } from "./engine.js";
-import type { GuardEntry } from "./entry.js";
+import { type GuardEntry, rejectWaiter } from "./entry.js";
 import { CycleError, TurnTimeoutError } from "./errors.js";
 import type { TurnState } from "./turn.js";
 
@@ -27,12 +27,12 @@ export class Stuck<I> {
    * lease lost, a `close()` from inside the handler): its signal is still aborted and reported (G7).
    */
   timedOut(turn: TurnState<I>): void {
-    if (turn.phase !== "running" || turn.overdue) return;
+    if (turn.phase !== "running" || turn.extra?.overdue) return;
     const engine = this.#engine;
     const { onStuck, turnTimeout } = engine.options;
     const abandon = onStuck === "abandon";
     const error = new TurnTimeoutError(turn.key, turn.fence, turnTimeout, abandon);
-    turn.overdue = true;
+    turn.more().overdue = true;
     turn.abort(error);
     engine.report.error(error, turn.key, turn.fence, turn.inputs);
     if (engine.events.has("stuck")) {
@@ -59,7 +59,7 @@ export class Stuck<I> {
    * for), it may be what that turn waits for: it settles at once; otherwise, at the timeout.
    */
   waiting(turn: TurnState<I>, entry: GuardEntry<I>): void {
-    if (turn.overdue && turn.phase === "running") {
+    if (turn.extra?.overdue && turn.phase === "running") {
       this.cycle(entry, turn, false);
     } else (turn.behind ??= []).push(entry);
   }
@@ -78,6 +78,6 @@ export class Stuck<I> {
       return;
     }
     entry.waiter = undefined;
-    waiter.reject(error);
+    rejectWaiter(waiter, error);
   }
 }

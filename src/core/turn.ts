@@ -6,11 +6,12 @@
 // when someone reads `signal`: the uncontended path never pays for one.
 
 import { setMaxListeners } from "node:events";
-import type { CarriedRecord, Claim } from "../stores/store.js";
+import type { Claim } from "../stores/store.js";
 import { type Carried, decodeCarried } from "./carry.js";
 import type { Timed } from "./deadlines.js";
 import type { GuardEntry } from "./entry.js";
 import type { LongTimer } from "./timers.js";
+import { TurnExtra } from "./turn-extra.js";
 
 /**
  * One run of the handler over the inputs of one key.
@@ -175,21 +176,8 @@ export class TurnState<I> implements Turn<I>, Timed {
    * while it ran: if the turn times out, they may be what it waits for (a cycle).
    */
   behind: GuardEntry<I>[] | undefined = undefined;
-  /** The turn outlived `turnTimeout` (whatever aborted its signal first). */
-  overdue = false;
-  /** The group whose window the turn waits out before it runs (see `SettleWindows`). */
-  settling: string | undefined = undefined;
-  /** The quiet ms that end that window. */
-  settleMs = 0;
-  /** What turns cut short before this one handed on (see `carry.ts`). */
-  carriedIn: readonly CarriedRecord[] | undefined = undefined;
-  /** This turn's latest carried value as JSON text, and its write to a shared store. */
-  carryData: string | undefined = undefined;
-  carryWriting = false;
-  carryDirty = false;
-  /** With a mode function: epoch ms the handler started, and since when input waits (0: none). */
-  startedAt = 0;
-  waitingSince = 0;
+  /** What only some turns need (`turn-extra.ts`); made by `more()` the first time it is written. */
+  extra: TurnExtra<I> | undefined = undefined;
   /** Resolves the concurrency slot (p-limit) once the turn settles. */
   release: (() => void) | undefined = undefined;
   /** The guard that runs this turn. */
@@ -197,12 +185,6 @@ export class TurnState<I> implements Turn<I>, Timed {
   #controller: AbortController | undefined = undefined;
   #inputs: I[] | undefined = undefined;
   #listeners: Set<(pending: number) => void> | undefined = undefined;
-  #revisionListeners: Set<(revision: Revision<I>) => void> | undefined = undefined;
-  #carried: readonly Carried[] | undefined = undefined;
-  /** Revisions raised by a listener while listeners are told: told after, in order. */
-  #revising: Revision<I>[] | undefined = undefined;
-  /** Ids whose deletion this turn's listeners were told of: a second deletion tells nothing. */
-  #deleted: Set<string> | undefined = undefined;
 
   constructor(host: TurnHost<I>, key: string, claim: Claim, entries: GuardEntry<I>[]) {
     this.host = host;
@@ -213,6 +195,12 @@ export class TurnState<I> implements Turn<I>, Timed {
 
   get fence(): number {
     return this.claim.fence;
+  }
+
+  /** The turn's rare state, made now if it has none yet (see `turn-extra.ts`). */
+  more(): TurnExtra<I> {
+    this.extra ??= new TurnExtra<I>();
+    return this.extra;
   }
 
   get inputs(): readonly I[] {
@@ -265,8 +253,9 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   get carried(): readonly Carried[] {
-    this.#carried ??= decodeCarried(this.carriedIn);
-    return this.#carried;
+    const extra = this.more();
+    extra.carried ??= decodeCarried(extra.carriedIn);
+    return extra.carried;
   }
 
   onPending(listener: (pending: number) => void): () => void {
@@ -284,7 +273,8 @@ export class TurnState<I> implements Turn<I>, Timed {
     if (typeof listener !== "function") {
       throw new TypeError("turn.onRevision(listener): listener must be a function.");
     }
-    const listeners = (this.#revisionListeners ??= new Set());
+    const extra = this.more();
+    const listeners = (extra.revisionListeners ??= new Set());
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
@@ -293,23 +283,25 @@ export class TurnState<I> implements Turn<I>, Timed {
 
   /** Tell `onRevision` listeners of an edit or deletion; a throwing listener goes to `onError`. */
   revise(revision: Revision<I>): void {
-    if (this.#revisionListeners === undefined) return;
+    const extra = this.extra;
+    const listeners = extra?.revisionListeners;
+    if (extra === undefined || listeners === undefined) return;
     if (revision.input === undefined) {
       // Deleting an input twice is deleting it once (a listener that withdraws what it hears of).
-      this.#deleted ??= new Set();
-      if (this.#deleted.has(revision.id)) return;
-      this.#deleted.add(revision.id);
+      extra.deleted ??= new Set();
+      if (extra.deleted.has(revision.id)) return;
+      extra.deleted.add(revision.id);
     }
-    if (this.#revising !== undefined) {
+    if (extra.revising !== undefined) {
       // A listener revised while listeners are being told: no recursion, it is told next.
-      this.#revising.push(revision);
+      extra.revising.push(revision);
       return;
     }
     const queue: Revision<I>[] = [revision];
-    this.#revising = queue;
+    extra.revising = queue;
     try {
       for (let i = 0; i < queue.length; i++) {
-        for (const listener of this.#revisionListeners) {
+        for (const listener of listeners) {
           try {
             listener(queue[i] as Revision<I>);
           } catch (error) {
@@ -318,7 +310,7 @@ export class TurnState<I> implements Turn<I>, Timed {
         }
       }
     } finally {
-      this.#revising = undefined;
+      extra.revising = undefined;
     }
   }
 

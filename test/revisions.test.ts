@@ -5,6 +5,7 @@ import {
   createGuard,
   type Drop,
   type Mode,
+  memoryStore,
   type Outcome,
   type Revision,
   type Turn,
@@ -349,6 +350,36 @@ describe("outcomes: one per input", () => {
     // The redelivery is marked again: a third delivery is a duplicate.
     expect(await guard.submit("k", "a", undefined, { id: "a" })).toBe("duplicate");
     expect(await guard.outcome("a")).toMatchObject({ state: "handled" });
+  });
+
+  // Hostile: the store's cap (maxIds) bounds outcomes too. Records pushed out early are forgotten
+  // ("unknown"), never wrong, and no input is lost with them.
+  it("a tiny maxIds forgets outcomes early, never answers a wrong state, and loses no input", async () => {
+    const gate = deferred();
+    const ran: string[] = [];
+    const guard = createGuard<string>({
+      store: memoryStore({ maxIds: 2 }),
+      mode: "queue",
+      handler: async (turn) => {
+        ran.push(...turn.inputs);
+        if (turn.inputs[0] === "a") await gate.promise;
+      },
+    });
+    for (const id of ["a", "b", "c", "d", "e"]) await guard.submit("k", id, undefined, { id });
+    for (const id of ["a", "b", "c", "d", "e"]) {
+      const outcome = await guard.outcome(id);
+      // Running (a) or pending (the rest), or forgotten: nothing else.
+      if (outcome !== undefined) expect(outcome.state).toBe(id === "a" ? "running" : "pending");
+    }
+    gate.resolve();
+    await guard.onIdle();
+    expect(ran).toEqual(["a", "b", "c", "d", "e"]);
+    for (const id of ["a", "b", "c", "d", "e"]) {
+      const outcome = await guard.outcome(id);
+      if (outcome !== undefined) expect(outcome.state).toBe("handled");
+    }
+    // The newest are still known.
+    expect(await guard.outcome("e")).toMatchObject({ state: "handled" });
   });
 
   it("settled fires for inputs without an id too, never for lanes", async () => {

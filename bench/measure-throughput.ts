@@ -95,6 +95,11 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
         ...REFERENCES.map((base) => vs(scenario, c, base)),
         `${((scenario.gcShare[c.name] as number) * 100).toFixed(0)}%`,
         (scenario.cpuUs[c.name] as number).toFixed(1),
+        c === EMPTY_LAYER
+          ? "1.00"
+          : (
+              (scenario.cpuUs[EMPTY_LAYER.name] as number) / (scenario.cpuUs[c.name] as number)
+            ).toFixed(2),
         bytes?.[c.name] === undefined ? "" : fmt(bytes[c.name] as number),
         inFlight?.[c.name] === undefined ? "" : fmt(inFlight[c.name] as number),
       ];
@@ -111,6 +116,7 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
       "vs sequentialize",
       "in GC",
       "CPU µs/update",
+      "CPU vs empty layer",
       "alloc B/update",
       "live B/in flight",
     ],
@@ -124,6 +130,9 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
       ["  in GC: share of the run's wall time in garbage-collection pauses (PerformanceObserver)"],
       [
         "  CPU µs/update: the process's CPU time (user + system, GC threads included) per update; it moves far less than updates/s when other processes load the machine",
+      ],
+      [
+        "  CPU vs empty layer: the empty layer's CPU µs/update over the contender's (medians): the steadier companion of \"vs empty layer\"",
       ],
       ["  alloc B/update: heap growth per update over windows without a collection (load-free)"],
       [
@@ -154,6 +163,10 @@ export async function measureThroughput(rounds: number): Promise<ThroughputRepor
     }
     out.cpu_us_per_update = Object.fromEntries(
       Object.entries(scenario.cpuUs).map(([n, us]) => [n, round2(us)]),
+    );
+    const emptyCpu = scenario.cpuUs[EMPTY_LAYER.name] as number;
+    out.cpu_vs_empty_layer = Object.fromEntries(
+      Object.entries(scenario.cpuUs).map(([n, us]) => [n, round2(emptyCpu / us)]),
     );
     out.gc_share = Object.fromEntries(
       Object.entries(scenario.gcShare).map(([n, share]) => [n, round2(share)]),

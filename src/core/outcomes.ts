@@ -42,9 +42,9 @@ export interface Outcome {
 }
 
 /** Records kept at most by a guard's own ledger; past it the oldest go first. */
-export const MAX_RECORDS = 200_000;
+const MAX_RECORDS = 200_000;
 /** How long final records live when de-duplication is off. */
-export const DEFAULT_WINDOW = 10 * 60_000;
+const DEFAULT_WINDOW = 10 * 60_000;
 const INITIAL_SLOTS = 1024;
 /** Sequence numbers wrap here: a small integer always, and a multiple of every ring size. */
 const SEQ_MASK = 0x3fffffff;
@@ -203,8 +203,6 @@ export class Ledger {
     if (this.#seen[slot] === 0) return;
     this.#seen[slot] = 0;
     this.#marks--;
-    // A record that was only a mark has nothing left to keep.
-    if (this.#states[slot] === NONE) this.#keep[slot] = 0;
   }
 
   /** The record of `id`, or `undefined` when there is none (or it has expired). */

@@ -19,16 +19,13 @@
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --expose-gc --import tsx bench/redis-layers.ts \
 //     [turns per run, 20000] [rounds, 5]
 
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { type AdmitPolicy, createGuard, type Store, type StoreEntry } from "session-guard";
 import { redisStore } from "session-guard/redis";
-import { collectBeforeRun, fmt, median, rotation, sleep, table } from "./harness.js";
+import { collectBeforeRun, fmt, median, rotation, table } from "./harness.js";
+import { drive, startServer } from "./redis-server.js";
 
 const TURNS = Number(process.argv[2] ?? 20_000);
 const ROUNDS = Number(process.argv[3] ?? 5);
@@ -56,21 +53,8 @@ interface Figures {
   insideUs: number[];
 }
 
-const dir = mkdtempSync(join(tmpdir(), "sg-layers-"));
-const socket = join(dir, "redis.sock");
-const server = spawn(
-  "redis-server",
-  ["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no", "--dir", dir],
-  { stdio: "ignore" },
-);
-process.once("exit", () => server.kill("SIGKILL"));
-
-/** redis-server's CPU time in µs (utime + stime, at 100 ticks per second). */
-function serverCpuUs(): number {
-  const stat = readFileSync(`/proc/${server.pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
+const server = await startServer();
+const socket = server.socket;
 
 /** µs redis-server spent inside commands so far (the sum of `INFO commandstats` usec). */
 async function insideUs(send: Send): Promise<number> {
@@ -83,30 +67,19 @@ async function insideUs(send: Send): Promise<number> {
   return sum;
 }
 
-async function drive(count: number, op: Op): Promise<void> {
-  let next = 0;
-  const work = async (worker: number) => {
-    for (let n = 0; next < count; n++) {
-      next++;
-      await op(worker, n);
-    }
-  };
-  await Promise.all(Array.from({ length: IN_FLIGHT }, (_, w) => work(w)));
-}
-
 async function measure(send: Send, op: Op, into: Figures): Promise<void> {
-  await drive(IN_FLIGHT * 8, op);
+  await drive(IN_FLIGHT * 8, IN_FLIGHT, op);
   await collectBeforeRun();
   const inside = await insideUs(send);
-  const redis = serverCpuUs();
+  const redis = server.cpuMs();
   const cpu = process.cpuUsage();
   const start = performance.now();
-  await drive(TURNS, op);
+  await drive(TURNS, IN_FLIGHT, op);
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   into.perS.push(TURNS / seconds);
   into.nodeUs.push((used.user + used.system) / TURNS);
-  into.redisUs.push((serverCpuUs() - redis) / TURNS);
+  into.redisUs.push(((server.cpuMs() - redis) * 1000) / TURNS);
   // (minus the one INFO call itself, which is not among the counted commands)
   into.insideUs.push(((await insideUs(send)) - inside) / TURNS);
 }
@@ -144,7 +117,6 @@ function observed(
   };
 }
 
-for (let i = 0; i < 500 && !existsSync(socket); i++) await sleep(10);
 const rows: string[][] = [];
 try {
   for (const client of ["node-redis", "ioredis"] as const) {
@@ -258,6 +230,5 @@ try {
     ),
   );
 } finally {
-  server.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
+  await server.stop();
 }

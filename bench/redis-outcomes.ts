@@ -18,10 +18,6 @@
 // (with the root tsconfig, `session-guard` resolves to src/; with TSX_TSCONFIG_PATH=
 // bench/tsconfig.json, after `npm run build`, to dist/).
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient } from "redis";
 import { createGuard, type Store } from "session-guard";
 import { redisStore } from "session-guard/redis";
@@ -31,6 +27,8 @@ import {
   countingNodeRedis,
   type Sent,
 } from "./counting-clients.js";
+import { sleep } from "./harness.js";
+import { startServer } from "./redis-server.js";
 
 const TURNS = Number(process.argv[2] ?? 2_000);
 
@@ -44,28 +42,6 @@ const KINDS: Kind[] = [
   { name: "node-redis", create: countingNodeRedis },
   { name: "ioredis", create: countingIoredis },
 ];
-
-async function startServer(): Promise<{ socket: string; stop(): void }> {
-  const dir = mkdtempSync(join(tmpdir(), "sg-outcomes-"));
-  const socket = join(dir, "redis.sock");
-  const proc = spawn(
-    "redis-server",
-    ["--port", "0", "--unixsocket", socket, "--save", "", "--appendonly", "no", "--dir", dir],
-    { stdio: "ignore" },
-  );
-  for (let i = 0; i < 500 && !existsSync(socket); i++) await sleep(10);
-  return {
-    socket,
-    stop: () => {
-      proc.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function counters(admin: ReturnType<typeof createClient>) {
   const info = String(await admin.sendCommand(["INFO", "stats", "commandstats"]));
@@ -170,5 +146,5 @@ try {
   }
 } finally {
   admin.destroy();
-  server.stop();
+  await server.stop();
 }

@@ -33,11 +33,8 @@
 // the kill (its PTTL, read right after it) splits it into waiting for the lease and reacting to its
 // expiry.
 
-import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
+import { fork } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { createGuard, type Guard, type Store, type Turn } from "session-guard";
@@ -63,6 +60,7 @@ import {
   table,
 } from "./harness.js";
 import type { FromTakeoverReplica, ToTakeoverReplica } from "./redis-replica.js";
+import { drive, type LocalServer, serverVersion, startServer } from "./redis-server.js";
 
 export interface RedisBenchOptions {
   readonly rounds: number;
@@ -140,76 +138,6 @@ const KEYS_PER_WORKER = 16;
 const COMPARE_AND_DELETE =
   'if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end';
 const CAD_SHA = createHash("sha1").update(COMPARE_AND_DELETE).digest("hex");
-
-// === A throwaway redis-server
-
-interface LocalServer {
-  readonly socket: string;
-  readonly version: string;
-  /** CPU time the server has used, in ms (user + system; Linux /proc), or NaN elsewhere. */
-  cpuMs(): number;
-  stop(): Promise<void>;
-}
-
-/** Clock ticks per second of /proc/<pid>/stat times. */
-function clockTicks(): number {
-  const probe = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
-  const ticks = Number(probe.stdout);
-  return probe.status === 0 && ticks > 0 ? ticks : 100;
-}
-
-function processCpuMs(pid: number | undefined, ticks: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which is in parentheses): utime and stime are 14th and 15th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function serverVersion(): string | undefined {
-  const probe = spawnSync("redis-server", ["--version"], { encoding: "utf8" });
-  if (probe.error !== undefined || probe.status !== 0) return undefined;
-  return /v=(\S+)/.exec(probe.stdout)?.[1] ?? probe.stdout.trim();
-}
-
-async function startServer(version: string): Promise<LocalServer> {
-  const dir = mkdtempSync(join(tmpdir(), "sg-bench-redis-"));
-  const socket = join(dir, "redis.sock");
-  const args = ["--port", "0", "--unixsocket", socket, "--unixsocketperm", "700"];
-  args.push("--save", "", "--appendonly", "no", "--dir", dir);
-  const child: ChildProcess = spawn("redis-server", args, { stdio: "ignore" });
-  child.on("error", () => {}); // a failed start shows as no socket below
-  // Never outlive the benchmark, even when it dies without stopping the server.
-  const reap = () => child.kill("SIGKILL");
-  process.once("exit", reap);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const until = Date.now() + 5_000;
-  while (!existsSync(socket)) {
-    if (child.exitCode !== null || Date.now() > until) {
-      child.kill("SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`redis-server did not start (exit code ${child.exitCode})`);
-    }
-    await sleep(10);
-  }
-  const ticks = clockTicks();
-  return {
-    socket,
-    version,
-    cpuMs: () => processCpuMs(child.pid, ticks),
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      process.off("exit", reap);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 // === The two clients
 
@@ -308,22 +236,6 @@ interface Run {
 
 function freshPrefix(): string {
   return `sgb-${randomBytes(4).toString("hex")}:`;
-}
-
-/** Run `count` operations on `inFlight` workers; worker `w` runs its `n`th as `op(w, n)`. */
-async function drive(
-  count: number,
-  inFlight: number,
-  op: (worker: number, n: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const work = async (worker: number) => {
-    for (let n = 0; next < count; n++) {
-      next++;
-      await op(worker, n);
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, (_, w) => work(w)));
 }
 
 /** `drive`, timed, with the commands and CPU time it cost. `sent` counts the round trips. */

@@ -18,10 +18,8 @@
 // many live updates, so what remains is the guard's own CPU per update.
 
 import { EMPTY_LAYER } from "./contenders.js";
-import { median } from "./harness.js";
 import { SCENARIOS, type ScenarioName } from "./measure-throughput.js";
-import { roundRobin } from "./telegram.js";
-import { type Contender, runOnce } from "./throughput.js";
+import { type Contender, runScenario } from "./throughput.js";
 
 const [scenarioName = "uncontended", roundsText = "5", optionsText = "{}", ...builds] =
   process.argv.slice(2);
@@ -47,31 +45,14 @@ for (const [i, dir] of builds.entries()) {
     },
   });
 }
-const updates = roundRobin(base.updates, base.chats);
-const rates = new Map<string, number[]>();
-const cpu = new Map<string, number[]>();
-for (const c of contenders) {
-  rates.set(c.name, []);
-  cpu.set(c.name, []);
-  await runOnce(c, updates.slice(0, updates.length / 5), window); // warm-up, not counted
-}
-for (let round = 0; round < Number(roundsText); round++) {
-  for (const c of round % 2 === 0 ? contenders : [...contenders].reverse()) {
-    const run = await runOnce(c, updates, window);
-    rates.get(c.name)?.push(run.rate);
-    cpu.get(c.name)?.push(run.cpuUs);
-  }
-}
-const empty = rates.get(EMPTY_LAYER.name) ?? [];
+const result = await runScenario({ ...base, window, rounds: Number(roundsText), contenders });
 console.log(`${scenarioName}, ${window} in flight, ${roundsText} rounds, options ${optionsText}`);
 for (const c of contenders) {
-  const own = rates.get(c.name) ?? [];
-  const ratio = median(own.map((rate, i) => rate / (empty[i] as number)));
   console.log(
-    `${c.name.padEnd(32)} ${Math.round(median(own)).toString().padStart(8)} updates/s  CPU ${median(
-      cpu.get(c.name) ?? [],
-    )
-      .toFixed(1)
-      .padStart(5)} µs/update  vs empty layer ${ratio.toFixed(2)}`,
+    `${c.name.padEnd(32)} ${Math.round(result.median[c.name] as number)
+      .toString()
+      .padStart(
+        8,
+      )} updates/s  CPU ${(result.cpuUs[c.name] as number).toFixed(1).padStart(5)} µs/update  vs empty layer ${result.ratio(c.name, EMPTY_LAYER.name).toFixed(2)}`,
   );
 }

@@ -10,9 +10,7 @@
 
 import type { Context, NextFunction } from "grammy";
 import { EMPTY_LAYER } from "./contenders.js";
-import { median } from "./harness.js";
-import { roundRobin } from "./telegram.js";
-import { type Contender, runOnce } from "./throughput.js";
+import { type Contender, runScenario } from "./throughput.js";
 
 const rounds = Number(process.argv[2] ?? 3);
 const HELD = [400, 800, 1_300, 2_000];
@@ -27,26 +25,19 @@ const holding = (bytes: number): Contender => ({
   },
 });
 const contenders = [EMPTY_LAYER, ...HELD.map(holding)];
-const updates = roundRobin(100_000, 1_000);
-const rates = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-const cpu = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-for (const c of contenders) await runOnce(c, updates.slice(0, 20_000), 1_000); // warm-up
-for (let round = 0; round < rounds; round++) {
-  for (const c of round % 2 === 0 ? contenders : [...contenders].reverse()) {
-    const run = await runOnce(c, updates, 1_000);
-    rates.get(c.name)?.push(run.rate);
-    cpu.get(c.name)?.push(run.cpuUs);
-  }
-}
-const empty = rates.get(EMPTY_LAYER.name) ?? [];
+const result = await runScenario({
+  updates: 100_000,
+  chats: 1_000,
+  window: 1_000,
+  rounds,
+  contenders,
+});
 for (const c of contenders) {
-  const own = rates.get(c.name) ?? [];
-  const ratio = median(own.map((rate, i) => rate / (empty[i] as number)));
   console.log(
-    `${c.name.padEnd(16)} ${Math.round(median(own)).toString().padStart(8)} updates/s  CPU ${median(
-      cpu.get(c.name) ?? [],
-    )
-      .toFixed(1)
-      .padStart(5)} µs/update  vs empty layer ${ratio.toFixed(2)}`,
+    `${c.name.padEnd(16)} ${Math.round(result.median[c.name] as number)
+      .toString()
+      .padStart(
+        8,
+      )} updates/s  CPU ${(result.cpuUs[c.name] as number).toFixed(1).padStart(5)} µs/update  vs empty layer ${result.ratio(c.name, EMPTY_LAYER.name).toFixed(2)}`,
   );
 }

@@ -140,6 +140,9 @@ export interface LeaseWatch {
   knownPending: number;
 }
 
+/** `turn.carried` of a turn that nothing was handed on to. */
+const NOTHING_CARRIED: readonly Carried[] = Object.freeze([]);
+
 /**
  * Where a turn is in its life: `claimed` (waiting for the settle window or a concurrency slot),
  * `running` (the handler runs), `settled` (the handler returned or threw).
@@ -253,7 +256,9 @@ export class TurnState<I> implements Turn<I>, Timed {
   }
 
   get carried(): readonly Carried[] {
-    const extra = this.more();
+    const extra = this.extra;
+    // Nothing handed on (the common turn): no rare state is made just to read that.
+    if (extra?.carriedIn === undefined) return NOTHING_CARRIED;
     extra.carried ??= decodeCarried(extra.carriedIn);
     return extra.carried;
   }

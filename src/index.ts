@@ -31,6 +31,7 @@ export type {
   CloseOptions,
   CloseReport,
   Guard,
+  ReplaceOptions,
   RevisionResult,
   RunOptions,
   StopOptions,

@@ -163,7 +163,7 @@ export function sessionGuard<C extends Context = Context>(
     revisions?.started(inputs);
     shown?.started(turn.key, inputs, isRebuilt);
   };
-  const onTaken = revisions === undefined && shown === undefined ? undefined : entered;
+  const onTaken = revisions?.keeps !== true && shown === undefined ? undefined : entered;
 
   function runTurn(turn: Turn<C>, ctx: C): Promise<unknown> {
     const next = (ctx as unknown as Pending)[NEXT];
@@ -252,7 +252,7 @@ export function sessionGuard<C extends Context = Context>(
     // that is down) rejects `handleUpdate` instead of going unhandled, and Telegram redelivers.
     const admitted = guard.submit(key, ctx, runTurn, options);
     // Still holding its `next`: it waits (queued, or in a settle window) and may be edited.
-    if (revisions !== undefined && (ctx as unknown as Pending)[NEXT] !== undefined) {
+    if (revisions?.keeps === true && (ctx as unknown as Pending)[NEXT] !== undefined) {
       revisions.waiting(id, ctx);
     }
     return admitted;

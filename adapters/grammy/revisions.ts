@@ -8,12 +8,16 @@
 // A message is submitted with an id of its own (keys.ts, `messageIdOf`), which its edit names too.
 // The edit arrives as a new update, so its context is not the pending one, and grammY's `next` of
 // the pending update (the rest of the middleware chain, bound to that context) is what its turn
-// must run. So a pending context is kept here by id until its turn starts, and an edit swaps the
-// message inside it: the context in `ctx.turn.inputs` (and the one the handlers run with) then
-// carries the edited message, `edit_date` included. An edit of a message this process does not
-// hold (pending at another replica, or in a running turn) goes to the guard as a context of its
-// own, built like the pending one (its message in the field the message first came in); a
-// running turn hears of it through `ctx.turn.onRevision`.
+// must run. So the edit swaps the message inside the pending context: the context in
+// `ctx.turn.inputs` (and the one the handlers run with) then carries the edited message,
+// `edit_date` included. With a store of this process the guard hands the pending context over
+// (`replace`'s `from`), so nothing is kept per waiting update: a map holding every waiting
+// context cost the contended path a third of its time (young contexts in a long-lived table are
+// what every young-generation pause must visit). Across replicas the pending context may be any
+// replica's, so up to 1,000 waiting contexts are kept here by id. An edit of a message this
+// process does not hold (pending at another replica, or in a running turn) goes to the guard as
+// a context of its own, built like the pending one (its message in the field the message first
+// came in); a running turn hears of it through `ctx.turn.onRevision`.
 
 import type { Context } from "grammy";
 import type { Guard } from "session-guard";
@@ -30,8 +34,6 @@ interface Waiting {
  * Contexts kept at most while they wait, with a store other replicas share: a turn at another
  * replica may run them, and nothing tells this one, so the oldest go first. An edit of one that
  * went is still applied, as a context of its own (run by replay, as other replicas' updates are).
- * With a store of this process every waiting context leaves when its turn starts or it is dropped:
- * the map is as large as the pending input (G6), and never cut.
  */
 export const SHARED_WAITING_MAX = 1_000;
 
@@ -49,53 +51,69 @@ export function isRevision(ctx: Context): boolean {
 export class Revisions<C extends Context> {
   readonly #guard: Guard<C>;
   readonly #report: (error: unknown, key: string, input?: C) => void;
-  /** Pending contexts of this process by submitted id, oldest first. */
-  readonly #waiting = new Map<string, C>();
+  /**
+   * Pending contexts by submitted id, oldest first: only with contexts that may leave unseen (a
+   * store or guard shared with other replicas); otherwise the guard hands them over itself.
+   */
+  readonly #waiting: Map<string, C> | undefined;
   readonly #max: number;
 
+  /** `max`: keep up to this many waiting contexts here (contexts may leave unseen); none if `undefined`. */
   constructor(
     guard: Guard<C>,
     report: (error: unknown, key: string, input?: C) => void,
-    max = Number.POSITIVE_INFINITY,
+    max?: number,
   ) {
     this.#guard = guard;
     this.#report = report;
-    this.#max = max;
+    this.#max = max ?? 0;
+    this.#waiting = max === undefined ? undefined : new Map();
+    if (this.#waiting === undefined) return;
     guard.on("dropped", ({ id, input }) => {
-      if (id !== undefined && this.#waiting.get(id) === input) this.#leave(id, input);
+      if (id !== undefined && this.#waiting?.get(id) === input) this.#leave(id, input);
       else if (typeof input === "object" && input !== null) (input as Waiting)[WAITING] = "";
     });
   }
 
-  /** True while contexts wait here (else a starting turn has nothing to tell). */
-  get holding(): boolean {
-    return this.#waiting.size > 0;
+  /** Waiting contexts are kept here (contexts may leave unseen), to be told when they start. */
+  get keeps(): boolean {
+    return this.#waiting !== undefined;
   }
 
-  /** A context was submitted and did not start at once: keep it until its turn starts. */
+  /** True while contexts wait here (else a starting turn has nothing to tell). */
+  get holding(): boolean {
+    return this.#waiting !== undefined && this.#waiting.size > 0;
+  }
+
+  /**
+   * A context was submitted and did not start at once: keep it until its turn starts (only
+   * where contexts may leave unseen; see `#waiting`).
+   */
   waiting(id: string, ctx: C): void {
+    const map = this.#waiting;
     const waiting = ctx as Waiting;
     // Dropped already (a duplicate, a refused input), or an earlier delivery waits under this id.
-    if (waiting[WAITING] !== undefined || this.#waiting.has(id)) return;
+    if (map === undefined || waiting[WAITING] !== undefined || map.has(id)) return;
     waiting[WAITING] = id;
-    this.#waiting.set(id, ctx);
-    if (this.#waiting.size > this.#max) {
-      const [oldest, old] = this.#waiting.entries().next().value as [string, C];
+    map.set(id, ctx);
+    if (map.size > this.#max) {
+      const [oldest, old] = map.entries().next().value as [string, C];
       this.#leave(oldest, old);
     }
   }
 
   /** These contexts entered a turn (it started, or `take()` moved them in): they wait no more. */
   started(inputs: readonly C[]): void {
-    if (this.#waiting.size === 0) return;
+    const map = this.#waiting;
+    if (map === undefined || map.size === 0) return;
     for (const input of inputs) {
       const id = (input as Waiting)[WAITING];
-      if (id !== undefined && id !== "" && this.#waiting.get(id) === input) this.#leave(id, input);
+      if (id !== undefined && id !== "" && map.get(id) === input) this.#leave(id, input);
     }
   }
 
   #leave(id: string, input: C): void {
-    this.#waiting.delete(id);
+    this.#waiting?.delete(id);
     (input as Waiting)[WAITING] = "";
   }
 
@@ -104,7 +122,16 @@ export class Revisions<C extends Context> {
     const edit = editOf(ctx);
     if (edit !== undefined) {
       const id = messageIdOf(ctx.me, edit.message);
-      void revise(this.#guard, key, id, this.#edited(ctx, id, edit), this.#report);
+      if (this.#waiting !== undefined) {
+        void revise(this.#guard, key, id, this.#edited(ctx, id, edit), this.#report);
+        return;
+      }
+      // The guard holds the pending context, if it is pending: the message is swapped in it.
+      const swap = (pending: C): C => {
+        (pending.update as unknown as Record<string, unknown>)[edit.field] = edit.message;
+        return pending;
+      };
+      void revise(this.#guard, key, id, ownContext(ctx, edit), this.#report, swap);
       return;
     }
     const deleted = ctx.update.deleted_business_messages;
@@ -115,16 +142,19 @@ export class Revisions<C extends Context> {
     }
   }
 
-  /** The pending context with its message swapped, or a context of its own for the edit. */
+  /** The pending context kept here with its message swapped, or a context of its own for the edit. */
   #edited(ctx: C, id: string, edit: Edit): C {
-    const pending = this.#waiting.get(id);
-    if (pending !== undefined) {
-      const update = pending.update as unknown as Record<string, unknown>;
-      update[edit.field] = edit.message;
-      return pending;
-    }
-    const Ctx = ctx.constructor as new (...args: ConstructorParameters<typeof Context>) => C;
-    const update = { update_id: ctx.update.update_id, [edit.field]: edit.message };
-    return new Ctx(update as unknown as C["update"], ctx.api, ctx.me);
+    const pending = this.#waiting?.get(id);
+    if (pending === undefined) return ownContext(ctx, edit);
+    const update = pending.update as unknown as Record<string, unknown>;
+    update[edit.field] = edit.message;
+    return pending;
   }
+}
+
+/** A context of the edit's own, its message in the field the message first came in. */
+function ownContext<C extends Context>(ctx: C, edit: Edit): C {
+  const Ctx = ctx.constructor as new (...args: ConstructorParameters<typeof Context>) => C;
+  const update = { update_id: ctx.update.update_id, [edit.field]: edit.message };
+  return new Ctx(update as unknown as C["update"], ctx.api, ctx.me);
 }

@@ -10,7 +10,9 @@ import type { Guard, RevisionResult } from "session-guard";
 
 /**
  * Replace (`input` given) or withdraw (`input` `undefined`) the input `id` of `key`; resolves with
- * what happened, or `undefined` once a failure was handed to `report`. Never rejects.
+ * what happened, or `undefined` once a failure was handed to `report`. Never rejects. `from`
+ * derives the new content from the pending input where this process holds it (`replace`'s
+ * `from`).
  *
  * @example
  * ```ts
@@ -23,10 +25,14 @@ export function revise<I>(
   id: string,
   input: I | undefined,
   report: (error: unknown, key: string, input?: I) => void,
+  from?: (pending: I) => I,
 ): Promise<RevisionResult | undefined> {
   let result: Promise<RevisionResult>;
   try {
-    result = input === undefined ? guard.withdraw(key, id) : guard.replace(key, id, input);
+    result =
+      input === undefined
+        ? guard.withdraw(key, id)
+        : guard.replace(key, id, input, from === undefined ? undefined : { from });
   } catch (error) {
     result = Promise.reject(error);
   }

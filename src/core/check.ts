@@ -171,3 +171,24 @@ export function checkCloseOptions(options: CloseOptions | undefined): TypeError 
   }
   return timeout;
 }
+
+const REPLACE_OPTIONS = ["from"];
+
+/** The options of `replace`: only `from`, a function. */
+export function checkReplaceOptions(options: unknown): TypeError | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== "object" || options === null) {
+    return new TypeError(
+      `replace: options must be an object such as { from: (pending) => … }, got ${options === null ? "null" : typeof options}.`,
+    );
+  }
+  const unknown = checkNames("replace", options, REPLACE_OPTIONS);
+  if (unknown !== undefined) return unknown;
+  const from = (options as { from?: unknown }).from;
+  if (from !== undefined && typeof from !== "function") {
+    return new TypeError(
+      `replace: "from" must be a function (pending) => newInput, got ${from === null ? "null" : typeof from}.`,
+    );
+  }
+  return undefined;
+}

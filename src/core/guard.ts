@@ -37,6 +37,7 @@ import type {
   CloseOptions,
   CloseReport,
   Guard,
+  ReplaceOptions,
   RevisionResult,
   RunOptions,
   StopOptions,
@@ -172,8 +173,8 @@ export class SessionGuard<I> extends Engine<I> implements Guard<I>, TurnHost<I> 
     return this.controls.close(options);
   }
 
-  replace(key: string, id: string, input: I): Promise<RevisionResult> {
-    return this.revisions.replace(key, id, input);
+  replace(key: string, id: string, input: I, options?: ReplaceOptions<I>): Promise<RevisionResult> {
+    return this.revisions.replace(key, id, input, options);
   }
 
   withdraw(key: string, id: string): Promise<RevisionResult> {

@@ -13,13 +13,13 @@
 //      is told through a hint;
 //   4. otherwise its outcome record says whether it ended ("ended") or was never seen ("unknown").
 
-import { checkKey, checkRequiredId } from "./check.js";
+import { checkKey, checkReplaceOptions, checkRequiredId } from "./check.js";
 import type { Engine } from "./engine.js";
 import type { GuardEntry } from "./entry.js";
 import { StoreError } from "./errors.js";
 import { isFinal, type Ledger, type Outcome } from "./outcomes.js";
 import { settleWith } from "./settle-with.js";
-import type { RevisionResult } from "./types.js";
+import type { ReplaceOptions, RevisionResult } from "./types.js";
 
 type Entry<I> = GuardEntry<I>;
 
@@ -56,10 +56,12 @@ export class Revisions<I> {
     this.#ledger = ledger;
   }
 
-  replace(key: string, id: string, input: I): Promise<RevisionResult> {
+  replace(key: string, id: string, input: I, options?: ReplaceOptions<I>): Promise<RevisionResult> {
     const engine = this.#engine;
-    const problem = checkKey("replace", key) ?? checkRequiredId("replace", id);
+    const problem =
+      checkKey("replace", key) ?? checkRequiredId("replace", id) ?? checkReplaceOptions(options);
     if (problem !== undefined) return Promise.reject(problem);
+    const from = options?.from;
     let data: string | undefined;
     if (engine.shared) {
       try {
@@ -69,20 +71,17 @@ export class Revisions<I> {
         return Promise.reject(error);
       }
     }
-    const here = this.#inTurnHere(key, id, input, data);
+    const here = this.#inTurnHere(key, id, input, data, from);
     if (here !== undefined) return RESULTS[here];
     const store = engine.store;
-    if (store.replace === undefined) return this.#elsewhere(key, id, data, input);
-    const apply = (entry: Entry<I>) => {
-      entry.input = input;
-      if (data !== undefined) entry.data = data;
-    };
+    if (store.replace === undefined) return this.#elsewhere(key, id, data, input, from);
+    const apply = (entry: Entry<I>) => this.#apply(key, entry, input, data, from);
     return new Promise((resolve, reject) => {
       ask(
         () => (store.replace as NonNullable<typeof store.replace>)(key, id, data, apply),
         (entry: Entry<I> | undefined) => {
           if (entry !== undefined) resolve("replaced");
-          else this.#elsewhere(key, id, data, input).then(resolve, reject);
+          else this.#elsewhere(key, id, data, input, from).then(resolve, reject);
         },
         (error: unknown) => reject(new StoreError("replace", key, error)),
       );
@@ -143,6 +142,7 @@ export class Revisions<I> {
     id: string,
     input: I | undefined,
     data: string | undefined,
+    from?: (pending: I) => I,
   ): RevisionResult | undefined {
     const engine = this.#engine;
     const turn = engine.keys.get(key);
@@ -167,12 +167,34 @@ export class Revisions<I> {
         engine.ends.dropped(key, entry, "withdrawn");
         return "withdrawn";
       }
-      entry.input = input;
-      if (data !== undefined) entry.data = data;
+      this.#apply(key, entry, input, data, from);
       return "replaced";
     }
     turn.revise({ id, input });
     return "in-turn";
+  }
+
+  /**
+   * Swap a pending entry's content: `input`, or what `from` derives from the entry's input (a
+   * `from` that throws leaves `input` there and goes to `onError`).
+   */
+  #apply(
+    key: string,
+    entry: Entry<I>,
+    input: I,
+    data: string | undefined,
+    from: ((pending: I) => I) | undefined,
+  ): void {
+    let next = input;
+    if (from !== undefined) {
+      try {
+        next = from(entry.input);
+      } catch (error) {
+        this.#engine.report.error(error, key, undefined, [entry.input]);
+      }
+    }
+    entry.input = next;
+    if (data !== undefined) entry.data = data;
   }
 
   /** Neither here nor pending: in a turn at another replica, ended, or never seen. */
@@ -181,6 +203,7 @@ export class Revisions<I> {
     id: string,
     data: string | undefined,
     input: I | undefined,
+    from?: (pending: I) => I,
   ): Promise<RevisionResult> {
     const engine = this.#engine;
     const store = engine.store;
@@ -191,7 +214,7 @@ export class Revisions<I> {
     const recorded = () => this.outcome(id).then(fromRecord);
     if (!engine.shared || store.reviseRunning === undefined) {
       // A turn of this process that took the input in while the store was asked (steer).
-      const here = this.#inTurnHere(key, id, input, data);
+      const here = this.#inTurnHere(key, id, input, data, from);
       return here === undefined ? recorded() : RESULTS[here];
     }
     return new Promise((resolve, reject) => {

@@ -20,6 +20,27 @@ export type SubmitOutcome = "started" | "queued" | "duplicate" | "dropped";
  */
 export type RevisionResult = "replaced" | "withdrawn" | "in-turn" | "ended" | "unknown";
 
+/** Options of `guard.replace`. */
+export interface ReplaceOptions<I> {
+  /**
+   * Derive the new content from the pending input instead of taking `input` as it is: called with
+   * the pending input when this process holds it (an own store, or a turn of this process that
+   * has not started yet), and its answer becomes the pending input. Useful when the pending input
+   * must keep its identity (an object other code holds, such as a framework's context with the
+   * rest of its middleware chain) or merges with the edit. Elsewhere (input pending at another
+   * replica, a running turn's `onRevision`) `input` is what is used, so both should carry the
+   * same content. A `from` that throws leaves `input` in its place and is reported to `onError`.
+   *
+   * @example
+   * ```ts
+   * await guard.replace(chatId, messageId, edited, {
+   *   from: (pending) => Object.assign(pending, { text: edited.text }),
+   * });
+   * ```
+   */
+  from?(pending: I): I;
+}
+
 /** Per-input options of `submit`. */
 export interface SubmitOptions<I = unknown> {
   /** De-duplication id (platform message or update id). Without one the input is never a duplicate. */
@@ -187,7 +208,7 @@ export interface Guard<I> {
    * );
    * ```
    */
-  replace(key: string, id: string, input: I): Promise<RevisionResult>;
+  replace(key: string, id: string, input: I, options?: ReplaceOptions<I>): Promise<RevisionResult>;
 
   /**
    * The input `id` of `key` was deleted. If it is still pending it is removed and ends as a drop

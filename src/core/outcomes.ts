@@ -297,48 +297,45 @@ export class Ledger {
   }
 
   /**
-   * Double the ring; every record keeps its sequence number, so the map is left as it is. The
-   * records move in at most three runs that are contiguous in both rings, copied natively: growing
-   * is rare, so a loop here would run unoptimized over every record.
+   * Double the ring (it is full); every record keeps its sequence number, so the map is left as it
+   * is. Record s sits at slot s & (capacity - 1), so the doubled ring is the old one twice over:
+   * slot i of the new ring holds what slot i & (old capacity - 1) held, which puts every record
+   * where it belongs; its copy in the other half is cleared. All copies are native: growing is
+   * rare, so a loop here would run unoptimized over every record.
    */
   #grow(): void {
     const from = this.#ids.length;
     const to = from * 2;
-    const ids: (string | undefined)[] = new Array(to);
-    const keys: (string | undefined)[] = new Array(to);
-    const states = new Uint8Array(to);
-    const reasons = new Uint8Array(to);
-    const fences = new Float64Array(to);
-    const at = new Float64Array(to);
-    const keep = new Float64Array(to);
-    const seen = new Float64Array(to);
-    let done = 0;
-    while (done < this.#length) {
-      const seq = (this.#first + done) & SEQ_MASK;
-      const a = seq & (from - 1);
-      const b = seq & (to - 1);
-      const run = Math.min(this.#length - done, from - a, to - b);
-      for (let i = 0; i < run; i++) {
-        ids[b + i] = this.#ids[a + i];
-        keys[b + i] = this.#keys[a + i];
-      }
-      states.set(this.#states.subarray(a, a + run), b);
-      reasons.set(this.#reasons.subarray(a, a + run), b);
-      fences.set(this.#fences.subarray(a, a + run), b);
-      at.set(this.#at.subarray(a, a + run), b);
-      keep.set(this.#keep.subarray(a, a + run), b);
-      seen.set(this.#seen.subarray(a, a + run), b);
-      done += run;
-    }
+    // The full ring's records have sequence numbers first … first + from - 1: their copies are
+    // the `from` slots that follow them (around the end of the new ring).
+    const copies = (this.#first + from) & (to - 1);
+    const ids = this.#ids.concat(this.#ids);
+    const keys = this.#keys.concat(this.#keys);
+    clearRun(ids, copies, from);
+    clearRun(keys, copies, from);
     this.#ids = ids;
     this.#keys = keys;
-    this.#states = states;
-    this.#reasons = reasons;
-    this.#fences = fences;
-    this.#at = at;
-    this.#keep = keep;
-    this.#seen = seen;
+    this.#states = doubled(this.#states, new Uint8Array(to));
+    this.#reasons = doubled(this.#reasons, new Uint8Array(to));
+    this.#fences = doubled(this.#fences, new Float64Array(to));
+    this.#at = doubled(this.#at, new Float64Array(to));
+    this.#keep = doubled(this.#keep, new Float64Array(to));
+    this.#seen = doubled(this.#seen, new Float64Array(to));
   }
+}
+
+/** `count` slots of a ring from `start` (wrapping around its end) hold nothing. */
+function clearRun(ring: unknown[], start: number, count: number): void {
+  const end = Math.min(ring.length, start + count);
+  ring.fill(undefined, start, end);
+  ring.fill(undefined, 0, count - (end - start));
+}
+
+/** `into` (twice `column`'s length) holding `column` twice over. */
+function doubled<T extends Uint8Array | Float64Array>(column: T, into: T): T {
+  into.set(column);
+  into.set(column, column.length);
+  return into;
 }
 
 /** A record as the immutable answer users get. */

@@ -178,7 +178,7 @@ export function sessionGuard<C extends Context = Context>(
     (ctx as unknown as Pending)[NEXT] = undefined;
     // `turn.inputs` builds an array: read it only when something waits or is shown.
     if (shown !== undefined || revisions?.holding === true) entered(turn, turn.inputs);
-    attachTurn(ctx, turn, onTaken);
+    attachTurn(ctx, turn, onTaken, replays === undefined);
     return runNext(ctx, turn.key, next);
   }
 
@@ -212,7 +212,7 @@ export function sessionGuard<C extends Context = Context>(
         // A turn of this replica running an update admitted elsewhere: attach it, never re-admit.
         setReplayed(turn.inputs[turn.inputs.length - 1] as object, ctx);
         if (onTaken !== undefined) entered(turn, turn.inputs);
-        attachTurn(ctx, turn, onTaken);
+        attachTurn(ctx, turn, onTaken, false);
         return replays.settle(ctx.update, runNext(ctx, turn.key, next));
       }
     }

@@ -116,13 +116,20 @@ function expand<C>(inputs: readonly C[]): readonly C[] {
   return out;
 }
 
-/** Attach `turn` to `ctx` as `ctx.turn`; `taken` learns of the contexts `take()` moves in. */
+/**
+ * Attach `turn` to `ctx` as `ctx.turn`; `taken` learns of the contexts `take()` moves in. `own`:
+ * no input of this guard is ever rebuilt from another replica, so with nothing to learn of taken
+ * contexts the core's turn is `ctx.turn` itself (what `createGuard` handlers get), with no view
+ * object per turn.
+ */
 export function attachTurn<C>(
   ctx: C,
   turn: Turn<C>,
-  taken?: (turn: Turn<C>, inputs: readonly C[]) => void,
+  taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined,
+  own: boolean,
 ): void {
-  (ctx as { turn?: GrammyTurn<C> }).turn = new TurnView(turn, taken);
+  (ctx as { turn?: GrammyTurn<C> }).turn =
+    own && taken === undefined ? (turn as GrammyTurn<C>) : new TurnView(turn, taken);
 }
 
 class TurnView<C> implements GrammyTurn<C> {

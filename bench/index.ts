@@ -19,7 +19,8 @@
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --cpu-prof --cpu-prof-dir=/tmp/prof \
 //     --expose-gc --import tsx bench/index.ts --profile guard [--contended | --flood]
 //
-// Where one contender allocates (bytes per update by function): bench/alloc-profile.ts.
+// Where one contender allocates (bytes per update by function): bench/alloc-profile.ts. What each
+// update in flight keeps alive, by kind of object: bench/held-by-kind.ts.
 //
 // and one Redis workload of one client (bare, guard, awaitTurn, enqueue, enqueueRemote; node-redis
 // or ioredis): the same command with `--profile-redis guard node-redis`.

@@ -105,6 +105,23 @@ describe("replace with from", () => {
     expect(turns[1]).toEqual([edited]);
   });
 
+  it("a from that answers a promise (an async function) is a TypeError to onError; input is used", async () => {
+    const errors = errorRecorder<Message>();
+    const { guard, turns, release } = await busy({ onError: errors.onError });
+    await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
+    const edited = { id: "b", text: "b'", edits: 1 };
+    const from = async (pending: Message) => Object.assign(pending, { text: "late" });
+    expect(await guard.replace("k", "b", edited, { from: from as never })).toBe("replaced");
+    expect(errors.errors).toHaveLength(1);
+    expect(errors.errors[0]?.error).toBeInstanceOf(TypeError);
+    expect(String(errors.errors[0]?.error)).toMatch(
+      /must return the new input itself, not a promise/,
+    );
+    release();
+    await guard.onIdle();
+    expect(turns[1]).toEqual([edited]);
+  });
+
   it("wrong options are a TypeError that says how to pass them", async () => {
     const { guard, release } = await busy();
     const input = { id: "b", text: "b", edits: 0 };

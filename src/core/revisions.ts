@@ -23,6 +23,14 @@ import type { ReplaceOptions, RevisionResult } from "./types.js";
 
 type Entry<I> = GuardEntry<I>;
 
+function isThenable(value: unknown): boolean {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
 /** Call the store and take its answer, synchronous or not; a synchronous throw is an error too. */
 function ask<T>(
   call: () => T | Promise<T>,
@@ -188,7 +196,13 @@ export class Revisions<I> {
     let next = input;
     if (from !== undefined) {
       try {
-        next = from(entry.input);
+        const derived = from(entry.input);
+        if (isThenable(derived)) {
+          throw new TypeError(
+            `replace: "from" must return the new input itself, not a promise (an async function?); the input ${JSON.stringify(entry.id)} of key ${JSON.stringify(key)} took the input given instead.`,
+          );
+        }
+        next = derived;
       } catch (error) {
         this.#engine.report.error(error, key, undefined, [entry.input]);
       }

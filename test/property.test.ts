@@ -127,6 +127,8 @@ type Op =
       readonly key: number;
       readonly id: string;
       readonly kind: "replace" | "withdraw";
+      /** Replace with `from`, deriving the new input from the pending one. */
+      readonly derive: boolean;
     }
   | { readonly op: "advance"; readonly ms: number }
   | { readonly op: "flush" }
@@ -272,6 +274,8 @@ function opArb(keys: number, hostile?: Options): fc.Arbitrary<Op> {
         key,
         id: fc.constantFrom(...ids),
         kind: fc.constantFrom("replace" as const, "withdraw" as const),
+        // A replacement given as is, or derived from the pending input (`from`).
+        derive: fc.boolean(),
       }),
     },
     {
@@ -770,8 +774,11 @@ async function check(scenario: Scenario): Promise<void> {
           rev: record.rev,
           ...(target?.mode === undefined ? {} : { mode: target.mode }),
         };
+        const derived = op.derive ? { from: (held: Input) => ({ ...held, rev: input.rev }) } : {};
         settleInto(
-          op.kind === "replace" ? guard.replace(key, op.id, input) : guard.withdraw(key, op.id),
+          op.kind === "replace"
+            ? guard.replace(key, op.id, input, derived)
+            : guard.withdraw(key, op.id),
           record,
         );
         break;

@@ -94,4 +94,9 @@ for (const row of rows.slice(0, 30)) {
     `${row.bytes.toFixed(1).padStart(8)} B  ${row.count.toFixed(2).padStart(6)} ×  ${row.kind}`,
   );
 }
-console.log(`${rows.reduce((sum, row) => sum + row.bytes, 0).toFixed(0).padStart(8)} B  in all`);
+console.log(
+  `${rows
+    .reduce((sum, row) => sum + row.bytes, 0)
+    .toFixed(0)
+    .padStart(8)} B  in all`,
+);

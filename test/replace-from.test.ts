@@ -115,11 +115,52 @@ describe("replace with from", () => {
     expect(errors.errors).toHaveLength(1);
     expect(errors.errors[0]?.error).toBeInstanceOf(TypeError);
     expect(String(errors.errors[0]?.error)).toMatch(
-      /must return the new input itself, not a promise/,
+      /must return the new input itself, got a promise/,
     );
     release();
     await guard.onIdle();
     expect(turns[1]).toEqual([edited]);
+  });
+
+  it("a from that answers undefined (a block body without return) is a TypeError to onError", async () => {
+    const errors = errorRecorder<Message>();
+    const { guard, turns, release } = await busy({ onError: errors.onError });
+    await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
+    const edited = { id: "b", text: "b'", edits: 1 };
+    const from = (pending: Message) => {
+      pending.text = "forgot to return";
+    };
+    expect(await guard.replace("k", "b", edited, { from: from as never })).toBe("replaced");
+    expect(String(errors.errors[0]?.error)).toMatch(
+      /must return the new input itself, got undefined/,
+    );
+    release();
+    await guard.onIdle();
+    expect(turns[1]).toEqual([edited]);
+  });
+
+  it("a from that withdraws or stops its own input answers ended, not replaced", async () => {
+    const { guard, turns, release } = await busy();
+    await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
+    await guard.submit("k", { id: "c", text: "c", edits: 0 }, undefined, { id: "c" });
+    const withdrawing = (pending: Message) => {
+      void guard.withdraw("k", "b");
+      return pending;
+    };
+    expect(
+      await guard.replace("k", "b", { id: "b", text: "x", edits: 1 }, { from: withdrawing }),
+    ).toBe("ended");
+    expect(await guard.outcome("b")).toMatchObject({ state: "dropped", reason: "withdrawn" });
+    const stopping = (pending: Message) => {
+      void guard.stop("k");
+      return pending;
+    };
+    expect(
+      await guard.replace("k", "c", { id: "c", text: "x", edits: 1 }, { from: stopping }),
+    ).toBe("ended");
+    release();
+    await guard.onIdle();
+    expect(turns.flat().map((m) => m.id)).toEqual(["a"]);
   });
 
   it("wrong options are a TypeError that says how to pass them", async () => {
@@ -132,7 +173,13 @@ describe("replace with from", () => {
       /unknown option "form"/,
     );
     await expect(guard.replace("k", "b", input, null as never)).rejects.toThrow(
-      /options must be an object/,
+      /options must be a plain object such as \{ from: \(pending\) => … \}, got null/,
+    );
+    await expect(guard.replace("k", "b", input, [bump("x")] as never)).rejects.toThrow(
+      /options must be a plain object .*, got an array/,
+    );
+    await expect(guard.replace("k", "b", input, new Map() as never)).rejects.toThrow(
+      /options must be a plain object .*, got a Map object/,
     );
     release();
     await guard.onIdle();

@@ -20,6 +20,7 @@
 // came in); a running turn hears of it through `ctx.turn.onRevision`.
 
 import type { Context } from "grammy";
+import type { Message } from "grammy/types";
 import type { Guard } from "session-guard";
 import { revise } from "../kit/revise.js";
 import { type Edit, editOf, messageIdOf, prefixOf } from "./keys.js";
@@ -127,10 +128,7 @@ export class Revisions<C extends Context> {
         return;
       }
       // The guard holds the pending context, if it is pending: the message is swapped in it.
-      const swap = (pending: C): C => {
-        (pending.update as unknown as Record<string, unknown>)[edit.field] = edit.message;
-        return pending;
-      };
+      const swap = (pending: C): C => applyEdit(pending, edit);
       void revise(this.#guard, key, id, ownContext(ctx, edit), this.#report, swap);
       return;
     }
@@ -145,11 +143,19 @@ export class Revisions<C extends Context> {
   /** The pending context kept here with its message swapped, or a context of its own for the edit. */
   #edited(ctx: C, id: string, edit: Edit): C {
     const pending = this.#waiting?.get(id);
-    if (pending === undefined) return ownContext(ctx, edit);
-    const update = pending.update as unknown as Record<string, unknown>;
-    update[edit.field] = edit.message;
-    return pending;
+    return pending === undefined ? ownContext(ctx, edit) : applyEdit(pending, edit);
   }
+}
+
+/**
+ * The pending context with the edited message swapped in — unless it already shows a later edit
+ * (Telegram redelivered an older edit, or edits arrived out of order): edits apply newest last.
+ */
+function applyEdit<C extends Context>(pending: C, edit: Edit): C {
+  const update = pending.update as unknown as Record<string, Message | undefined>;
+  if ((update[edit.field]?.edit_date ?? 0) > (edit.message.edit_date ?? 0)) return pending;
+  update[edit.field] = edit.message;
+  return pending;
 }
 
 /** A context of the edit's own, its message in the field the message first came in. */

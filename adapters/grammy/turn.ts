@@ -49,7 +49,8 @@ export interface GrammyTurn<C> {
   /**
    * Learn that a message of this turn was edited (`input`: a context carrying the edited message)
    * or deleted (`input` undefined; business chats only) while the turn runs; `inputs` stay as they
-   * were, so the agent can restart or adjust. Returns the function that unsubscribes.
+   * were, so the agent can restart or adjust. Edits that came before the listener subscribed are
+   * told to it on subscribing (the latest of each message). Returns the function that unsubscribes.
    */
   onRevision(listener: (revision: Revision<C>) => void): () => void;
 }
@@ -71,7 +72,7 @@ export const NO_TURN: PropertyDescriptor = {
   configurable: true,
   get() {
     throw new Error(
-      "ctx.turn is not available: this update was not run as a turn (a callback query, a stop command, an update without a chat, or one your `bypass` let through).",
+      "ctx.turn is not available: this update was not run as a turn (a callback query, a stop command, an edit or deletion of a message, an update without a chat, or one your `bypass` let through).",
     );
   },
 };

@@ -177,12 +177,22 @@ const REPLACE_OPTIONS = ["from"];
 /** The options of `replace`: only `from`, a function. */
 export function checkReplaceOptions(options: unknown): TypeError | undefined {
   if (options === undefined) return undefined;
-  if (typeof options !== "object" || options === null) {
+  const prototype =
+    typeof options === "object" && options !== null && Object.getPrototypeOf(options);
+  if (prototype !== Object.prototype && prototype !== null) {
+    const got =
+      options === null
+        ? "null"
+        : Array.isArray(options)
+          ? "an array"
+          : typeof options === "object"
+            ? `a ${(options as object).constructor?.name ?? "non-plain"} object`
+            : typeof options;
     return new TypeError(
-      `replace: options must be an object such as { from: (pending) => … }, got ${options === null ? "null" : typeof options}.`,
+      `replace: options must be a plain object such as { from: (pending) => … }, got ${got}.`,
     );
   }
-  const unknown = checkNames("replace", options, REPLACE_OPTIONS);
+  const unknown = checkNames("replace", options as object, REPLACE_OPTIONS);
   if (unknown !== undefined) return unknown;
   const from = (options as { from?: unknown }).from;
   if (from !== undefined && typeof from !== "function") {

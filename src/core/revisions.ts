@@ -23,6 +23,11 @@ import type { ReplaceOptions, RevisionResult } from "./types.js";
 
 type Entry<I> = GuardEntry<I>;
 
+/** Read anew after `from` ran: it may have ended the input (a withdrawal, a stop of its key). */
+function hasEnded(entry: { outcome?: string | undefined }): boolean {
+  return entry.outcome === "ended";
+}
+
 function isThenable(value: unknown): boolean {
   return (
     value !== null &&
@@ -88,7 +93,8 @@ export class Revisions<I> {
       ask(
         () => (store.replace as NonNullable<typeof store.replace>)(key, id, data, apply),
         (entry: Entry<I> | undefined) => {
-          if (entry !== undefined) resolve("replaced");
+          // `from` may have ended the input itself (a withdrawal or a stop of its key).
+          if (entry !== undefined) resolve(hasEnded(entry) ? "ended" : "replaced");
           else this.#elsewhere(key, id, data, input, from).then(resolve, reject);
         },
         (error: unknown) => reject(new StoreError("replace", key, error)),
@@ -176,7 +182,7 @@ export class Revisions<I> {
         return "withdrawn";
       }
       this.#apply(key, entry, input, data, from);
-      return "replaced";
+      return hasEnded(entry) ? "ended" : "replaced";
     }
     turn.revise({ id, input });
     return "in-turn";
@@ -197,9 +203,13 @@ export class Revisions<I> {
     if (from !== undefined) {
       try {
         const derived = from(entry.input);
-        if (isThenable(derived)) {
+        if (derived === undefined || isThenable(derived)) {
+          const got =
+            derived === undefined
+              ? "undefined (a block body without return?)"
+              : "a promise (an async function?)";
           throw new TypeError(
-            `replace: "from" must return the new input itself, not a promise (an async function?); the input ${JSON.stringify(entry.id)} of key ${JSON.stringify(key)} took the input given instead.`,
+            `replace: "from" must return the new input itself, got ${got}; the input ${JSON.stringify(entry.id)} of key ${JSON.stringify(key)} took the input given instead.`,
           );
         }
         next = derived;

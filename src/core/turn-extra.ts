@@ -31,6 +31,8 @@ export class TurnExtra<I> {
   revisionListeners: Set<(revision: Revision<I>) => void> | undefined = undefined;
   /** Revisions raised by a listener while listeners are told: told after, in order. */
   revising: Revision<I>[] | undefined = undefined;
+  /** The latest revision of each input of the turn, told to listeners that subscribe later. */
+  revisions: Map<string, Revision<I>> | undefined = undefined;
   /** Ids whose deletion this turn's listeners were told of: a second deletion tells nothing. */
   deleted: Set<string> | undefined = undefined;
 }

@@ -94,7 +94,9 @@ export interface Turn<I> {
    * Call `listener` when an input of this turn is edited (`revision.input` holds the new input) or
    * deleted (`revision.input` is `undefined`) while the turn runs (`guard.replace`/`withdraw`
    * answered `"in-turn"`): the turn's `inputs` do not change, so an agent can restart or adjust.
-   * Returns the function that unsubscribes.
+   * Revisions that came before `listener` subscribed (the turn had started, the handler had not
+   * reached this call yet) are not lost: it hears the latest one of each such input on a microtask
+   * after subscribing. Returns the function that unsubscribes.
    *
    * @example
    * ```ts
@@ -281,6 +283,22 @@ export class TurnState<I> implements Turn<I>, Timed {
     const extra = this.more();
     const listeners = (extra.revisionListeners ??= new Set());
     listeners.add(listener);
+    const earlier = extra.revisions;
+    if (earlier !== undefined && earlier.size > 0) {
+      // Told after subscribing returns (the listener may use what it returns), each unless a
+      // later revision of the same input reached the listener first.
+      const missed = [...earlier.values()];
+      queueMicrotask(() => {
+        for (const revision of missed) {
+          if (!listeners.has(listener) || earlier.get(revision.id) !== revision) continue;
+          try {
+            listener(revision);
+          } catch (error) {
+            this.host.listenerFailed(this, error);
+          }
+        }
+      });
+    }
     return () => {
       listeners.delete(listener);
     };
@@ -288,15 +306,17 @@ export class TurnState<I> implements Turn<I>, Timed {
 
   /** Tell `onRevision` listeners of an edit or deletion; a throwing listener goes to `onError`. */
   revise(revision: Revision<I>): void {
-    const extra = this.extra;
-    const listeners = extra?.revisionListeners;
-    if (extra === undefined || listeners === undefined) return;
+    const extra = this.more();
     if (revision.input === undefined) {
       // Deleting an input twice is deleting it once (a listener that withdraws what it hears of).
       extra.deleted ??= new Set();
       if (extra.deleted.has(revision.id)) return;
       extra.deleted.add(revision.id);
     }
+    // The latest revision of each input, for listeners that subscribe later (see `onRevision`).
+    (extra.revisions ??= new Map()).set(revision.id, revision);
+    const listeners = extra.revisionListeners;
+    if (listeners === undefined) return;
     if (extra.revising !== undefined) {
       // A listener revised while listeners are being told: no recursion, it is told next.
       extra.revising.push(revision);

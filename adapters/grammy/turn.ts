@@ -146,6 +146,13 @@ class TurnView<C> implements GrammyTurn<C> {
   get key() {
     return this.#turn.key;
   }
+  /** Logged like the core's turn: its key and fence. */
+  toJSON(): unknown {
+    return (this.#turn as { toJSON?: () => unknown }).toJSON?.() ?? { key: this.key };
+  }
+  [Symbol.for("nodejs.util.inspect.custom")](): unknown {
+    return this.#turn;
+  }
   get inputs(): readonly C[] {
     const inputs = this.#turn.inputs;
     if (this.#inputs === undefined || this.#seen !== inputs.length) {

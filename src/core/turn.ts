@@ -198,6 +198,16 @@ export class TurnState<I> implements Turn<I>, Timed {
     this.entries = entries;
   }
 
+  /** What `JSON.stringify` writes for a turn (a logged context carries it): not the guard's links. */
+  toJSON(): { key: string; fence: number } {
+    return { key: this.key, fence: this.fence };
+  }
+
+  /** What `console.log` shows for a turn. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `Turn { key: ${JSON.stringify(this.key)}, fence: ${this.fence}, phase: "${this.phase}" }`;
+  }
+
   get fence(): number {
     return this.claim.fence;
   }

@@ -32,7 +32,7 @@ import { ADAPTER_OPTIONS, checkOptions, type SessionGuardOptions } from "./optio
 import { rebuilt, replayThrough, updateCodec } from "./replay.js";
 import { isRevision, Revisions, SHARED_WAITING_MAX } from "./revisions.js";
 import { telegramShown } from "./shown.js";
-import { attachTurn, NO_TURN, setReplayed } from "./turn.js";
+import { attachTurn, NO_TURN, setReplayed, shareTurn } from "./turn.js";
 
 export type { DropNotice, ReactionOptions, ShownReason } from "../kit/shown.js";
 export type { SessionGuardOptions } from "./options.js";
@@ -176,9 +176,11 @@ export function sessionGuard<C extends Context = Context>(
       );
     }
     (ctx as unknown as Pending)[NEXT] = undefined;
-    // `turn.inputs` builds an array: read it only when something waits or is shown.
-    if (shown !== undefined || revisions?.holding === true) entered(turn, turn.inputs);
+    const inputs = turn.inputs;
+    if (shown !== undefined || revisions?.holding === true) entered(turn, inputs);
     attachTurn(ctx, turn, onTaken, replays === undefined);
+    // Coalesced contexts carry the turn too (`TurnFlavor` promises `ctx.turn` on each of them).
+    if (inputs.length > 1) shareTurn(inputs, ctx);
     return runNext(ctx, turn.key, next);
   }
 

@@ -133,6 +133,17 @@ export function attachTurn<C>(
     own && taken === undefined ? (turn as GrammyTurn<C>) : new TurnView(turn, taken);
 }
 
+/** Give every context of a turn that has none the `ctx.turn` of the one the turn runs with. */
+export function shareTurn<C>(inputs: readonly C[], ctx: C): void {
+  const turn = (ctx as { turn?: GrammyTurn<C> }).turn;
+  for (const input of inputs) {
+    const other = input as { turn?: GrammyTurn<C> };
+    if (input !== ctx && typeof input === "object" && input !== null && other.turn === undefined) {
+      other.turn = turn;
+    }
+  }
+}
+
 class TurnView<C> implements GrammyTurn<C> {
   readonly #turn: Turn<C>;
   readonly #taken: ((turn: Turn<C>, inputs: readonly C[]) => void) | undefined;

@@ -227,9 +227,11 @@ export class ShownOutcomes<I extends object> {
     this.#report = report;
     if (settings.queued !== undefined) {
       guard.on("queued", ({ key, input }) => this.#queued(key, input));
-      // Input a running turn took in (`take()`) ends with that turn: its reaction goes then.
-      guard.on("settled", ({ key, input }) => {
-        if (this.#reacted.size > 0) void this.#unreact(key, input);
+      // Input a running turn took in (`take()`) ends with that turn: its reaction goes then. A
+      // dropped input's reaction is `#dropped`'s to change: it clears the queued one first, then
+      // puts the drop's on (clearing here too could land after the drop's reaction and wipe it).
+      guard.on("settled", ({ key, input, outcome }) => {
+        if (this.#reacted.size > 0 && outcome.state !== "dropped") void this.#unreact(key, input);
       });
     }
     guard.on("dropped", ({ key, input, reason }) => this.#dropped(key, input, reason));

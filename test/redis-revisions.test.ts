@@ -117,6 +117,28 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("revisions across replicas with $
     expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
+  it("replace with from: the admitting replica derives the input from its own object; other replicas get the input given", async () => {
+    const { on, a, b } = r.pair();
+    const busy = gate(on, "one");
+    await a.guard.submit("k", { text: "one" }, undefined, { id: "1" });
+    await started(on, "one");
+    await a.guard.submit("k", { text: "two" }, undefined, { id: "2" });
+    expect(await b.guard.submit("k", { text: "three" }, undefined, { id: "3" })).toBe("queued");
+    const derive = (pending: Msg): Msg => ({ text: `${pending.text} (derived)` });
+    expect(await a.guard.replace("k", "2", { text: "two (given)" }, { from: derive })).toBe(
+      "replaced",
+    );
+    // Pending at A, admitted by B: A holds no object of it, so it takes the input given.
+    await eventually(async () => (await a.guard.outcome("3"))?.state === "pending");
+    expect(await a.guard.replace("k", "3", { text: "three (given)" }, { from: derive })).toBe(
+      "replaced",
+    );
+    busy.resolve();
+    await eventually(() => on.turns.length === 2, 5_000, "the next turn");
+    expect((on.turns[1] as Seen).inputs).toEqual(["two (derived)", "three (given)"]);
+    expect([...a.errors, ...b.errors]).toEqual([]);
+  });
+
   it('in-turn across replicas: the running turn at A hears an edit and a deletion made at B (a key and JSON with "|" in them)', async () => {
     const { on, a, b } = r.pair();
     const busy = gate(on, "one");

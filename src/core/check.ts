@@ -178,18 +178,10 @@ const REPLACE_OPTIONS = ["from"];
 export function checkReplaceOptions(options: unknown): TypeError | undefined {
   if (options === undefined) return undefined;
   const prototype =
-    typeof options === "object" && options !== null && Object.getPrototypeOf(options);
+    typeof options === "object" && options !== null ? Object.getPrototypeOf(options) : undefined;
   if (prototype !== Object.prototype && prototype !== null) {
-    const got =
-      options === null
-        ? "null"
-        : Array.isArray(options)
-          ? "an array"
-          : typeof options === "object"
-            ? `a ${(options as object).constructor?.name ?? "non-plain"} object`
-            : typeof options;
     return new TypeError(
-      `replace: options must be a plain object such as { from: (pending) => … }, got ${got}.`,
+      `replace: options must be a plain object such as { from: (pending) => … }, got ${describe(options)}.`,
     );
   }
   const unknown = checkNames("replace", options as object, REPLACE_OPTIONS);

@@ -194,7 +194,13 @@ export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "function") return "a function";
   if (value === null) return "null";
-  if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
+  if (typeof value === "object") {
+    if (Array.isArray(value)) return "an array";
+    const prototype = Object.getPrototypeOf(value);
+    // A plain object is "an object"; any other names its class (a Map, a Date).
+    if (prototype === Object.prototype || prototype === null) return "an object";
+    return `a ${(value as object).constructor?.name ?? "non-plain"} object`;
+  }
   return String(value);
 }
 

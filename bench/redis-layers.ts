@@ -25,6 +25,7 @@ import { createClient } from "redis";
 import { type AdmitPolicy, createGuard, type Store, type StoreEntry } from "session-guard";
 import { redisStore } from "session-guard/redis";
 import { collectBeforeRun, fmt, median, rotation, table } from "./harness.js";
+import { observedStore } from "./observed-store.js";
 import { drive, startServer } from "./redis-server.js";
 
 const TURNS = Number(process.argv[2] ?? 20_000);
@@ -84,37 +85,17 @@ async function measure(send: Send, op: Op, into: Figures): Promise<void> {
   into.insideUs.push(((await insideUs(send)) - inside) / TURNS);
 }
 
-/** The store as the suite's guard row sees it: forwarded, with `finish` observed. */
+/** The store as the suite's guard row sees it: each finish wakes the worker waiting on its key. */
 function observed(
   store: Store<StoreEntry>,
   released: Map<string, () => void>,
   records = false,
 ): Store<StoreEntry> {
-  const seam: Store<StoreEntry> = {
-    shared: true,
-    lease: store.lease,
-    acquireOrEnqueue: (key, entry, policy) => store.acquireOrEnqueue(key, entry, policy),
-    renew: (key, claim) => store.renew(key, claim),
-    take: (key, claim, batch) => store.take(key, claim, batch),
-    finish: (key, claim, batch, carry) =>
-      Promise.resolve(store.finish(key, claim, batch, carry)).then((finish) => {
-        released.get(key)?.();
-        released.delete(key);
-        return finish;
-      }),
-    abandon: (key, claim, requeue) => store.abandon(key, claim, requeue),
-    clear: (key) => store.clear(key),
-    withdraw: (key, id) => store.withdraw(key, id),
-    forget: (key, ids) => store.forget(key, ids),
-    pendingCount: (key) => store.pendingCount(key),
-    attach: (host) => store.attach?.(host) ?? (() => {}),
+  const wake = (key: string) => {
+    released.get(key)?.();
+    released.delete(key);
   };
-  if (!records) return seam;
-  return {
-    ...seam,
-    record: (key, list, window) => store.record?.(key, list, window),
-    outcome: (id) => store.outcome?.(id),
-  };
+  return observedStore(store, wake, records);
 }
 
 const rows: string[][] = [];

@@ -37,7 +37,7 @@ import { fork } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
-import { createGuard, type Guard, type Store, type Turn } from "session-guard";
+import { createGuard, type Guard, type Store, type StoreEntry, type Turn } from "session-guard";
 import { bucketOf, type RedisStore, redisStore } from "session-guard/redis";
 import {
   type CountingClient,
@@ -59,6 +59,7 @@ import {
   sleep,
   table,
 } from "./harness.js";
+import { observedStore } from "./observed-store.js";
 import type { FromTakeoverReplica, ToTakeoverReplica } from "./redis-replica.js";
 import { drive, type LocalServer, serverVersion, startServer } from "./redis-server.js";
 
@@ -324,28 +325,13 @@ function replica(
   const handedOn = { count: 0 };
   const errors: unknown[] = [];
   // Every call forwarded as is; `finish` is watched for the key's release.
-  const observed: Store = {
-    shared: true,
-    lease: store.lease,
-    acquireOrEnqueue: (key, entry, policy) => store.acquireOrEnqueue(key, entry, policy),
-    renew: (key, claim) => store.renew(key, claim),
-    take: (key, claim, batch) => store.take(key, claim, batch),
-    finish: (key, claim, batch) =>
-      Promise.resolve(store.finish(key, claim, batch)).then((finish) => {
-        if (finish.status === "released") {
-          const wake = waiting.get(key);
-          waiting.delete(key);
-          wake?.();
-        } else handedOn.count++;
-        return finish;
-      }),
-    abandon: (key, claim, requeue) => store.abandon(key, claim, requeue),
-    clear: (key) => store.clear(key),
-    withdraw: (key, id) => store.withdraw(key, id),
-    forget: (key, ids) => store.forget(key, ids),
-    pendingCount: (key) => store.pendingCount(key),
-    attach: (host) => store.attach?.(host) ?? (() => {}),
-  };
+  const observed = observedStore(store as Store<StoreEntry>, (key, finish) => {
+    if (finish.status === "released") {
+      const wake = waiting.get(key);
+      waiting.delete(key);
+      wake?.();
+    } else handedOn.count++;
+  });
   const guard = createGuard<Input>({
     store: observed,
     handler: options.handler ?? (() => {}),

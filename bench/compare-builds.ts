@@ -19,7 +19,7 @@
 
 import { EMPTY_LAYER } from "./contenders.js";
 import { SCENARIOS, type ScenarioName } from "./measure-throughput.js";
-import { type Contender, runScenario } from "./throughput.js";
+import { type Contender, rateLines, runScenario } from "./throughput.js";
 
 const [scenarioName = "uncontended", roundsText = "5", optionsText = "{}", ...builds] =
   process.argv.slice(2);
@@ -47,12 +47,4 @@ for (const [i, dir] of builds.entries()) {
 }
 const result = await runScenario({ ...base, window, rounds: Number(roundsText), contenders });
 console.log(`${scenarioName}, ${window} in flight, ${roundsText} rounds, options ${optionsText}`);
-for (const c of contenders) {
-  console.log(
-    `${c.name.padEnd(32)} ${Math.round(result.median[c.name] as number)
-      .toString()
-      .padStart(
-        8,
-      )} updates/s  CPU ${(result.cpuUs[c.name] as number).toFixed(1).padStart(5)} µs/update  vs empty layer ${result.ratio(c.name, EMPTY_LAYER.name).toFixed(2)}`,
-  );
-}
+for (const line of rateLines(result, contenders, EMPTY_LAYER, "empty layer", 32)) console.log(line);

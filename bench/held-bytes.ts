@@ -10,7 +10,7 @@
 
 import type { Context, NextFunction } from "grammy";
 import { EMPTY_LAYER } from "./contenders.js";
-import { type Contender, runScenario } from "./throughput.js";
+import { type Contender, rateLines, runScenario } from "./throughput.js";
 
 const rounds = Number(process.argv[2] ?? 3);
 const HELD = [400, 800, 1_300, 2_000];
@@ -32,12 +32,4 @@ const result = await runScenario({
   rounds,
   contenders,
 });
-for (const c of contenders) {
-  console.log(
-    `${c.name.padEnd(16)} ${Math.round(result.median[c.name] as number)
-      .toString()
-      .padStart(
-        8,
-      )} updates/s  CPU ${(result.cpuUs[c.name] as number).toFixed(1).padStart(5)} µs/update  vs empty layer ${result.ratio(c.name, EMPTY_LAYER.name).toFixed(2)}`,
-  );
-}
+for (const line of rateLines(result, contenders, EMPTY_LAYER, "empty layer", 16)) console.log(line);

@@ -202,6 +202,27 @@ export async function runScenario(scenario: Scenario): Promise<ScenarioResult> {
 }
 
 /**
+ * One line per contender: its median updates/s, CPU µs per update and the median of its per-round
+ * ratios to `base` (named `baseName` in the line), names padded to `width`.
+ */
+export function rateLines(
+  result: ScenarioResult,
+  contenders: readonly Contender[],
+  base: Contender,
+  baseName: string,
+  width: number,
+): string[] {
+  return contenders.map((c) => {
+    const rate = Math.round(result.median[c.name] as number)
+      .toString()
+      .padStart(8);
+    const cpu = (result.cpuUs[c.name] as number).toFixed(1).padStart(5);
+    const ratio = result.ratio(c.name, base.name).toFixed(2);
+    return `${c.name.padEnd(width)} ${rate} updates/s  CPU ${cpu} µs/update  vs ${baseName} ${ratio}`;
+  });
+}
+
+/**
  * Bytes allocated per update: the heap's growth over a window of updates during which no garbage
  * collection ran (windows that saw one are discarded), median over windows. Unlike updates/s, this
  * does not drift with machine load, and in this workload collection takes about half the time.

@@ -105,39 +105,35 @@ describe("replace with from", () => {
     expect(turns[1]).toEqual([edited]);
   });
 
-  it("a from that answers a promise (an async function) is a TypeError to onError; input is used", async () => {
-    const errors = errorRecorder<Message>();
-    const { guard, turns, release } = await busy({ onError: errors.onError });
-    await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
-    const edited = { id: "b", text: "b'", edits: 1 };
-    const from = async (pending: Message) => Object.assign(pending, { text: "late" });
-    expect(await guard.replace("k", "b", edited, { from: from as never })).toBe("replaced");
-    expect(errors.errors).toHaveLength(1);
-    expect(errors.errors[0]?.error).toBeInstanceOf(TypeError);
-    expect(String(errors.errors[0]?.error)).toMatch(
+  it.each([
+    [
+      "a promise (an async function)",
+      async (pending: Message) => Object.assign(pending, { text: "late" }),
       /must return the new input itself, got a promise/,
-    );
-    release();
-    await guard.onIdle();
-    expect(turns[1]).toEqual([edited]);
-  });
-
-  it("a from that answers undefined (a block body without return) is a TypeError to onError", async () => {
-    const errors = errorRecorder<Message>();
-    const { guard, turns, release } = await busy({ onError: errors.onError });
-    await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
-    const edited = { id: "b", text: "b'", edits: 1 };
-    const from = (pending: Message) => {
-      pending.text = "forgot to return";
-    };
-    expect(await guard.replace("k", "b", edited, { from: from as never })).toBe("replaced");
-    expect(String(errors.errors[0]?.error)).toMatch(
+    ],
+    [
+      "undefined (a block body without return)",
+      (pending: Message) => {
+        pending.text = "forgot to return";
+      },
       /must return the new input itself, got undefined/,
-    );
-    release();
-    await guard.onIdle();
-    expect(turns[1]).toEqual([edited]);
-  });
+    ],
+  ])(
+    "a from that answers %s is a TypeError to onError; the input given is used",
+    async (_what, from, message) => {
+      const errors = errorRecorder<Message>();
+      const { guard, turns, release } = await busy({ onError: errors.onError });
+      await guard.submit("k", { id: "b", text: "b", edits: 0 }, undefined, { id: "b" });
+      const edited = { id: "b", text: "b'", edits: 1 };
+      expect(await guard.replace("k", "b", edited, { from: from as never })).toBe("replaced");
+      expect(errors.errors).toHaveLength(1);
+      expect(errors.errors[0]?.error).toBeInstanceOf(TypeError);
+      expect(String(errors.errors[0]?.error)).toMatch(message);
+      release();
+      await guard.onIdle();
+      expect(turns[1]).toEqual([edited]);
+    },
+  );
 
   it("a from that withdraws or stops its own input answers ended, not replaced", async () => {
     const { guard, turns, release } = await busy();

@@ -5,6 +5,13 @@
 // and when it fires every expired turn at the front is handled and the timer re-armed for the next.
 // The list is intrusive (the items carry their own links), so starting and finishing a turn are a
 // few pointer writes: no hashing, no allocation, no timer on the uncontended path.
+//
+// The armed timer stays armed when the last item leaves (clearing and re-arming it for every turn
+// of a quiet key costs a tenth of the guard's CPU per update), but it must not keep the guard
+// alive: through `onExpire` it reaches the guard and every id the guard remembers, and an owner
+// that dropped the guard (a bot rebuilt on reload, a guard per test or benchmark round) would keep
+// it for `turnTimeout`, a quarter of an hour by default. So the timer reaches the list through an
+// `Alarm` that holds it strongly only while items are queued, and weakly once the list is empty.
 
 import { MAX_DELAY } from "./timers.js";
 
@@ -15,6 +22,16 @@ export interface Timed {
   newer: Timed | undefined;
   older: Timed | undefined;
   queued: boolean;
+}
+
+/** What the timer holds: the list, strongly while it has items (see the header). */
+interface Alarm {
+  held: { fire(): void } | undefined;
+  readonly weak: WeakRef<{ fire(): void }>;
+}
+
+function ring(alarm: Alarm): void {
+  (alarm.held ?? alarm.weak.deref())?.fire();
 }
 
 export class Deadlines<T extends Timed> {
@@ -28,9 +45,11 @@ export class Deadlines<T extends Timed> {
   readonly #onExpire: (item: T) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #armedFor = 0;
+  readonly #alarm: Alarm;
 
   constructor(onExpire: (item: T) => void) {
     this.#onExpire = onExpire;
+    this.#alarm = { held: undefined, weak: new WeakRef(this) };
   }
 
   /** Track an item that expires `timeout` ms from now (the same timeout for every item). */
@@ -39,8 +58,10 @@ export class Deadlines<T extends Timed> {
     item.queued = true;
     item.older = this.#newest;
     item.newer = undefined;
-    if (this.#newest === undefined) this.#oldest = item;
-    else this.#newest.newer = item;
+    if (this.#newest === undefined) {
+      this.#oldest = item;
+      this.#alarm.held = this;
+    } else this.#newest.newer = item;
     this.#newest = item;
     if (this.#timer === undefined) this.#arm(item.deadline);
   }
@@ -49,8 +70,10 @@ export class Deadlines<T extends Timed> {
     if (!item.queued) return;
     item.queued = false;
     const { older, newer } = item;
-    if (older === undefined) this.#oldest = newer as T | undefined;
-    else older.newer = newer;
+    if (older === undefined) {
+      this.#oldest = newer as T | undefined;
+      if (newer === undefined) this.#alarm.held = undefined;
+    } else older.newer = newer;
     if (newer === undefined) this.#newest = older as T | undefined;
     else newer.older = older;
     item.older = undefined;
@@ -65,7 +88,7 @@ export class Deadlines<T extends Timed> {
   }
 
   #arm(deadline: number): void {
-    // One timer at a time: an item added while `#fire` runs (a turn started by an expiry) arms
+    // One timer at a time: an item added while `fire` runs (a turn started by an expiry) arms
     // one before the loop re-arms; a second, orphaned timer would later fire with `#armedFor` of
     // the newer one and expire items early.
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -74,12 +97,13 @@ export class Deadlines<T extends Timed> {
     // finds nothing due yet, and re-arms (see `MAX_DELAY`).
     const step = Math.min(Math.max(0, deadline - now), MAX_DELAY);
     this.#armedFor = Math.min(deadline, now + step);
-    this.#timer = setTimeout(this.#fire, step);
+    this.#timer = setTimeout(ring, step, this.#alarm);
     // A deadline must not keep the process alive on its own.
     this.#timer.unref?.();
   }
 
-  readonly #fire = (): void => {
+  /** The timer rang: expire every item that is due, and re-arm for the next. Internal. */
+  fire(): void {
     this.#timer = undefined;
     const now = Math.max(Date.now() - this.#origin, this.#armedFor);
     for (let item = this.#oldest; item !== undefined; item = this.#oldest) {
@@ -90,5 +114,5 @@ export class Deadlines<T extends Timed> {
       this.delete(item);
       this.#onExpire(item);
     }
-  };
+  }
 }

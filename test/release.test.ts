@@ -3,8 +3,8 @@
 // and every id it remembered until it fired: a bot rebuilt on reload, a test suite or a benchmark
 // that makes a guard per round kept each old one for a quarter of an hour.
 
-import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { createGuard, TurnTimeoutError } from "session-guard";
 import { sessionGuard } from "session-guard/grammy";
 import { describe, expect, it } from "vitest";

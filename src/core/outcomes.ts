@@ -8,10 +8,11 @@
 // Records live as long as de-duplication ids do (the guard's `dedupe` window; 10 minutes when
 // de-duplication is off), past their last change; one still pending or running lives on (an input
 // may wait longer than a window). Past the ledger's cap the oldest go early: memory stays bounded
-// (G6). The ledger is written for every input with an id, so it keeps no object per record: a map
-// from id to a sequence number, and the records in typed arrays, a ring in the order they were
-// made, where a record's slot is its sequence number masked — the garbage collector has nothing
-// per record to trace or move, and growing the ring moves no map entry.
+// (G6). The ledger is written for every input with an id, so it keeps no object per record: an
+// index from id to a sequence number (`id-index.ts`, typed arrays too), and the records in typed
+// arrays, a ring in the order they were made, where a record's slot is its sequence number masked —
+// the garbage collector has nothing per record to trace or move but the id and key strings, and
+// growing the ring moves no index entry.
 //
 // The memory store keeps its de-duplication ids here too (`seen`, `forget`): one map entry and one
 // slot per id instead of one in the store and one in the guard. An id seen but never run (a stop's
@@ -23,6 +24,7 @@
 // only what the store does not know yet.
 
 import type { DropReason } from "./errors.js";
+import { hashId, IdIndex, type IdSource } from "./id-index.js";
 
 /** Where an input is in its life, or how it ended. */
 export type OutcomeState = "pending" | "running" | "handled" | "failed" | "dropped";
@@ -91,15 +93,17 @@ const REASONS: readonly (DropReason | undefined)[] = [
 const reasonCode = (reason: DropReason | undefined): number =>
   reason === undefined ? 0 : Math.max(0, REASONS.indexOf(reason));
 
-export class Ledger {
+export class Ledger implements IdSource {
   readonly #cap: number;
   /** Id → the sequence number of its record. */
-  readonly #seqs = new Map<string, number>();
+  readonly #index = new IdIndex(this);
   // The ring: the record with sequence number s sits at slot s & (capacity - 1); the oldest has
   // `#first`, and `#length` records follow it. A slot whose id is `undefined` was left behind (its
   // id began a new record) and only waits to go.
   #ids: (string | undefined)[] = new Array(INITIAL_SLOTS);
   #keys: (string | undefined)[] = new Array(INITIAL_SLOTS);
+  /** The id's hash (`hashId`), for leaving the index when the record goes. */
+  #hashes = new Int32Array(INITIAL_SLOTS);
   #states = new Uint8Array(INITIAL_SLOTS);
   #reasons = new Uint8Array(INITIAL_SLOTS);
   /** The fence, or NaN for none. */
@@ -125,7 +129,7 @@ export class Ledger {
 
   /** Records held (for tests and the memory benchmark). */
   get size(): number {
-    return this.#seqs.size;
+    return this.#index.size;
   }
 
   /** Ids marked seen for de-duplication (expired ones included until they are dropped). */
@@ -149,9 +153,10 @@ export class Ledger {
   ): void {
     const code = STATE_CODES[state];
     const keep = now + window;
-    const seq = this.#seqs.get(id);
+    const hash = hashId(id, this.#index.seed);
+    const seq = this.#index.find(id, hash);
     let seen = 0;
-    if (seq !== undefined) {
+    if (seq >= 0) {
       const slot = seq & (this.#ids.length - 1);
       const old = this.#states[slot] as number;
       const final = old >= FIRST_FINAL && old !== NONE;
@@ -169,11 +174,22 @@ export class Ledger {
       // to go.
       seen = this.#seen[slot] as number;
       this.#ids[slot] = undefined;
+      this.#index.remove(hash, seq);
       if (seen !== 0) this.#marks--;
     }
     this.#trim(now);
     const fenceValue = fence ?? Number.NaN;
-    this.#append(id, key, code, reasonCode(reason), fenceValue, now, keep, seen);
+    this.#append(id, hash, key, code, reasonCode(reason), fenceValue, now, keep, seen);
+  }
+
+  /** The id of the record with sequence number `seq` (for the index). Internal. */
+  idAt(seq: number): string | undefined {
+    return this.#ids[seq & (this.#ids.length - 1)];
+  }
+
+  /** The sequence number of `id`'s record, or -1. */
+  #find(id: string): number {
+    return this.#index.find(id, hashId(id, this.#index.seed));
   }
 
   /**
@@ -181,8 +197,9 @@ export class Ledger {
    * ms from `now` and answers false.
    */
   seen(id: string, window: number, now: number): boolean {
-    const seq = this.#seqs.get(id);
-    if (seq !== undefined) {
+    const hash = hashId(id, this.#index.seed);
+    const seq = this.#index.find(id, hash);
+    if (seq >= 0) {
       const slot = seq & (this.#ids.length - 1);
       const until = this.#seen[slot] as number;
       if (until > now) return true;
@@ -191,14 +208,14 @@ export class Ledger {
       return false;
     }
     this.#trim(now);
-    this.#append(id, undefined, NONE, 0, Number.NaN, now, 0, now + window);
+    this.#append(id, hash, undefined, NONE, 0, Number.NaN, now, 0, now + window);
     return false;
   }
 
   /** De-duplication: `id` is no longer a duplicate (its outcome record stays). */
   forget(id: string): void {
-    const seq = this.#seqs.get(id);
-    if (seq === undefined) return;
+    const seq = this.#find(id);
+    if (seq < 0) return;
     const slot = seq & (this.#ids.length - 1);
     if (this.#seen[slot] === 0) return;
     this.#seen[slot] = 0;
@@ -207,8 +224,8 @@ export class Ledger {
 
   /** The record of `id`, or `undefined` when there is none (or it has expired). */
   get(id: string): Outcome | undefined {
-    const seq = this.#seqs.get(id);
-    if (seq === undefined) return undefined;
+    const seq = this.#find(id);
+    if (seq < 0) return undefined;
     const slot = seq & (this.#ids.length - 1);
     const code = this.#states[slot] as number;
     if (code === NONE) return undefined;
@@ -248,13 +265,15 @@ export class Ledger {
           const reason = this.#reasons[slot] as number;
           const fence = this.#fences[slot] as number;
           const at = this.#at[slot] as number;
+          const hash = this.#hashes[slot] as number;
+          this.#index.remove(hash, this.#first);
           this.#pop(slot);
-          this.#append(id, key, state, reason, fence, at, now + keep - at, 0);
+          this.#append(id, hash, key, state, reason, fence, at, now + keep - at, 0);
           continue;
         }
       }
       if (id !== undefined) {
-        this.#seqs.delete(id);
+        this.#index.remove(this.#hashes[slot] as number, this.#first);
         if (this.#seen[slot] !== 0) this.#marks--;
       }
       this.#pop(slot);
@@ -269,9 +288,10 @@ export class Ledger {
     this.#length--;
   }
 
-  /** Add a record at the newest end. */
+  /** Add a record at the newest end (`hash`: its id's `hashId`). */
   #append(
     id: string,
+    hash: number,
     key: string | undefined,
     state: number,
     reason: number,
@@ -284,6 +304,7 @@ export class Ledger {
     const seq = (this.#first + this.#length) & SEQ_MASK;
     const slot = seq & (this.#ids.length - 1);
     this.#ids[slot] = id;
+    this.#hashes[slot] = hash;
     this.#keys[slot] = key;
     this.#states[slot] = state;
     this.#reasons[slot] = reason;
@@ -293,12 +314,12 @@ export class Ledger {
     this.#seen[slot] = seen;
     if (seen !== 0) this.#marks++;
     this.#length++;
-    this.#seqs.set(id, seq);
+    this.#index.add(hash, seq);
   }
 
   /**
-   * Double the ring (it is full); every record keeps its sequence number, so the map is left as it
-   * is. Record s sits at slot s & (capacity - 1), so the doubled ring is the old one twice over:
+   * Double the ring (it is full); every record keeps its sequence number, so the index is left as
+   * it is. Record s sits at slot s & (capacity - 1), so the doubled ring is the old one twice over:
    * slot i of the new ring holds what slot i & (old capacity - 1) held, which puts every record
    * where it belongs; its copy in the other half is cleared. All copies are native: growing is
    * rare, so a loop here would run unoptimized over every record.
@@ -315,6 +336,7 @@ export class Ledger {
     clearRun(keys, copies, from);
     this.#ids = ids;
     this.#keys = keys;
+    this.#hashes = doubled(this.#hashes, new Int32Array(to));
     this.#states = doubled(this.#states, new Uint8Array(to));
     this.#reasons = doubled(this.#reasons, new Uint8Array(to));
     this.#fences = doubled(this.#fences, new Float64Array(to));
@@ -332,7 +354,7 @@ function clearRun(ring: unknown[], start: number, count: number): void {
 }
 
 /** `into` (twice `column`'s length) holding `column` twice over. */
-function doubled<T extends Uint8Array | Float64Array>(column: T, into: T): T {
+function doubled<T extends Uint8Array | Int32Array | Float64Array>(column: T, into: T): T {
   into.set(column);
   into.set(column, column.length);
   return into;

@@ -38,10 +38,11 @@ export function takeBatch<E extends StoreEntry>(
     }
     return queue.splice(0, end);
   }
-  if (head.alone) return queue.splice(0, 1);
+  // One entry (`queue` mode, a command) comes off the front without `splice`'s copying.
+  if (head.alone) return [queue.shift() as E];
   let end = 1;
   if (batch === "all") while (end < queue.length && !(queue[end] as E).alone) end++;
-  const taken = queue.splice(0, end);
+  const taken = end === 1 ? [queue.shift() as E] : queue.splice(0, end);
   if (queue.length > 0) joinGroups(taken, queue);
   return taken;
 }

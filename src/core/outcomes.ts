@@ -14,7 +14,7 @@
 // the garbage collector has nothing per record to trace or move but the id and key strings, and
 // growing the ring moves no index entry.
 //
-// The memory store keeps its de-duplication ids here too (`seen`, `forget`): one map entry and one
+// The memory store keeps its de-duplication ids here too (`seen`, `forget`): one index entry and one
 // slot per id instead of one in the store and one in the guard. An id seen but never run (a stop's
 // id, or an input refused before it was admitted) has a record with no state, which `get` does not
 // answer. The store makes the ledger and the guard writes its outcomes into it (`LEDGER`).

@@ -45,6 +45,8 @@ export interface Outcome {
 
 /** Records kept at most by a guard's own ledger; past it the oldest go first. */
 const MAX_RECORDS = 200_000;
+/** Live records `#trim` moves out of the way per call (see there). */
+const MOVES_PER_TRIM = 4;
 /** How long final records live when de-duplication is off. */
 const DEFAULT_WINDOW = 10 * 60_000;
 const INITIAL_SLOTS = 1024;
@@ -193,8 +195,9 @@ export class Ledger implements IdSource {
   }
 
   /**
-   * De-duplication: true if `id` was seen within its window; otherwise marks it seen for `window`
-   * ms from `now` and answers false.
+   * De-duplication: true if `id` was seen within its window, or its input is still pending or
+   * running (a redelivery of a message that waits longer than the window is still the same
+   * message); otherwise marks it seen for `window` ms from `now` and answers false.
    */
   seen(id: string, window: number, now: number): boolean {
     const hash = hashId(id, this.#index.seed);
@@ -202,7 +205,9 @@ export class Ledger implements IdSource {
     if (seq >= 0) {
       const slot = seq & (this.#ids.length - 1);
       const until = this.#seen[slot] as number;
-      if (until > now) return true;
+      if (until > now || (until !== 0 && (this.#states[slot] as number) < FIRST_FINAL)) {
+        return true;
+      }
       if (until === 0) this.#marks++;
       this.#seen[slot] = now + window;
       return false;
@@ -242,33 +247,39 @@ export class Ledger implements IdSource {
 
   /**
    * Let the oldest records go: those left behind, those whose mark and record have both expired,
-   * and past the cap the oldest whatever they are. A live record that is in the way moves to the
-   * newest end (at most once per record per call), so it outlives the records behind it.
+   * and past the cap the oldest whatever they are — but never the record of an input that is
+   * still pending or running (its outcome is asked for, a redelivery of it must stay a duplicate).
+   * Such a live record in the way moves to the newest end, mark and all; a few per call
+   * (`MOVES_PER_TRIM`), so that live records (more inputs waiting than the cap) cost each new
+   * record O(1). The ring then holds the cap, or at most 1.25 × the live records (the records
+   * that ended between them wait their turn to go): memory follows the inputs in flight (G6).
    */
   #trim(now: number): void {
-    let moves = this.#length;
+    let moves = MOVES_PER_TRIM;
     const mask = this.#ids.length - 1;
     while (this.#length > 0) {
       const slot = this.#first & mask;
       const id = this.#ids[slot];
-      const over = this.#length >= this.#cap;
-      if (id !== undefined && !over) {
-        if ((this.#seen[slot] as number) > now) return;
-        const keep = this.#keep[slot] as number;
-        if (keep > now) return;
+      if (id !== undefined) {
+        if (this.#length < this.#cap) {
+          if ((this.#seen[slot] as number) > now) return;
+          if ((this.#keep[slot] as number) > now) return;
+        }
         const state = this.#states[slot] as number;
         if (state < FIRST_FINAL) {
-          // Live past its window: it moves to the newest end, kept one more window from now.
           if (moves-- <= 0) return;
-          if (this.#seen[slot] !== 0) this.#marks--;
+          const seen = this.#seen[slot] as number;
+          if (seen !== 0) this.#marks--;
           const key = this.#keys[slot];
           const reason = this.#reasons[slot] as number;
           const fence = this.#fences[slot] as number;
           const at = this.#at[slot] as number;
+          // Kept (as far as `#trim` asks) as long after now as it was after its last change.
+          const keep = now + (this.#keep[slot] as number) - at;
           const hash = this.#hashes[slot] as number;
           this.#index.remove(hash, this.#first);
           this.#pop(slot);
-          this.#append(id, hash, key, state, reason, fence, at, now + keep - at, 0);
+          this.#append(id, hash, key, state, reason, fence, at, keep, seen);
           continue;
         }
       }

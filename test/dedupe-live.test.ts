@@ -1,0 +1,83 @@
+// An input that is still pending or running is never forgotten by the memory store's ledger: not
+// when the ids of other inputs push past `maxIds`, not when its de-duplication window ends before
+// its turn does. Its outcome stays answerable and a redelivery of it stays a duplicate; once it has
+// ended, the window and the cap apply as before. (Found by a tarball adversary: both let the same
+// message run twice, and `outcome()` answered "never admitted" for a running input.)
+
+import { createGuard, memoryStore, type Turn } from "session-guard";
+import { describe, expect, it } from "vitest";
+import { deferred, sleep } from "./support/helpers.js";
+
+describe("the ids of live inputs", () => {
+  it("survive the maxIds cap: outcomes answer and redeliveries are duplicates", async () => {
+    const store = memoryStore({ maxIds: 3 });
+    const guard = createGuard<string>({ store });
+    const gate = deferred();
+    const ran: string[] = [];
+    const run = async (turn: Turn<string>) => {
+      ran.push(...turn.inputs);
+      if (turn.inputs.includes("R")) await gate.promise;
+    };
+    expect(await guard.submit("hot", "R", run, { id: "R" })).toBe("started");
+    expect(await guard.submit("hot", "P", run, { id: "P" })).toBe("queued");
+    for (let i = 0; i < 10; i++) await guard.submit(`other${i}`, `n${i}`, run, { id: `n${i}` });
+    expect(await guard.outcome("R")).toMatchObject({ state: "running" });
+    expect(await guard.outcome("P")).toMatchObject({ state: "pending" });
+    expect(await guard.submit("hot", "R again", run, { id: "R" })).toBe("duplicate");
+    expect(await guard.submit("hot", "P again", run, { id: "P" })).toBe("duplicate");
+    // The cap holds for everything else: the two live records and the newest of the rest.
+    expect(store.idCount).toBeLessThanOrEqual(3 + 2);
+    gate.resolve();
+    await guard.onIdle();
+    expect(ran.filter((input) => input.startsWith("R") || input.startsWith("P"))).toEqual([
+      "R",
+      "P",
+    ]);
+    expect(await guard.outcome("P")).toMatchObject({ state: "handled" });
+  });
+
+  it("outlive their window while they wait or run; once ended, the window applies", async () => {
+    const guard = createGuard<string>({ dedupe: 40 });
+    const ran: string[] = [];
+    const run = async (turn: Turn<string>) => {
+      ran.push(...turn.inputs);
+      await sleep(150);
+    };
+    expect(await guard.submit("k", "A", run, { id: "A" })).toBe("started");
+    expect(await guard.submit("k", "B", run, { id: "B" })).toBe("queued");
+    await sleep(80); // both windows have ended; A runs, B waits
+    expect(await guard.submit("k", "A again", run, { id: "A" })).toBe("duplicate");
+    expect(await guard.submit("k", "B again", run, { id: "B" })).toBe("duplicate");
+    expect(await guard.outcome("A")).toMatchObject({ state: "running", fence: 1 });
+    await guard.onIdle();
+    expect(ran).toEqual(["A", "B"]);
+    await sleep(60); // B's record is final now, and its window has passed
+    expect(await guard.submit("k", "B later", run, { id: "B" })).toBe("started");
+    await guard.onIdle();
+    expect(ran).toEqual(["A", "B", "B later"]);
+  });
+
+  it("more live inputs than the cap: every one stays a duplicate, the rest still go", async () => {
+    const store = memoryStore({ maxIds: 4 });
+    const guard = createGuard<string>({ store, mode: "queue", maxPending: 100 });
+    const gate = deferred();
+    const ran: string[] = [];
+    const run = async (turn: Turn<string>) => {
+      ran.push(...turn.inputs);
+      await gate.promise;
+    };
+    for (let i = 0; i < 40; i++) await guard.submit("k", `m${i}`, run, { id: `m${i}` });
+    for (let i = 0; i < 40; i++) {
+      expect(await guard.submit("k", `m${i} again`, run, { id: `m${i}` })).toBe("duplicate");
+    }
+    // Ids of inputs that ended still go past the cap: the ledger holds no more than 1.25 × the
+    // live ones (those that ended between them wait to go), however many more come.
+    for (let i = 0; i < 400; i++) {
+      await guard.submit(`x${i}`, `x${i}`, async () => {}, { id: `x${i}` });
+      expect(store.idCount).toBeLessThanOrEqual(40 * 1.25 + 1);
+    }
+    gate.resolve();
+    await guard.onIdle();
+    expect(ran).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`));
+  });
+});

@@ -208,6 +208,7 @@ describe("stop with an id: a redelivered stop stops nothing", () => {
   it("a bad stop id or unknown stop option is a TypeError", async () => {
     const guard = createGuard<string>();
     await expect(guard.stop("k", { id: 7 as never })).rejects.toThrow(TypeError);
+    await expect(guard.stop("k", { id: "" })).rejects.toThrow(/non-empty string/);
     await expect(guard.stop("k", { ID: "x" } as never)).rejects.toThrow(/unknown option "ID"/);
     await expect(guard.stop("k", "x" as never)).rejects.toThrow(TypeError);
   });

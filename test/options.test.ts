@@ -197,6 +197,7 @@ describe("submit argument validation", () => {
     ["options not an object", "id-1", /options must be an object/],
     ["options null", null, /options must be an object/],
     ["numeric id", { id: 123 }, /"id" must be a string.*got number/],
+    ["empty id", { id: "" }, /"id" must be a non-empty string, got "".*leave "id" out/],
     ["alone not boolean", { alone: "yes" }, /"alone" must be true or false, got string/],
     [
       "expiresAt not a number",

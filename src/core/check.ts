@@ -40,6 +40,12 @@ function checkId(where: string, id: unknown): TypeError | undefined {
       `${where}: "id" must be a string (convert numeric ids with String(id)), got ${typeof id}.`,
     );
   }
+  if (id === "") {
+    // One empty id for every input without one would make each a duplicate of the first.
+    return new TypeError(
+      `${where}: "id" must be a non-empty string, got "" (an empty string); leave "id" out for an input that has none.`,
+    );
+  }
   if (!wellFormed(id)) {
     return new TypeError(
       `${where}: "id" must be well-formed text, got ${JSON.stringify(id)} with a lone UTF-16 surrogate.`,

@@ -43,7 +43,12 @@ export interface ReplaceOptions<I> {
 
 /** Per-input options of `submit`. */
 export interface SubmitOptions<I = unknown> {
-  /** De-duplication id (platform message or update id). Without one the input is never a duplicate. */
+  /**
+   * De-duplication id: a platform update id, or a message id together with its chat. Ids are one
+   * namespace for the whole guard (and its store), whatever the key: a message id that is unique
+   * only within its chat (Telegram's `message_id`) must carry the chat, or another chat's message
+   * with the same number is dropped as a duplicate. Without one the input is never a duplicate.
+   */
   id?: string;
   /**
    * Never coalesce this input with others: it becomes a turn of its own, in FIFO order. For inputs
@@ -203,8 +208,13 @@ export interface Guard<I> {
    *
    * @example
    * ```ts
+   * // Submitted with { id: `${ctx.chat.id}:${ctx.msg.message_id}` }: ids carry the chat.
    * bot.on("edited_message", (ctx) =>
-   *   guard.replace(String(ctx.chat.id), String(ctx.editedMessage.message_id), ctx.editedMessage),
+   *   guard.replace(
+   *     String(ctx.chat.id),
+   *     `${ctx.chat.id}:${ctx.editedMessage.message_id}`,
+   *     ctx.editedMessage,
+   *   ),
    * );
    * ```
    */

@@ -1,7 +1,8 @@
 // close() and the store's background work: a store that works on its own (`attach`) is told to
 // stop (`detach`) exactly once, after the guard let go of its last key — also when it held none.
+// And a turn close() cuts short at its timeout: its inputs fail, with the error at onError.
 
-import { createGuard } from "session-guard";
+import { createGuard, TurnAbortedError } from "session-guard";
 import { describe, expect, it } from "vitest";
 import { deferred, macrotask } from "./support/helpers.js";
 import { delegatingStore, watchProcess } from "./support/hostile.js";
@@ -62,5 +63,39 @@ describe("a store whose attach answers no function, or whose detach throws", () 
     expect(watched.unhandled).toEqual([]);
     expect(errors).toHaveLength(1);
     expect((errors[0] as Error).cause).toBe(boom);
+  });
+});
+
+describe("a turn cut short by close's timeout", () => {
+  it("is reported to onError once, and its inputs fail with that error", async () => {
+    const errors: unknown[] = [];
+    const guard = createGuard<string>({ onError: (error) => void errors.push(error) });
+    const settled: string[] = [];
+    guard.on("settled", ({ outcome }) => void settled.push(outcome.state));
+    const gate = deferred();
+    let caught: unknown;
+    await guard.submit(
+      "k",
+      "a",
+      async (turn) => {
+        await gate.promise;
+        // The handler sees the abort and ends on it, as a well-behaved one does.
+        caught = turn.signal.reason;
+        throw turn.signal.reason;
+      },
+      { id: "a" },
+    );
+    const report = await guard.close({ timeout: 10 });
+    expect(report.aborted).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(TurnAbortedError);
+    expect(errors[0]).toMatchObject({ code: "shutdown", key: "k" });
+    expect(await guard.outcome("a")).toMatchObject({ state: "failed" });
+    gate.resolve();
+    await macrotask();
+    expect(caught).toBe(errors[0]);
+    // Rejecting with its own abort reason is not a second error.
+    expect(errors).toHaveLength(1);
+    expect(settled).toEqual(["failed"]);
   });
 });

@@ -152,6 +152,10 @@ export class Controls<I> {
           turn.abort(reason);
           if (turn.phase === "running") {
             aborted++;
+            // Cut short, its inputs fail: reported now, once (as a timeout is), so that `failed`
+            // always comes with an error at `onError`; the handler rejecting with this reason later
+            // is not reported again.
+            engine.report.error(reason, turn.key, turn.fence, turn.inputs);
             for (const entry of turn.entries)
               engine.ends.failed(turn.key, entry, reason, turn.fence);
             if (engine.shared) {

@@ -1,8 +1,12 @@
+// The records behind `outcome(id)` and de-duplication, in the memory store's ledger.
+//
 // An input that is still pending or running is never forgotten by the memory store's ledger: not
 // when the ids of other inputs push past `maxIds`, not when its de-duplication window ends before
 // its turn does. Its outcome stays answerable and a redelivery of it stays a duplicate; once it has
 // ended, the window and the cap apply as before. (Found by a tarball adversary: both let the same
-// message run twice, and `outcome()` answered "never admitted" for a running input.)
+// message run twice, and `outcome()` answered "never admitted" for a running input.) And an id
+// admitted again whose new input is refused as it arrives answers that refusal, not the earlier
+// input's end (found by the next one).
 
 import { createGuard, memoryStore, type Turn } from "session-guard";
 import { describe, expect, it } from "vitest";
@@ -79,5 +83,58 @@ describe("the ids of live inputs", () => {
     gate.resolve();
     await guard.onIdle();
     expect(ran).toEqual(Array.from({ length: 40 }, (_, i) => `m${i}`));
+  });
+});
+
+describe("an id admitted again, and refused as it arrives", () => {
+  it("answers the newest input's outcome, as the settled event said", async () => {
+    const guard = createGuard<string>({ mode: "reject", dedupe: 20 });
+    const settled: string[] = [];
+    guard.on("settled", ({ id, outcome }) => {
+      if (id !== undefined) settled.push(`${id} ${outcome.state}`);
+    });
+    const gate = deferred();
+    await guard.submit("k", "holder", () => gate.promise);
+    expect(await guard.submit("k", "B", async () => {}, { id: "B" })).toBe("dropped");
+    const first = await guard.outcome("B");
+    expect(first).toMatchObject({ state: "dropped", reason: "busy" });
+    await sleep(40); // past the window: B may come again
+    expect(await guard.submit("k", "B again", async () => {}, { id: "B" })).toBe("dropped");
+    const second = await guard.outcome("B");
+    expect(second).toMatchObject({ state: "dropped", reason: "busy" });
+    expect(second?.at).toBeGreaterThan(first?.at as number);
+    gate.resolve();
+    await guard.onIdle();
+    expect(settled).toEqual(["B dropped", "B dropped"]);
+  });
+
+  it("a failed awaited input's retry that is refused replaces the failure", async () => {
+    const guard = createGuard<string>({ mode: "reject", onError: () => {} });
+    await expect(
+      guard.submit("k", "A", async () => Promise.reject(new Error("boom")), {
+        id: "A",
+        awaitTurn: true,
+      }),
+    ).rejects.toThrow("boom");
+    expect(await guard.outcome("A")).toMatchObject({ state: "failed" });
+    const gate = deferred();
+    await guard.submit("k", "holder", () => gate.promise);
+    // The failure forgot A's id (so that it can be retried): the retry comes while k is busy.
+    expect(await guard.submit("k", "A retried", async () => {}, { id: "A" })).toBe("dropped");
+    expect(await guard.outcome("A")).toMatchObject({ state: "dropped", reason: "busy" });
+    gate.resolve();
+    await guard.onIdle();
+  });
+
+  it("with dedupe off, the same id twice: the second input's end is the outcome", async () => {
+    const guard = createGuard<string>({ mode: "reject", dedupe: false });
+    await guard.submit("k", "A", async () => {}, { id: "A", awaitTurn: true });
+    expect(await guard.outcome("A")).toMatchObject({ state: "handled" });
+    const gate = deferred();
+    await guard.submit("k", "holder", () => gate.promise);
+    expect(await guard.submit("k", "A again", async () => {}, { id: "A" })).toBe("dropped");
+    expect(await guard.outcome("A")).toMatchObject({ state: "dropped", reason: "busy" });
+    gate.resolve();
+    await guard.onIdle();
   });
 });

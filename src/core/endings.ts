@@ -57,6 +57,8 @@ export class Endings<I> {
   /**
    * Record where an input is (`pending`, `running`) or how it ended, here and in a shared store
    * that keeps outcomes; a final state is also the `settled` event. Lanes are not inputs.
+   * `arriving`: the input is dropped as it arrives, so this is its first record (its id may have
+   * an earlier input's, which this one replaces).
    */
   note(
     key: string,
@@ -64,6 +66,7 @@ export class Endings<I> {
     state: OutcomeState,
     fence?: number,
     reason?: DropReason,
+    arriving = false,
   ): void {
     if (entry.lane) return;
     const id = entry.id;
@@ -71,7 +74,7 @@ export class Endings<I> {
     if (id === undefined && !settled) return;
     const at = Date.now();
     if (id !== undefined) {
-      this.#ledger.note(id, key, state, at, this.#window, fence, reason);
+      this.#ledger.note(id, key, state, at, this.#window, fence, reason, arriving);
       this.#share?.(key, [{ id, state, reason, fence, at }]);
     }
     if (settled) {
@@ -116,11 +119,14 @@ export class Endings<I> {
     rejectWaiter(waiter, error);
   }
 
-  /** The entry ended without being handled, for `reason`. */
-  dropped(key: string, entry: GuardEntry<I>, reason: DropReason): void {
+  /**
+   * The entry ended without being handled, for `reason`. `arriving`: refused as it arrived (at
+   * `submit`, or by the store), so its record begins here.
+   */
+  dropped(key: string, entry: GuardEntry<I>, reason: DropReason, arriving = false): void {
     if (!this.#endDropped(key, entry, reason)) return;
     // A duplicate is the same input again: the original's record stands.
-    if (reason !== "duplicate") this.note(key, entry, "dropped", undefined, reason);
+    if (reason !== "duplicate") this.note(key, entry, "dropped", undefined, reason, arriving);
     const own = entry.onDrop;
     const onDrop = this.#onDrop;
     const closeDrops = reason === "shutdown" ? this.closeDrops : undefined;

@@ -112,12 +112,12 @@ export abstract class Engine<I> implements TurnHost<I> {
       }
     }
     if (this.controls.closing !== undefined) {
-      this.ends.dropped(key, entry, "shutdown");
+      this.ends.dropped(key, entry, "shutdown", true);
       return OUTCOMES.dropped;
     }
     if (entry.expiresAt !== Number.POSITIVE_INFINITY && entry.expiresAt <= Date.now()) {
       // Already past its deadline (a dying interaction token): it must not claim a free key.
-      this.ends.dropped(key, entry, "expired");
+      this.ends.dropped(key, entry, "expired", true);
       return OUTCOMES.dropped;
     }
     const settled = awaitTurn ? awaited(entry) : undefined;
@@ -209,7 +209,7 @@ export abstract class Engine<I> implements TurnHost<I> {
         return "queued";
       }
       case "rejected":
-        this.ends.dropped(key, entry, admission.reason);
+        this.ends.dropped(key, entry, admission.reason, true);
         return "dropped";
       default:
         this.ends.dropped(key, entry, "duplicate");

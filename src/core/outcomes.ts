@@ -141,8 +141,9 @@ export class Ledger implements IdSource {
 
   /**
    * Set the state of `id`'s record, creating it when it has none (or its last one is final and a
-   * new input with the same id begins: `pending`, or `running` without a pending state before).
-   * `window`: how long the record is kept once final.
+   * new input with the same id begins: `pending`, or `running` without a pending state before, or
+   * `begins`: an input dropped as it arrived, whose first state is its last). `window`: how long
+   * the record is kept once final.
    */
   note(
     id: string,
@@ -152,6 +153,7 @@ export class Ledger implements IdSource {
     window: number,
     fence?: number,
     reason?: DropReason,
+    begins = false,
   ): void {
     const code = STATE_CODES[state];
     const keep = now + window;
@@ -162,7 +164,7 @@ export class Ledger implements IdSource {
       const slot = seq & (this.#ids.length - 1);
       const old = this.#states[slot] as number;
       const final = old >= FIRST_FINAL && old !== NONE;
-      if (final && code >= FIRST_FINAL) return; // an input ends once
+      if (final && code >= FIRST_FINAL && !begins) return; // an input ends once
       if (!final) {
         this.#keys[slot] = key;
         this.#states[slot] = code;

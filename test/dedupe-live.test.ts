@@ -126,6 +126,21 @@ describe("an id admitted again, and refused as it arrives", () => {
     await guard.onIdle();
   });
 
+  it("a redelivery refused before de-duplication (a closed guard's door, already expired) leaves a live input's record alone", async () => {
+    const guard = createGuard<string>();
+    const gate = deferred();
+    await guard.submit("k", "A", () => gate.promise, { id: "A" });
+    const expired = { id: "A", expiresAt: Date.now() - 1 };
+    expect(await guard.submit("k", "A expired", async () => {}, expired)).toBe("dropped");
+    expect(await guard.outcome("A")).toMatchObject({ state: "running" });
+    const closing = guard.close({ timeout: 10_000 });
+    expect(await guard.submit("k", "A again", async () => {}, { id: "A" })).toBe("dropped");
+    expect(await guard.outcome("A")).toMatchObject({ state: "running" });
+    gate.resolve();
+    await closing;
+    expect(await guard.outcome("A")).toMatchObject({ state: "handled" });
+  });
+
   it("with dedupe off, the same id twice: the second input's end is the outcome", async () => {
     const guard = createGuard<string>({ mode: "reject", dedupe: false });
     await guard.submit("k", "A", async () => {}, { id: "A", awaitTurn: true });

@@ -142,8 +142,8 @@ export class Ledger implements IdSource {
   /**
    * Set the state of `id`'s record, creating it when it has none (or its last one is final and a
    * new input with the same id begins: `pending`, or `running` without a pending state before, or
-   * `begins`: an input dropped as it arrived, whose first state is its last). `window`: how long
-   * the record is kept once final.
+   * `begins`: an input dropped as it arrived, whose first state is its last; such a drop leaves a
+   * live record alone). `window`: how long the record is kept once final.
    */
   note(
     id: string,
@@ -165,6 +165,9 @@ export class Ledger implements IdSource {
       const old = this.#states[slot] as number;
       const final = old >= FIRST_FINAL && old !== NONE;
       if (final && code >= FIRST_FINAL && !begins) return; // an input ends once
+      // Dropped at the door of a closed guard, or expired on arrival, before de-duplication: a
+      // redelivery of an input that still lives, whose record it must not replace.
+      if (begins && old < FIRST_FINAL) return;
       if (!final) {
         this.#keys[slot] = key;
         this.#states[slot] = code;

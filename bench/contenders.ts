@@ -22,21 +22,32 @@ export const EMPTY_LAYER: Contender = {
   },
 };
 
-/** One key's updates, one after the other; the smallest state that is correct. */
-function handWritten(): (ctx: Context, next: NextFunction) => Promise<void> {
+/**
+ * The smallest correct per-key serializer, a Map of promise tails: `serialize(key, work)` runs
+ * `work` once every earlier work of `key` has settled, and the key is forgotten when idle. Used by
+ * the hand-written contender here and by `core-throughput.ts`.
+ */
+export function promiseTails(): (key: string, work: () => Promise<void>) => Promise<void> {
   const tails = new Map<string, Promise<void>>();
-  return (ctx, next) => {
-    const key = chatConstraint(ctx);
-    if (key === undefined) return next();
+  return (key, work) => {
     const previous = tails.get(key);
-    // A tail never rejects (see `done`), so an update that threw does not stop the next one.
-    const run = previous === undefined ? next() : previous.then(() => next());
+    // A tail never rejects (see `done`), so work that threw does not stop the next one.
+    const run = previous === undefined ? work() : previous.then(() => work());
     const done = () => {
       if (tails.get(key) === tail) tails.delete(key);
     };
     const tail = run.then(done, done);
     tails.set(key, tail);
     return run;
+  };
+}
+
+/** One key's updates, one after the other; the smallest state that is correct. */
+function handWritten(): (ctx: Context, next: NextFunction) => Promise<void> {
+  const serialize = promiseTails();
+  return (ctx, next) => {
+    const key = chatConstraint(ctx);
+    return key === undefined ? next() : serialize(key, next);
   };
 }
 

@@ -3,9 +3,9 @@
 // For finding what the core costs, not a measurement of the suite. Measurement 1 runs through a
 // grammY bot, where grammY's own per-update work and its collections dominate and a change to the
 // core moves the figures by less than one run's noise. Here `createGuard` and the smallest correct
-// per-key serializer (a Map of promise tails) take the same inputs, with ids, in the same process,
-// alternating round by round, and each round is reported as process CPU µs per input. After
-// `npm run build`:
+// per-key serializer (measurement 1's, `promiseTails`) take the same inputs, with ids, in the same
+// process, alternating round by round, and each round is reported as process CPU µs per input.
+// After `npm run build`:
 //
 //   TSX_TSCONFIG_PATH=bench/tsconfig.json node --expose-gc --import tsx bench/core-throughput.ts \
 //     [keys] [rounds] ['<guard options json>']
@@ -15,6 +15,7 @@
 // options say otherwise, so that both serialize the same work: one turn per input.
 
 import { createGuard, type GuardOptions } from "session-guard";
+import { promiseTails } from "./contenders.js";
 import { collectBeforeRun, median, rotation } from "./harness.js";
 
 const [keysText = "100", roundsText = "6", optionsText = "{}"] = process.argv.slice(2);
@@ -50,15 +51,8 @@ async function feed(submit: (key: string, input: number) => Promise<unknown>): P
 
 const contenders: Record<string, () => Promise<number>> = {
   "hand-written serializer": () => {
-    const tails = new Map<string, Promise<void>>();
-    return feed((key, input) => {
-      const next = (tails.get(key) ?? Promise.resolve()).then(() => handler());
-      tails.set(key, next);
-      next.then(() => {
-        if (tails.get(key) === next) tails.delete(key);
-      });
-      return next.then(() => input);
-    });
+    const serialize = promiseTails();
+    return feed((key, input) => serialize(key, handler).then(() => input));
   },
   [`createGuard(${JSON.stringify(options)})`]: () => {
     const guard = createGuard<number>(options);

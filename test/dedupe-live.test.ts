@@ -8,7 +8,7 @@
 // admitted again whose new input is refused as it arrives answers that refusal, not the earlier
 // input's end (found by the next one).
 
-import { createGuard, memoryStore, type Turn } from "session-guard";
+import { createGuard, type Guard, memoryStore, type Turn } from "session-guard";
 import { describe, expect, it } from "vitest";
 import { deferred, sleep } from "./support/helpers.js";
 
@@ -86,6 +86,19 @@ describe("the ids of live inputs", () => {
   });
 });
 
+/**
+ * `id` comes again while key k is held (the guard is in `reject` mode): it is refused as `busy`,
+ * and that refusal is the id's outcome. Lets k go afterwards.
+ */
+async function refusedWhileBusy(guard: Guard<string>, id: string): Promise<void> {
+  const gate = deferred();
+  await guard.submit("k", "holder", () => gate.promise);
+  expect(await guard.submit("k", `${id} again`, async () => {}, { id })).toBe("dropped");
+  expect(await guard.outcome(id)).toMatchObject({ state: "dropped", reason: "busy" });
+  gate.resolve();
+  await guard.onIdle();
+}
+
 describe("an id admitted again, and refused as it arrives", () => {
   it("answers the newest input's outcome, as the settled event said", async () => {
     const guard = createGuard<string>({ mode: "reject", dedupe: 20 });
@@ -117,13 +130,8 @@ describe("an id admitted again, and refused as it arrives", () => {
       }),
     ).rejects.toThrow("boom");
     expect(await guard.outcome("A")).toMatchObject({ state: "failed" });
-    const gate = deferred();
-    await guard.submit("k", "holder", () => gate.promise);
     // The failure forgot A's id (so that it can be retried): the retry comes while k is busy.
-    expect(await guard.submit("k", "A retried", async () => {}, { id: "A" })).toBe("dropped");
-    expect(await guard.outcome("A")).toMatchObject({ state: "dropped", reason: "busy" });
-    gate.resolve();
-    await guard.onIdle();
+    await refusedWhileBusy(guard, "A");
   });
 
   it("a redelivery refused before de-duplication (a closed guard's door, already expired) leaves a live input's record alone", async () => {
@@ -145,11 +153,6 @@ describe("an id admitted again, and refused as it arrives", () => {
     const guard = createGuard<string>({ mode: "reject", dedupe: false });
     await guard.submit("k", "A", async () => {}, { id: "A", awaitTurn: true });
     expect(await guard.outcome("A")).toMatchObject({ state: "handled" });
-    const gate = deferred();
-    await guard.submit("k", "holder", () => gate.promise);
-    expect(await guard.submit("k", "A again", async () => {}, { id: "A" })).toBe("dropped");
-    expect(await guard.outcome("A")).toMatchObject({ state: "dropped", reason: "busy" });
-    gate.resolve();
-    await guard.onIdle();
+    await refusedWhileBusy(guard, "A");
   });
 });

@@ -48,6 +48,11 @@ export class IdIndex {
     this.#source = source;
   }
 
+  /** The hash this index files `id` under (`hashId` with its seed). */
+  hash(id: string): number {
+    return hashId(id, this.seed);
+  }
+
   /** Ids indexed. */
   get size(): number {
     return this.#count;

@@ -24,7 +24,7 @@
 // only what the store does not know yet.
 
 import type { DropReason } from "./errors.js";
-import { hashId, IdIndex, type IdSource } from "./id-index.js";
+import { IdIndex, type IdSource } from "./id-index.js";
 
 /** Where an input is in its life, or how it ended. */
 export type OutcomeState = "pending" | "running" | "handled" | "failed" | "dropped";
@@ -142,8 +142,8 @@ export class Ledger implements IdSource {
   /**
    * Set the state of `id`'s record, creating it when it has none (or its last one is final and a
    * new input with the same id begins: `pending`, or `running` without a pending state before, or
-   * `begins`: an input dropped as it arrived, whose first state is its last; such a drop leaves a
-   * live record alone). `window`: how long the record is kept once final.
+   * `arriving`: an input dropped as it arrived, whose first state is its last; such a drop leaves
+   * a live record alone). `window`: how long the record is kept once final.
    */
   note(
     id: string,
@@ -153,21 +153,21 @@ export class Ledger implements IdSource {
     window: number,
     fence?: number,
     reason?: DropReason,
-    begins = false,
+    arriving = false,
   ): void {
     const code = STATE_CODES[state];
     const keep = now + window;
-    const hash = hashId(id, this.#index.seed);
+    const hash = this.#index.hash(id);
     const seq = this.#index.find(id, hash);
     let seen = 0;
     if (seq >= 0) {
       const slot = seq & (this.#ids.length - 1);
       const old = this.#states[slot] as number;
       const final = old >= FIRST_FINAL && old !== NONE;
-      if (final && code >= FIRST_FINAL && !begins) return; // an input ends once
+      if (final && code >= FIRST_FINAL && !arriving) return; // an input ends once
       // Dropped at the door of a closed guard, or expired on arrival, before de-duplication: a
       // redelivery of an input that still lives, whose record it must not replace.
-      if (begins && old < FIRST_FINAL) return;
+      if (arriving && old < FIRST_FINAL) return;
       if (!final) {
         this.#keys[slot] = key;
         this.#states[slot] = code;
@@ -196,7 +196,7 @@ export class Ledger implements IdSource {
 
   /** The sequence number of `id`'s record, or -1. */
   #find(id: string): number {
-    return this.#index.find(id, hashId(id, this.#index.seed));
+    return this.#index.find(id, this.#index.hash(id));
   }
 
   /**
@@ -205,7 +205,7 @@ export class Ledger implements IdSource {
    * message); otherwise marks it seen for `window` ms from `now` and answers false.
    */
   seen(id: string, window: number, now: number): boolean {
-    const hash = hashId(id, this.#index.seed);
+    const hash = this.#index.hash(id);
     const seq = this.#index.find(id, hash);
     if (seq >= 0) {
       const slot = seq & (this.#ids.length - 1);

@@ -1,7 +1,8 @@
 // A guard nobody references any more is garbage once its turns have settled. The deadline timer
 // (`turnTimeout`, 15 minutes by default) used to stay armed after the last turn, holding the guard
 // and every id it remembered until it fired: a bot rebuilt on reload, a test suite or a benchmark
-// that makes a guard per round kept each old one for a quarter of an hour.
+// that makes a guard per round kept each old one for a quarter of an hour. The lease watchdog's
+// renewal checks share such a timer too.
 
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -10,6 +11,7 @@ import { sessionGuard } from "session-guard/grammy";
 import { describe, expect, it } from "vitest";
 import { offlineBot, recordApi, textUpdate } from "./support/grammy-fixtures.js";
 import { macrotask, sleep } from "./support/helpers.js";
+import { delegatingStore } from "./support/hostile.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -29,6 +31,18 @@ describe("a guard left behind is released", () => {
   it("the core guard, after awaited turns on several keys", async () => {
     const ref = await (async () => {
       const guard = createGuard<string>();
+      for (const key of ["a", "b", "c"]) {
+        const outcome = await guard.submit(key, "hi", async () => {}, { awaitTurn: true });
+        expect(outcome).toBe("started");
+      }
+      return new WeakRef(guard);
+    })();
+    expect(await collected(ref)).toBe(true);
+  });
+
+  it("a guard on a store with a lease (its watchdog's timer), after awaited turns", async () => {
+    const ref = await (async () => {
+      const guard = createGuard<string>({ store: delegatingStore({ lease: 60_000 }) });
       for (const key of ["a", "b", "c"]) {
         const outcome = await guard.submit(key, "hi", async () => {}, { awaitTurn: true });
         expect(outcome).toBe("started");

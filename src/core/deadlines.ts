@@ -1,10 +1,13 @@
-// === Turn deadlines without a timer per turn
+// === Deadlines without a timer per item
 //
-// Every turn of a guard has the same `turnTimeout`, so deadlines fall in the order turns start. A
-// list in insertion order is therefore a deadline queue: one timer is armed for the oldest turn,
-// and when it fires every expired turn at the front is handled and the timer re-armed for the next.
-// The list is intrusive (the items carry their own links), so starting and finishing a turn are a
-// few pointer writes: no hashing, no allocation, no timer on the uncontended path.
+// A deadline list keeps its items in deadline order, and one timer is armed for the oldest: when
+// it fires every expired item at the front is handled and the timer re-armed for the next. Its
+// users mostly add items with one fixed timeout (every turn of a guard has the same `turnTimeout`;
+// every lease renewal comes `lease/3` after the last), so a new item belongs at the newest end and
+// adding it is O(1); an item with a shorter timeout (a renewal retried sooner after a failure)
+// walks back from the newest end to its place. The list is intrusive (the items carry their own
+// links), so adding and removing are a few pointer writes: no hashing, no allocation, no timer on
+// the uncontended path.
 //
 // The armed timer stays armed when the last item leaves (clearing and re-arming it for every turn
 // of a quiet key costs a tenth of the guard's CPU per update), but it must not keep the guard
@@ -16,7 +19,7 @@
 import { MAX_DELAY } from "./timers.js";
 
 export interface Timed {
-  /** When the item expires: ms since the list was created (see `Deadlines.add`). */
+  /** When the item expires: ms since the list was created (see `Deadlines.add`). Owned by `Deadlines`. */
   deadline: number;
   /** Links of the deadline list; owned by `Deadlines`. */
   newer: Timed | undefined;
@@ -52,18 +55,35 @@ export class Deadlines<T extends Timed> {
     this.#alarm = { held: undefined, weak: new WeakRef(this) };
   }
 
-  /** Track an item that expires `timeout` ms from now (the same timeout for every item). */
+  /**
+   * Track an item that expires `timeout` ms from now. O(1) when no item in the list expires later
+   * (one fixed timeout); otherwise the item walks back to its place.
+   */
   add(item: T, timeout: number): void {
-    item.deadline = Date.now() - this.#origin + timeout;
+    const deadline = Date.now() - this.#origin + timeout;
+    item.deadline = deadline;
     item.queued = true;
-    item.older = this.#newest;
-    item.newer = undefined;
-    if (this.#newest === undefined) {
+    // The newest item expiring no later than this one: the new item goes right after it.
+    let before = this.#newest;
+    while (before !== undefined && before.deadline > deadline)
+      before = before.older as T | undefined;
+    item.older = before;
+    if (before === undefined) {
+      item.newer = this.#oldest;
+      if (this.#oldest === undefined) this.#alarm.held = this;
+      else this.#oldest.older = item;
       this.#oldest = item;
-      this.#alarm.held = this;
-    } else this.#newest.newer = item;
-    this.#newest = item;
-    if (this.#timer === undefined) this.#arm(item.deadline);
+    } else {
+      item.newer = before.newer;
+      before.newer = item;
+    }
+    if (item.newer === undefined) this.#newest = item;
+    else item.newer.older = item;
+    // The timer is armed for the oldest item (or for one that has left since, which is no later):
+    // a new oldest item that expires sooner needs it sooner.
+    if (this.#timer === undefined || (before === undefined && deadline < this.#armedFor)) {
+      this.#arm(deadline);
+    }
   }
 
   delete(item: T): void {

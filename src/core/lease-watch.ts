@@ -5,58 +5,67 @@
 // another replica, and the earliest expiry of pending input. A turn whose claim was lost, or not
 // renewed for a whole lease, is aborted with a `LeaseLostError`: another replica may hold the key.
 // A renewal that fails is a store incident, reported once until renewals work again.
+//
+// The checks of all turns share one timer: a `Deadlines` list of the turns' watches, where every
+// renewal comes `lease/3` after the last, so a watch re-armed goes to the newest end. A turn costs
+// no timer of its own, and a guard whose turns all ended is not kept alive by its watchdog.
 
 import type { Renewal } from "../stores/store.js";
+import { Deadlines } from "./deadlines.js";
 import type { Engine } from "./engine.js";
 import { StoreError } from "./errors.js";
 import { settleWith } from "./settle-with.js";
-import { cancel, schedule } from "./timers.js";
 import type { LeaseWatch, TurnState } from "./turn.js";
 
 export class LeaseWatchdog<I> {
   readonly #engine: Engine<I>;
   readonly #lease: number;
   readonly #interval: number;
+  /** The next check of every watched turn, soonest first. */
+  readonly #checks: Deadlines<LeaseWatch<I>>;
 
   constructor(engine: Engine<I>, lease: number) {
     this.#engine = engine;
     this.#lease = lease;
     this.#interval = Math.max(1, Math.floor(lease / 3));
+    this.#checks = new Deadlines((watch: LeaseWatch<I>) => this.#check(watch.turn));
   }
 
   /** Start renewing the turn's claim. */
   watch(turn: TurnState<I>): void {
     // The claim was made at most a round trip ago: counting from now errs by that round trip,
     // which the renewal margin (two thirds of a lease) absorbs.
-    turn.watch = {
+    const watch: LeaseWatch<I> = {
+      turn,
       renewedAt: Date.now(),
-      timer: undefined,
       renewing: false,
       // Input already pending when the turn began is not news (interrupt reacts to new input).
       knownPending: this.#engine.store.pendingCount(turn.key),
+      deadline: 0,
+      newer: undefined,
+      older: undefined,
+      queued: false,
     };
-    this.#arm(turn, this.#interval);
+    turn.watch = watch;
+    // The turn's own work keeps the process alive, not its watchdog (the list's timer is unref'd).
+    this.#checks.add(watch, this.#interval);
   }
 
   /** Stop renewing (the turn ended, or its key was given up). */
   stop(turn: TurnState<I>): void {
     const watch = turn.watch;
-    if (watch?.timer === undefined) return;
-    cancel(watch.timer);
-    watch.timer = undefined;
+    if (watch !== undefined) this.#checks.delete(watch);
   }
 
   #arm(turn: TurnState<I>, delay: number): void {
-    const watch = turn.watch as LeaseWatch;
-    cancel(watch.timer);
-    // The turn's own work keeps the process alive, not its watchdog.
-    watch.timer = schedule(() => this.#check(turn), delay, true);
+    const watch = turn.watch as LeaseWatch<I>;
+    this.#checks.delete(watch);
+    this.#checks.add(watch, delay);
   }
 
   /** Renew the claim, or give the turn up once a whole lease passed without a renewal. */
   #check(turn: TurnState<I>): void {
-    const watch = turn.watch as LeaseWatch;
-    watch.timer = undefined;
+    const watch = turn.watch as LeaseWatch<I>;
     if (turn.released || turn.lost || turn.phase === "settled") return;
     const engine = this.#engine;
     const now = Date.now();

@@ -3,7 +3,7 @@
 // Node fires a `setTimeout` longer than 2^31 − 1 ms (about 24.8 days) after 1 ms, with a warning.
 // Every duration the guard accepts behaves as its number says: a longer one is a chain of maximal
 // timers, re-armed for what is left. One handle object per timer, and only off the hot path
-// (settle windows, waits, shutdown, expiry, lease renewals).
+// (settle windows, waits, shutdown, expiry).
 
 /** The longest delay Node's `setTimeout` honours. */
 export const MAX_DELAY = 2 ** 31 - 1;

@@ -131,11 +131,11 @@ export interface TurnHost<I> {
 }
 
 /** A turn's lease watchdog, on a store whose claims expire unless renewed. */
-export interface LeaseWatch {
+export interface LeaseWatch<I = unknown> extends Timed {
+  /** The turn watched. */
+  readonly turn: TurnState<I>;
   /** Epoch ms at which the claim was last known to be renewed. */
   renewedAt: number;
-  /** The next renewal or expiry check. */
-  timer: LongTimer | undefined;
   /** A renewal is in flight. */
   renewing: boolean;
   /** Pending count last reported to `onPending` listeners by a renewal or a hint. */
@@ -165,7 +165,7 @@ export class TurnState<I> implements Turn<I>, Timed {
    */
   lost = false;
   /** Lease watchdog state; only turns on a store with a lease have one. */
-  watch: LeaseWatch | undefined = undefined;
+  watch: LeaseWatch<I> | undefined = undefined;
   /** Why the signal was aborted; set even before anyone read `signal`. */
   abortReason: unknown = undefined;
   /** When `turnTimeout` elapses, in the guard's deadline clock (see `Deadlines`). */

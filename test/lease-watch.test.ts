@@ -1,0 +1,67 @@
+// The lease watchdog (`src/core/lease-watch.ts`) on a store whose claims expire unless renewed.
+// Every watched turn shares one timer: a renewal every lease/3, and after a failed renewal a retry
+// at half that, which lands before the other turns' next renewals. Each turn must keep its own
+// schedule whatever the others do, and a turn whose renewals keep failing is given up when its
+// lease ends, not when some other turn's check happens to fire.
+
+import { createGuard, LeaseLostError } from "session-guard";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { deferred, errorRecorder } from "./support/helpers.js";
+import { delegatingStore, useFakeClock } from "./support/hostile.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const LEASE = 3_000;
+
+describe("the lease watchdog", () => {
+  it("renews every turn on its own schedule; a failing one is retried sooner and given up at its lease's end", async () => {
+    useFakeClock();
+    const start = Date.now();
+    const renewals: Record<string, number[]> = { good: [], bad: [], later: [] };
+    const store = delegatingStore({
+      lease: LEASE,
+      renew: (key) => {
+        renewals[key]?.push(Date.now() - start);
+        if (key === "bad") return Promise.reject(new Error("ECONNREFUSED"));
+        return { status: "held", pending: 0 };
+      },
+    });
+    const errors = errorRecorder<string>();
+    const guard = createGuard<string>({
+      store,
+      turnTimeout: Number.POSITIVE_INFINITY,
+      onError: errors.onError,
+    });
+    const gate = deferred();
+    let badSignal: AbortSignal | undefined;
+    void guard.submit("good", "a", () => gate.promise);
+    void guard.submit("bad", "a", (turn) => {
+      badSignal = turn.signal;
+      return gate.promise;
+    });
+    await vi.advanceTimersByTimeAsync(250);
+    // A turn that starts later renews on its own period, not the others'.
+    void guard.submit("later", "a", () => gate.promise);
+    await vi.advanceTimersByTimeAsync(4_100 - 250);
+
+    expect(renewals.good).toEqual([1_000, 2_000, 3_000, 4_000]);
+    expect(renewals.later).toEqual([1_250, 2_250, 3_250]);
+    // Retried at half the period after each failure, until the lease (3 s) has passed.
+    expect(renewals.bad).toEqual([1_000, 1_500, 2_000, 2_500]);
+    expect(badSignal?.aborted).toBe(true);
+    expect(badSignal?.reason).toBeInstanceOf(LeaseLostError);
+    expect(guard.isBusy("good")).toBe(true);
+    expect(guard.isBusy("later")).toBe(true);
+    expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
+
+    // A turn that ended is renewed no more.
+    gate.resolve();
+    await vi.advanceTimersByTimeAsync(10);
+    const counts = Object.values(renewals).map((list) => list.length);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(Object.values(renewals).map((list) => list.length)).toEqual(counts);
+    expect(guard.activeCount).toBe(0);
+  });
+});

@@ -1,6 +1,6 @@
 // === ioredis `Cluster`: its own retries off, readiness per slot's master
 
-import { CLUSTER_SUBSCRIBER, IoPort } from "./ioredis-base.js";
+import { CLUSTER_SUBSCRIBER, IoPort, socketOf } from "./ioredis-base.js";
 import { slotOf } from "./slot.js";
 import {
   type IoRedisClient,
@@ -80,6 +80,10 @@ export class IoRedisClusterPort extends IoPort<IoRedisCluster> {
       node = this.#nodes.get(owner);
     }
     return node;
+  }
+
+  protected override socketFor(firstKey: string): unknown {
+    return socketOf(this.#node(firstKey));
   }
 
   protected override readyFor(firstKey: string): boolean {

@@ -23,6 +23,7 @@ const KEYS = 40;
 
 /** This file's Redis and Cluster, each started once for all the suites below. */
 const db = useRedis();
+// One Cluster for both clients: a suite of its own would dispose of it after the first client.
 let cluster: ClusterTarget | undefined;
 beforeAll(async () => {
   if (clusterAvailable) cluster = await clusterTarget();
@@ -95,23 +96,9 @@ describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) =
   });
 });
 
-// The ioredis Cluster port corks the socket of each master a command goes to. (node-redis batches
-// per node on its own; run after it in this file, a fresh ioredis Cluster client here could not
-// refresh its slots for seconds, which redis-cluster.test.ts, whose tests wait for the hint
-// subscriptions first, does not see: left for its own look.)
-const IOREDIS_CLUSTER = CLUSTER_CLIENTS.filter((kind) => kind.name === "ioredis");
-
-describe.skipIf(!clusterAvailable).each(IOREDIS_CLUSTER)(
+describe.skipIf(!clusterAvailable).each(CLUSTER_CLIENTS)(
   "redisStore on Redis Cluster with $name",
   (kind) => {
-    let cluster: ClusterTarget;
-    beforeAll(async () => {
-      cluster = await clusterTarget();
-    }, 30_000);
-    afterAll(async () => {
-      await cluster?.dispose();
-    });
-
     it(`writes the claims of ${KEYS} keys made in one tick together, one write per master`, async () => {
       const { seeds } = cluster as ClusterTarget;
       await claimAndFinish(kind.create(seeds), seeds.length, kind.dispose);

@@ -4,6 +4,9 @@
 // splits it: the same 64 workers run, side by side and rotated over several rounds,
 //
 //   bare    `SET key token NX PX`, then `EVALSHA` of a compare-and-delete (the design's floor)
+//   bare, batched (ioredis only)  the same, with the commands of one tick written together, as the
+//           store's ioredis port writes them (its socket corked until the tick's end); node-redis
+//           batches so on its own
 //   store   the store alone: `acquireOrEnqueue`, then `finish`, awaited, no guard
 //   guard   `createGuard({ store })` with a trivial handler; a worker claims again once the store's
 //           `finish` answered (as in the suite's guard row, whose store keeps no outcome records)
@@ -129,6 +132,20 @@ try {
       onError: (error) => console.error(error),
     });
     let ids = 0;
+    /** `send`, with the commands of one tick written together (ioredis: see `port/ioredis-base.ts`). */
+    let corked = false;
+    const batched: Send = (args) => {
+      const stream = (raw as unknown as { stream: { cork(): void; uncork(): void } }).stream;
+      if (!corked) {
+        corked = true;
+        stream.cork();
+        process.nextTick(() => {
+          corked = false;
+          stream.uncork();
+        });
+      }
+      return send(args);
+    };
     const layers: [string, Op][] = [
       [
         "bare",
@@ -138,6 +155,18 @@ try {
           await send(["EVALSHA", CAD_SHA, "1", lease, `${w}:${n}`]);
         },
       ],
+      ...(client === "ioredis"
+        ? ([
+            [
+              "bare, batched",
+              async (w, n) => {
+                const lease = `c${tag}:${key(w, n)}`;
+                await batched(["SET", lease, `${w}:${n}`, "NX", "PX", "30000"]);
+                await batched(["EVALSHA", CAD_SHA, "1", lease, `${w}:${n}`]);
+              },
+            ],
+          ] as [string, Op][])
+        : []),
       [
         "store",
         async (w, n) => {

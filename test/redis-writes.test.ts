@@ -4,9 +4,11 @@
 // costs more CPU in this process and in redis-server than the rest of a turn's commands). Many keys
 // claimed in one tick (a burst of updates for different chats) must leave in one socket write per
 // server, and so must their turns' finishes. Counted where Node writes to a socket (`net.Socket`'s
-// `_write` for one chunk, `_writev` for the chunks a cork held back), against real servers.
+// `_write` for one chunk, `_writev` for the chunks a cork held back), against real servers. And the
+// batching never holds a command past its tick, even for a user's client that auto-pipelines.
 
 import { Socket } from "node:net";
+import { Redis } from "ioredis";
 import { createGuard } from "session-guard";
 import { redisStore } from "session-guard/redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -93,6 +95,32 @@ async function claimAndFinish(
 describe.skipIf(!redisAvailable).each(CLIENTS)("redisStore with $name", (kind) => {
   it(`writes the claims of ${KEYS} keys made in one tick together, and so their finishes`, async () => {
     await claimAndFinish(kind.create(db.target), 1, kind.dispose);
+  });
+});
+
+describe.skipIf(!redisAvailable)("redisStore with an auto-pipelining ioredis client", () => {
+  it("still writes a command within its tick (an auto-pipeline would hold it to a later one)", async () => {
+    const options = { enableAutoPipelining: true };
+    const user =
+      db.target.url === undefined
+        ? new Redis({ path: db.target.socket as string, ...options })
+        : new Redis(db.target.url, options);
+    const store = redisStore({ client: user, prefix: testPrefix(), lease: 30_000 });
+    const guard = createGuard<string>({ store, handler: () => {} });
+    try {
+      await guard.submit("warm", "x", () => {}, { awaitTurn: true });
+      await vi.waitFor(() => expect(guard.activeCount).toBe(0));
+      const writes = countWrites();
+      const admitted = guard.submit("k", "x");
+      // Before the next macrotask (where an auto-pipeline would write it): the claim is written.
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+      expect(writes()).toBe(1);
+      expect(await admitted).toBe("started");
+    } finally {
+      await guard.close({ timeout: 1_000 });
+      await store.close();
+      user.disconnect();
+    }
   });
 });
 

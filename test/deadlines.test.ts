@@ -1,4 +1,4 @@
-// The deadline list (`src/core/deadlines.ts`): one timer for many items, kept in deadline order.
+// The deadline list (`src/core/deadlines.ts`): one timer for many items, in deadline order.
 // Turn deadlines all share one timeout, but the lease watchdog re-arms a watch sooner after a failed
 // renewal, so items also arrive with shorter timeouts than those already queued. This drives the
 // list with a mix of both (and removals, re-adds from inside the expiry callback, and time moving

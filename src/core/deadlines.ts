@@ -19,7 +19,7 @@
 import { MAX_DELAY } from "./timers.js";
 
 export interface Timed {
-  /** When the item expires: ms since the list was created (see `Deadlines.add`). Owned by `Deadlines`. */
+  /** When the item expires, in ms since the list was created; owned by `Deadlines` (see `add`). */
   deadline: number;
   /** Links of the deadline list; owned by `Deadlines`. */
   newer: Timed | undefined;

@@ -5,8 +5,8 @@
 //
 //   bare    `SET key token NX PX`, then `EVALSHA` of a compare-and-delete (the design's floor)
 //   bare, batched (ioredis only)  the same, with the commands of one tick written together, as the
-//           store's ioredis port writes them (its socket corked until the tick's end); node-redis
-//           batches so on its own
+//           store's ioredis port writes them (its socket corked until the tick's end, and flushed
+//           every 16 commands); node-redis batches so on its own
 //   store   the store alone: `acquireOrEnqueue`, then `finish`, awaited, no guard
 //   guard   `createGuard({ store })` with a trivial handler; a worker claims again once the store's
 //           `finish` answered (as in the suite's guard row, whose store keeps no outcome records)
@@ -133,18 +133,24 @@ try {
     });
     let ids = 0;
     /** `send`, with the commands of one tick written together (ioredis: see `port/ioredis-base.ts`). */
-    let corked = false;
+    let corked = 0; // commands since the socket was corked or flushed, 0: not corked
     const batched: Send = (args) => {
       const stream = (raw as unknown as { stream: { cork(): void; uncork(): void } }).stream;
-      if (!corked) {
-        corked = true;
+      if (corked === 0) {
         stream.cork();
         process.nextTick(() => {
-          corked = false;
+          corked = 0;
           stream.uncork();
         });
       }
-      return send(args);
+      const reply = send(args);
+      // Flushed every 16 commands within the tick, as the port does.
+      if (++corked === 17) {
+        corked = 1;
+        stream.uncork();
+        stream.cork();
+      }
+      return reply;
     };
     const layers: [string, Op][] = [
       [

@@ -4,7 +4,13 @@
 // schedule whatever the others do, and a turn whose renewals keep failing is given up when its
 // lease ends, not when some other turn's check happens to fire.
 
-import { createGuard, LeaseLostError } from "session-guard";
+import {
+  type Admission,
+  createGuard,
+  LeaseLostError,
+  memoryStore,
+  type StoreEntry,
+} from "session-guard";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { deferred, errorRecorder } from "./support/helpers.js";
 import { delegatingStore, useFakeClock } from "./support/hostile.js";
@@ -63,5 +69,49 @@ describe("the lease watchdog", () => {
     await vi.advanceTimersByTimeAsync(5_000);
     expect(Object.values(renewals).map((list) => list.length)).toEqual(counts);
     expect(guard.activeCount).toBe(0);
+  });
+});
+
+describe("the first lease of a turn", () => {
+  it("counts from when the store began it (Claim.since), not from when its answer arrived", async () => {
+    useFakeClock();
+    const start = Date.now();
+    const base = memoryStore();
+    // A store whose claim answers take a second (a slow link): its lease began when it was asked.
+    const store = delegatingStore(
+      {
+        lease: LEASE,
+        acquireOrEnqueue: (key, entry, policy) => {
+          const sent = Date.now();
+          return new Promise((resolve) =>
+            setTimeout(() => {
+              const admission = base.acquireOrEnqueue(key, entry, policy) as Admission<StoreEntry>;
+              // The memory store's claim is its record (kept by identity): stamp it in place.
+              if (admission.status === "acquired") Object.assign(admission.claim, { since: sent });
+              resolve(admission);
+            }, 1_000),
+          );
+        },
+        renew: () => Promise.reject(new Error("ECONNREFUSED")),
+      },
+      base,
+    );
+    const errors = errorRecorder<string>();
+    const guard = createGuard<string>({
+      store,
+      turnTimeout: Number.POSITIVE_INFINITY,
+      onError: errors.onError,
+    });
+    let aborted: number | undefined;
+    void guard.submit("k", "a", async (turn) => {
+      await new Promise((resolve) => turn.signal.addEventListener("abort", resolve));
+      aborted = Date.now() - start;
+    });
+    await vi.advanceTimersByTimeAsync(5_000);
+    // Another process could claim the key from 3,000 ms on: the turn is given up then, not at
+    // 4,000 (a lease after the answer arrived).
+    expect(aborted).toBeGreaterThanOrEqual(LEASE);
+    expect(aborted).toBeLessThan(LEASE + 100);
+    expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
   });
 });

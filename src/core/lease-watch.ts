@@ -33,11 +33,13 @@ export class LeaseWatchdog<I> {
 
   /** Start renewing the turn's claim. */
   watch(turn: TurnState<I>): void {
-    // The claim was made at most a round trip ago: counting from now errs by that round trip,
-    // which the renewal margin (two thirds of a lease) absorbs.
+    // The lease began when the store sent the claim's command (`Claim.since`), a round trip or
+    // more ago: counting the first lease from now would give the turn up that much after Redis
+    // let the key go, while another replica may already run it. A store that does not say counts
+    // from now.
     const watch: LeaseWatch<I> = {
       turn,
-      renewedAt: Date.now(),
+      renewedAt: turn.claim.since ?? Date.now(),
       renewing: false,
       // Input already pending when the turn began is not news (interrupt reacts to new input).
       knownPending: this.#engine.store.pendingCount(turn.key),

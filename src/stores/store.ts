@@ -91,6 +91,14 @@ export interface Claim {
    * `undefined`, and never reads it.
    */
   holder?: unknown;
+  /**
+   * A store whose claims expire (`lease`): epoch ms, by this process's clock, no later than the
+   * moment the store began the claim's lease (when it sent the command that set it). The guard
+   * gives a turn up once a lease has passed since then without a renewal; without it, the guard
+   * counts from when it got the claim, which is late by the time the answer took to arrive, and
+   * another process could claim the key before this turn is aborted.
+   */
+  readonly since?: number;
 }
 
 /** How an input is admitted when its key is already held. */

@@ -14,9 +14,11 @@ export interface ReplyStore<E extends StoreEntry>
   extends Pick<StoreParts<E>, "entries" | "pending" | "scripts"> {
   readonly takeover: Takeover<E>;
   readonly carrying: Carrying;
+  /** `sent`: when the command that set the lease was sent (the claim's `since`). */
   acquired(
     key: string,
     answer: readonly unknown[],
+    sent: number,
   ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] };
   hold(key: string, token: string): void;
   unhold(key: string, token: string): void;
@@ -38,8 +40,9 @@ export function readAcquired<E extends StoreEntry>(
   store: ReplyStore<E>,
   key: string,
   answer: readonly unknown[],
+  sent: number,
 ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] } {
-  const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+  const claim: Claim = { token: text(answer[1]), fence: Number(answer[2]), since: sent };
   const batch = store.entries.entries(answer[3], key);
   const dropped = store.entries.drops(answer[4], key);
   store.pending.set(key, Number(answer[5] ?? 0));
@@ -58,6 +61,7 @@ export function readAdmission<E extends StoreEntry>(
   uid: string,
   entry: E,
   reply: unknown,
+  sent: number,
 ): Admission<E> {
   store.scripts.answered();
   if (!Array.isArray(reply)) {
@@ -66,7 +70,7 @@ export function readAdmission<E extends StoreEntry>(
     store.pending.delete(key);
     store.takeover.holding(key);
     const fence = Number(reply);
-    const claim: Claim = { token: `${fence}:${uid}`, fence };
+    const claim: Claim = { token: `${fence}:${uid}`, fence, since: sent };
     store.hold(key, claim.token);
     return { status: "acquired", claim, batch: [entry], dropped: NONE as never };
   }
@@ -98,7 +102,7 @@ export function readAdmission<E extends StoreEntry>(
       return { status: "queued", pending, dropped };
     }
     case "acquired":
-      return { status: "acquired", ...store.acquired(key, answer) };
+      return { status: "acquired", ...store.acquired(key, answer, sent) };
     default: {
       // "free": the entry itself had expired on arrival; it is among the drops.
       store.entries.delete(uid);
@@ -113,6 +117,7 @@ export function readFinish<E extends StoreEntry>(
   key: string,
   token: string,
   reply: unknown,
+  sent: number,
 ): Finish<E> {
   store.scripts.answered();
   store.carrying.ended(token);
@@ -134,7 +139,7 @@ export function readFinish<E extends StoreEntry>(
     const dropped = store.entries.drops(answer[1], key);
     return released(store, key, token, { status: "released", dropped });
   }
-  const next: Claim = { token: text(answer[1]), fence: Number(answer[2]) };
+  const next: Claim = { token: text(answer[1]), fence: Number(answer[2]), since: sent };
   const entries = store.entries.entries(answer[3], key);
   const dropped = store.entries.drops(answer[4], key);
   store.pending.set(key, Number(answer[5]));

@@ -37,10 +37,11 @@ export interface TakeoverStore<E extends StoreEntry> extends StoreParts<E> {
   readonly leaseText: string;
   readonly prefixLength: string;
   suffix(): string;
-  /** An `acquired` reply: this replica holds the key now. */
+  /** An `acquired` reply: this replica holds the key now (`sent`: the claim's `since`). */
   acquired(
     key: string,
     answer: readonly unknown[],
+    sent: number,
   ): { claim: Claim; batch: E[]; dropped: StoreDrop<E>[]; carried?: CarriedRecord[] };
   abandon(key: string, claim: Claim, requeue: boolean, carry?: CarryOn): Promise<unknown>;
 }
@@ -238,6 +239,8 @@ export class Takeover<E extends StoreEntry> {
     // An empty entry: claim only if the holder is gone and input waits (whenHeld and maxPending
     // do not apply; the batch is "all").
     const argv = ["", store.leaseText, `0|0|eoa0|${store.prefixLength}`, store.suffix()];
+    // A lease it sets begins no earlier than now (see `Claim.since`).
+    const sent = Date.now();
     store.scripts
       .call(
         SCRIPTS.acquire,
@@ -274,7 +277,7 @@ export class Takeover<E extends StoreEntry> {
             return;
           }
           // Acquired: this replica holds the key now.
-          const { claim, batch, dropped, carried } = store.acquired(key, answer);
+          const { claim, batch, dropped, carried } = store.acquired(key, answer, sent);
           if (this.#detached) {
             // Closed meanwhile: leave the batch (and its carried work) to another replica.
             store

@@ -115,3 +115,47 @@ describe("the first lease of a turn", () => {
     expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
   });
 });
+
+describe("a store's Claim.since that is not a time before now", () => {
+  it.each([
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    "soon",
+    4_102_444_800_000,
+  ])("%s: the first lease counts from when the guard got the claim", async (since) => {
+    useFakeClock();
+    const start = Date.now();
+    const base = memoryStore();
+    const store = delegatingStore(
+      {
+        lease: LEASE,
+        acquireOrEnqueue: (key, entry, policy) => {
+          const admission = base.acquireOrEnqueue(key, entry, policy) as Admission<StoreEntry>;
+          if (admission.status === "acquired") Object.assign(admission.claim, { since });
+          return admission;
+        },
+        renew: () => Promise.reject(new Error("ECONNREFUSED")),
+      },
+      base,
+    );
+    const errors = errorRecorder<string>();
+    const guard = createGuard<string>({
+      store,
+      turnTimeout: Number.POSITIVE_INFINITY,
+      onError: errors.onError,
+    });
+    let aborted: number | undefined;
+    void guard.submit("k", "a", async (turn) => {
+      await new Promise((resolve) => turn.signal.addEventListener("abort", resolve));
+      aborted = Date.now() - start;
+    });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(aborted).toBeUndefined(); // not given up at once
+    await vi.advanceTimersByTimeAsync(3_000);
+    // Given up a lease after the claim, as with no `since` at all: not never, not at once.
+    expect(aborted).toBe(LEASE);
+    expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
+    expect(guard.activeCount).toBe(0);
+  });
+});

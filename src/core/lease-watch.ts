@@ -35,11 +35,13 @@ export class LeaseWatchdog<I> {
   watch(turn: TurnState<I>): void {
     // The lease began when the store sent the claim's command (`Claim.since`), a round trip or
     // more ago: counting the first lease from now would give the turn up that much after Redis
-    // let the key go, while another replica may already run it. A store that does not say counts
-    // from now.
+    // let the key go, while another replica may already run it. A store that does not say (or
+    // says something that is not a time before now) counts from now.
+    const now = Date.now();
+    const since = turn.claim.since;
     const watch: LeaseWatch<I> = {
       turn,
-      renewedAt: turn.claim.since ?? Date.now(),
+      renewedAt: typeof since === "number" && Number.isFinite(since) && since <= now ? since : now,
       renewing: false,
       // Input already pending when the turn began is not news (interrupt reacts to new input).
       knownPending: this.#engine.store.pendingCount(turn.key),

@@ -96,7 +96,8 @@ export interface Claim {
    * moment the store began the claim's lease (when it sent the command that set it). The guard
    * gives a turn up once a lease has passed since then without a renewal; without it, the guard
    * counts from when it got the claim, which is late by the time the answer took to arrive, and
-   * another process could claim the key before this turn is aborted.
+   * another process could claim the key before this turn is aborted (a value that is not a finite
+   * time before now counts as absent).
    */
   readonly since?: number;
 }

@@ -76,12 +76,10 @@ function finishWith<E extends StoreEntry>(
   if (count > 0) args.push(String(count), ...records.args);
   if (full) args.push(options);
   if (carried !== undefined) args.push(...carried);
-  // A next claim's lease begins no earlier than now (see `Claim.since`).
-  const sent = Date.now();
   return store.scripts.eval(
     SCRIPTS.finish,
     args,
-    (reply) => {
+    (reply, sent) => {
       // The script ran, so the records are written whatever it answered ({"keys"} included).
       if (riding !== undefined) store.rode(riding);
       return full || reply === 0 || !Array.isArray(reply) || text(reply[0]) !== "keys"

@@ -30,25 +30,28 @@ export class ScriptRunner {
 
   /**
    * Run a script, `args` being `EVALSHA <sha> <numkeys> <keys…> <argv…>`: EVALSHA, and EVAL once
-   * if the server does not know the script yet. `parse` reads the answer; `fail`, if given, sees
-   * the error first (and rethrows it).
+   * if the server does not know the script yet. `parse` reads the answer, and `sent` (epoch ms
+   * before the first attempt was sent: a lease the script set began no earlier, see
+   * `Claim.since`); `fail`, if given, sees the error first (and rethrows it).
    */
   eval<T>(
     script: Script,
     args: string[],
-    parse: (reply: unknown) => T | PromiseLike<T>,
+    parse: (reply: unknown, sent: number) => T | PromiseLike<T>,
     fail?: (error: unknown) => never,
   ): Promise<T> {
-    const deadline = Date.now() + this.#timeout;
+    const sent = Date.now();
+    const deadline = sent + this.#timeout;
     const first = args[3] as string;
-    return this.#port.call(first, args, deadline).then(parse, (error: unknown) => {
+    const read = (reply: unknown) => parse(reply, sent);
+    return this.#port.call(first, args, deadline).then(read, (error: unknown) => {
       if (!isNoScript(error)) {
         if (fail !== undefined) fail(error);
         throw error;
       }
       args[0] = "EVAL";
       args[1] = script.source;
-      return this.#port.call(first, args, deadline).then(parse, fail);
+      return this.#port.call(first, args, deadline).then(read, fail);
     });
   }
 
@@ -57,12 +60,12 @@ export class ScriptRunner {
     script: Script,
     keys: readonly string[],
     argv: readonly string[],
-    parse: (reply: unknown) => T,
+    parse: (reply: unknown, sent: number) => T,
   ): Promise<T> {
     const args = ["EVALSHA", script.sha, String(keys.length), ...keys, ...argv];
-    return this.eval(script, args, (reply) => {
+    return this.eval(script, args, (reply, sent) => {
       this.answered();
-      return parse(reply);
+      return parse(reply, sent);
     });
   }
 

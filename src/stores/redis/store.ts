@@ -204,12 +204,10 @@ export class RedisStoreImpl<E extends StoreEntry> implements Store<E>, TakeoverS
             encoded,
           ];
     this.entries.add(uid, entry, key);
-    // A lease it sets begins no earlier than now (see `Claim.since`).
-    const sent = Date.now();
     return this.scripts.eval(
       SCRIPTS.acquire,
       args,
-      (reply) => readAdmission(this, key, uid, entry, reply, sent),
+      (reply, sent) => readAdmission(this, key, uid, entry, reply, sent),
       (error) => {
         // It may still run (a command written before its deadline): then it is in Redis and runs
         // on whichever replica takes it, rebuilt from its data.

@@ -239,17 +239,15 @@ export class Takeover<E extends StoreEntry> {
     // An empty entry: claim only if the holder is gone and input waits (whenHeld and maxPending
     // do not apply; the batch is "all").
     const argv = ["", store.leaseText, `0|0|eoa0|${store.prefixLength}`, store.suffix()];
-    // A lease it sets begins no earlier than now (see `Claim.since`).
-    const sent = Date.now();
     store.scripts
       .call(
         SCRIPTS.acquire,
         [names.lease, names.queue, names.run, names.fence, names.index, names.carry],
         argv,
-        (reply) => reply,
+        (reply, sent) => ({ reply, sent }),
       )
       .then(
-        (reply) => {
+        ({ reply, sent }) => {
           watch.probing = false;
           const answer = list(reply);
           const status = text(answer[0]);

@@ -6,6 +6,7 @@
 
 import {
   type Admission,
+  type AdmitPolicy,
   createGuard,
   LeaseLostError,
   memoryStore,
@@ -72,47 +73,63 @@ describe("the lease watchdog", () => {
   });
 });
 
+/**
+ * A turn on a store whose renewals all fail, so that only its lease decides when it is given up.
+ * Each claim is answered `delay` ms after it was asked for, carrying `since(asked)` as its
+ * `Claim.since`. Answers when the turn's signal aborted (ms from the start) and what was reported.
+ */
+function cutOffTurn(since: (asked: number) => unknown, delay: number) {
+  const start = Date.now();
+  const base = memoryStore();
+  const claim = (key: string, entry: StoreEntry, policy: AdmitPolicy, asked: number) => {
+    const admission = base.acquireOrEnqueue(key, entry, policy) as Admission<StoreEntry>;
+    // The memory store's claim is its record (kept by identity): stamp it in place.
+    if (admission.status === "acquired") Object.assign(admission.claim, { since: since(asked) });
+    return admission;
+  };
+  const store = delegatingStore(
+    {
+      lease: LEASE,
+      acquireOrEnqueue: (key, entry, policy) => {
+        const asked = Date.now();
+        if (delay === 0) return claim(key, entry, policy, asked);
+        return new Promise((resolve) =>
+          setTimeout(() => resolve(claim(key, entry, policy, asked)), delay),
+        );
+      },
+      renew: () => Promise.reject(new Error("ECONNREFUSED")),
+    },
+    base,
+  );
+  const errors = errorRecorder<string>();
+  const guard = createGuard<string>({
+    store,
+    turnTimeout: Number.POSITIVE_INFINITY,
+    onError: errors.onError,
+  });
+  const result = {
+    guard,
+    aborted: undefined as number | undefined,
+    leaseLost: () => errors.errors.some(({ error }) => error instanceof LeaseLostError),
+  };
+  void guard.submit("k", "a", async (turn) => {
+    await new Promise((resolve) => turn.signal.addEventListener("abort", resolve));
+    result.aborted = Date.now() - start;
+  });
+  return result;
+}
+
 describe("the first lease of a turn", () => {
   it("counts from when the store began it (Claim.since), not from when its answer arrived", async () => {
     useFakeClock();
-    const start = Date.now();
-    const base = memoryStore();
     // A store whose claim answers take a second (a slow link): its lease began when it was asked.
-    const store = delegatingStore(
-      {
-        lease: LEASE,
-        acquireOrEnqueue: (key, entry, policy) => {
-          const sent = Date.now();
-          return new Promise((resolve) =>
-            setTimeout(() => {
-              const admission = base.acquireOrEnqueue(key, entry, policy) as Admission<StoreEntry>;
-              // The memory store's claim is its record (kept by identity): stamp it in place.
-              if (admission.status === "acquired") Object.assign(admission.claim, { since: sent });
-              resolve(admission);
-            }, 1_000),
-          );
-        },
-        renew: () => Promise.reject(new Error("ECONNREFUSED")),
-      },
-      base,
-    );
-    const errors = errorRecorder<string>();
-    const guard = createGuard<string>({
-      store,
-      turnTimeout: Number.POSITIVE_INFINITY,
-      onError: errors.onError,
-    });
-    let aborted: number | undefined;
-    void guard.submit("k", "a", async (turn) => {
-      await new Promise((resolve) => turn.signal.addEventListener("abort", resolve));
-      aborted = Date.now() - start;
-    });
+    const turn = cutOffTurn((asked) => asked, 1_000);
     await vi.advanceTimersByTimeAsync(5_000);
     // Another process could claim the key from 3,000 ms on: the turn is given up then, not at
     // 4,000 (a lease after the answer arrived).
-    expect(aborted).toBeGreaterThanOrEqual(LEASE);
-    expect(aborted).toBeLessThan(LEASE + 100);
-    expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
+    expect(turn.aborted).toBeGreaterThanOrEqual(LEASE);
+    expect(turn.aborted).toBeLessThan(LEASE + 100);
+    expect(turn.leaseLost()).toBe(true);
   });
 });
 
@@ -125,37 +142,13 @@ describe("a store's Claim.since that is not a time before now", () => {
     4_102_444_800_000,
   ])("%s: the first lease counts from when the guard got the claim", async (since) => {
     useFakeClock();
-    const start = Date.now();
-    const base = memoryStore();
-    const store = delegatingStore(
-      {
-        lease: LEASE,
-        acquireOrEnqueue: (key, entry, policy) => {
-          const admission = base.acquireOrEnqueue(key, entry, policy) as Admission<StoreEntry>;
-          if (admission.status === "acquired") Object.assign(admission.claim, { since });
-          return admission;
-        },
-        renew: () => Promise.reject(new Error("ECONNREFUSED")),
-      },
-      base,
-    );
-    const errors = errorRecorder<string>();
-    const guard = createGuard<string>({
-      store,
-      turnTimeout: Number.POSITIVE_INFINITY,
-      onError: errors.onError,
-    });
-    let aborted: number | undefined;
-    void guard.submit("k", "a", async (turn) => {
-      await new Promise((resolve) => turn.signal.addEventListener("abort", resolve));
-      aborted = Date.now() - start;
-    });
+    const turn = cutOffTurn(() => since, 0);
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(aborted).toBeUndefined(); // not given up at once
+    expect(turn.aborted).toBeUndefined(); // not given up at once
     await vi.advanceTimersByTimeAsync(3_000);
     // Given up a lease after the claim, as with no `since` at all: not never, not at once.
-    expect(aborted).toBe(LEASE);
-    expect(errors.errors.some(({ error }) => error instanceof LeaseLostError)).toBe(true);
-    expect(guard.activeCount).toBe(0);
+    expect(turn.aborted).toBe(LEASE);
+    expect(turn.leaseLost()).toBe(true);
+    expect(turn.guard.activeCount).toBe(0);
   });
 });
